@@ -1,0 +1,114 @@
+"""The charter: genesis of an assembly, and the limits every event is checked against.
+
+This is the first slice of the charter (issue 2): name, registrars, the initial roster and the
+hard limits of DESIGN.md §3.  The stage table, cycles and panels are added by later issues;
+unknown parameters are rejected, so a charter written for a later version is refused by an
+older node instead of being half-understood.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import reject
+
+KEY_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Hard limits; anything over them is rejected with a reason, never truncated."""
+
+    #: Largest accepted wire event.  64 KiB holds a long comment or a large document change
+    #: while keeping one hostile message cheap to refuse.
+    max_event_bytes: int = 65536
+    #: Longest text field in characters (a comment, a summary): about 10 pages of prose.
+    max_text_chars: int = 20000
+    #: Events one author may sign per beacon round.  Quicknet rounds are 3 s apart, so 64 is
+    #: far above human typing pace once keystrokes are batched, and it bounds a flood.
+    max_events_per_round: int = 64
+    #: How far ahead of an author's applied chain an event may be held while it waits for its
+    #: predecessors.  Bounds the memory a single author can make a node spend on gaps;
+    #: anything further is fetched again by sync once the gap is filled.
+    max_pending_ahead: int = 4096
+
+    _RANGES = {
+        "max_event_bytes": (1024, 1 << 24),
+        "max_text_chars": (16, 1 << 22),
+        "max_events_per_round": (1, 1 << 16),
+        "max_pending_ahead": (1, 1 << 20),
+    }
+
+    @classmethod
+    def from_body(cls, body) -> "Limits":
+        if not isinstance(body, dict):
+            raise reject("bad_charter", "The charter's limits must be a map.")
+        unknown = sorted(set(body) - set(cls._RANGES))
+        if unknown:
+            raise reject("bad_charter", f"The charter has unknown limits: {', '.join(unknown)}.")
+        values = {}
+        for name, (low, high) in cls._RANGES.items():
+            if name in body:
+                value = body[name]
+                if type(value) is not int or not low <= value <= high:
+                    raise reject(
+                        "bad_charter", f"The charter limit {name} must be an integer from {low} to {high}."
+                    )
+                values[name] = value
+        limits = cls(**values)
+        if limits.max_text_chars > limits.max_event_bytes:
+            raise reject(
+                "bad_charter",
+                "The charter allows texts longer than the largest event could carry "
+                "(max_text_chars above max_event_bytes).",
+            )
+        return limits
+
+    def to_body(self) -> dict:
+        return {name: getattr(self, name) for name in self._RANGES}
+
+
+@dataclass(frozen=True, slots=True)
+class Charter:
+    """The body of the ``charter`` event that founds an assembly."""
+
+    name: str
+    registrars: tuple[bytes, ...] = ()
+    roster: tuple[bytes, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+
+    FIELDS = ("name", "registrars", "roster", "limits")
+
+    @classmethod
+    def from_body(cls, body) -> "Charter":
+        if not isinstance(body, dict):
+            raise reject("bad_charter", "The charter body must be a map.")
+        unknown = sorted(set(body) - set(cls.FIELDS))
+        if unknown:
+            raise reject("bad_charter", f"The charter has unknown parameters: {', '.join(unknown)}.")
+        name = body.get("name")
+        if type(name) is not str or not 1 <= len(name) <= 200 or not name.strip():
+            raise reject("bad_charter", "The charter needs a name of 1 to 200 characters.")
+        registrars = _key_list(body.get("registrars", []), "registrars")
+        roster = _key_list(body.get("roster", []), "roster")
+        limits = Limits.from_body(body.get("limits", {}))
+        return cls(name=name, registrars=registrars, roster=roster, limits=limits)
+
+    def to_body(self) -> dict:
+        return {
+            "name": self.name,
+            "registrars": list(self.registrars),
+            "roster": list(self.roster),
+            "limits": self.limits.to_body(),
+        }
+
+
+def _key_list(value, what: str) -> tuple[bytes, ...]:
+    if type(value) is not list or len(value) > 1_000_000:
+        raise reject("bad_charter", f"The charter's {what} must be a list of public keys.")
+    for key in value:
+        if type(key) is not bytes or len(key) != KEY_BYTES:
+            raise reject("bad_charter", f"Every entry of the charter's {what} must be a 32-byte public key.")
+    if len(set(value)) != len(value):
+        raise reject("bad_charter", f"The charter's {what} lists a key twice.")
+    return tuple(value)

@@ -1,0 +1,450 @@
+"""The reducer: the state of an assembly as a function of the set of valid events.
+
+``Replica.add(wire)`` takes one event in its wire form and returns an :class:`Outcome`.  The
+resulting state depends only on the set of events added, never on their order or on
+duplicates (tested with Hypothesis in ``tests/test_replica.py``).
+
+How an event is judged, cheapest first:
+
+1. **Stateless** (:mod:`consensus.events`): size, canonical CBOR, header, assembly, kind and
+   body, whether the charter lets this author sign this kind, then the signature.  A failure is
+   a *rejection*: nothing is stored.
+2. **Position** in the author's hash chain (Secure Scuttlebutt style).  A second, different
+   event at a ``seq`` already held is an *equivocation*: both are kept as a fraud proof and the
+   author's events from that ``seq`` on are excluded, by every node, whichever arrived first.
+   An event beyond the next ``seq`` is held as *pending* until its predecessors arrive.
+3. **Chain** (the next ``seq``): ``prev`` must be the id of the applied predecessor, beacon
+   rounds never go back, at most ``max_events_per_round`` per round, and kind rules that depend
+   on the author's own history (withdraw only one's own proposal, revoke only one's own
+   certification).  A failure makes the event *invalid*: it is kept (it is the author's signed
+   misbehaviour and makes a later different event at that ``seq`` an equivocation) and the
+   author's chain stops there.
+
+The direct effects of an event only touch records its own author owns (their proposals, their
+certifications), so excluding a suffix of one author's chain is undone exactly in reverse
+order.  Effects across authors (tallies, seats) are computed at deadlines from decided sets of
+events (later issues), never from arrival order.
+
+Storage is injected (the :class:`Ledger` protocol): :class:`MemoryLedger` here, SQLite in
+``p2p.store``.  The replica keeps in memory only what is per author or per proposal (heads,
+forks, pending keys), never the events themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Protocol
+
+from .charter import Charter
+from .errors import InvalidInput, Rejection, reject
+from .events import (
+    Event,
+    check_header,
+    decode_charter,
+    event_id,
+    parse_body,
+    split_wire,
+    verify_signature,
+)
+from .kinds import CONVENOR, REGISTRAR, REPRESENTATIVE, Certify, Comment, Revoke, Submit, Withdraw
+from .lthash import LtHash
+
+APPLIED, PENDING, INVALID, EXCLUDED = "applied", "pending", "invalid", "excluded"
+DUPLICATE, REJECTED, EQUIVOCATION = "duplicate", "rejected", "equivocation"
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One event as the ledger keeps it: at most one per (author, seq)."""
+
+    id: bytes
+    wire: bytes
+    status: str
+    reason: str | None = None
+
+
+class Ledger(Protocol):
+    """Where the replica keeps events.  Reads must see every write made so far."""
+
+    def get(self, author: bytes, seq: int) -> Stored | None: ...
+
+    def put(self, author: bytes, seq: int, stored: Stored) -> None: ...
+
+    def add_fork(self, author: bytes, seq: int, first: bytes, second: bytes) -> None: ...
+
+
+class MemoryLedger:
+    """A ledger in dictionaries, for tests and small logs."""
+
+    def __init__(self) -> None:
+        self.events: dict[tuple[bytes, int], Stored] = {}
+        self.forks: dict[tuple[bytes, int], tuple[bytes, bytes]] = {}
+
+    def get(self, author: bytes, seq: int) -> Stored | None:
+        return self.events.get((author, seq))
+
+    def put(self, author: bytes, seq: int, stored: Stored) -> None:
+        self.events[(author, seq)] = stored
+
+    def add_fork(self, author: bytes, seq: int, first: bytes, second: bytes) -> None:
+        self.forks.setdefault((author, seq), (first, second))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What ``Replica.add`` did with one wire event."""
+
+    status: str
+    event_id: bytes | None = None
+    rejection: Rejection | None = None
+    #: ids applied by this call: the event itself and any waiting successors it released
+    applied: tuple[bytes, ...] = ()
+    #: ids found invalid by this call (the event or a released successor), with reasons
+    invalid: tuple[tuple[bytes, Rejection], ...] = ()
+    #: ids excluded by an equivocation this call proved
+    excluded: tuple[bytes, ...] = ()
+
+
+@dataclass(slots=True)
+class Head:
+    """The applied end of one author's chain."""
+
+    seq: int
+    id: bytes
+    round: int
+    in_round: int  # events of this author in ``round`` so far
+
+
+@dataclass(slots=True)
+class Proposal:
+    author: bytes
+    withdrawn: bool = False
+
+
+@dataclass
+class Changes:
+    """What changed since the last ``Replica.drain_changes()``: rows for derived tables."""
+
+    authors: set[bytes] = field(default_factory=set)
+    proposals: set[bytes] = field(default_factory=set)
+    certifications: set[tuple[bytes, bytes]] = field(default_factory=set)
+
+
+class Replica:
+    """The state of one assembly, built event by event.  See the module docstring."""
+
+    def __init__(self, charter_wire: bytes, ledger: Ledger | None = None):
+        charter_event = decode_charter(charter_wire)
+        self.charter_event: Event = charter_event
+        self.charter: Charter = charter_event.body.charter
+        self.assembly: bytes = charter_event.id
+        self.limits = self.charter.limits
+        self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
+        self.roles: dict[bytes, set[str]] = {}
+        self.roles.setdefault(charter_event.author, set()).add(CONVENOR)
+        for key in self.charter.registrars:
+            self.roles.setdefault(key, set()).add(REGISTRAR)
+        for key in self.charter.roster:
+            self.roles.setdefault(key, set()).add(REPRESENTATIVE)
+        self.heads: dict[bytes, Head] = {}
+        self.forks: dict[bytes, int] = {}
+        self.blocked: dict[bytes, tuple[int, str]] = {}
+        self.pending: dict[bytes, set[int]] = {}
+        self.proposals: dict[bytes, Proposal] = {}
+        self.certified: set[tuple[bytes, bytes]] = set()
+        self._verify_keys: dict = {}
+        self._hash = LtHash()
+        self._hash.add(b"assembly" + self.assembly)
+        self._contributed: dict[bytes, bytes] = {}
+        self._hash_dirty: set[bytes] = set()
+        self.changes = Changes()
+        if self.ledger.get(charter_event.author, 1) is None:
+            self.ledger.put(charter_event.author, 1, Stored(charter_event.id, charter_wire, APPLIED))
+        self._set_head(charter_event.author, Head(1, charter_event.id, charter_event.round, 1))
+
+    # ------------------------------------------------------------------ reading the state
+
+    def state_hash(self) -> bytes:
+        """32-byte summary of the state; equal on every node holding the same event set.
+
+        It is an LtHash over one fact per author (applied chain length, head id, fork point).
+        A head id commits to the author's whole applied chain, so this commits to every
+        applied event.  Only authors touched since the last call are rehashed.
+        """
+        for author in self._hash_dirty:
+            old = self._contributed.pop(author, None)
+            if old is not None:
+                self._hash.remove(old)
+            new = self._author_fact(author)
+            if new is not None:
+                self._hash.add(new)
+                self._contributed[author] = new
+        self._hash_dirty.clear()
+        return self._hash.digest()
+
+    def _author_fact(self, author: bytes) -> bytes | None:
+        head = self.heads.get(author)
+        fork = self.forks.get(author, 0)
+        if head is None and not fork:
+            return None
+        seq, hid = (head.seq, head.id) if head else (0, bytes(32))
+        return b"author" + author + seq.to_bytes(8, "big") + hid + fork.to_bytes(8, "big")
+
+    def applied_count(self) -> int:
+        """Number of applied events (the sum of applied chain lengths)."""
+        return sum(h.seq for h in self.heads.values())
+
+    def role_of(self, author: bytes) -> set[str]:
+        return set(self.roles.get(author, ()))
+
+    # ------------------------------------------------------------------ adding events
+
+    def add(self, wire: bytes) -> Outcome:
+        """Judge one wire event and apply it if it is valid.  Never raises for bad input."""
+        try:
+            event = self._decode(wire, check_signature=True)
+        except InvalidInput as exc:
+            if exc.rejection.code == "duplicate":
+                return Outcome(DUPLICATE, self.assembly)
+            return Outcome(REJECTED, None, exc.rejection)
+        return self._admit(event)
+
+    def add_all(self, wires: Iterable[bytes]) -> list[Outcome]:
+        return [self.add(w) for w in wires]
+
+    def _decode(self, wire: bytes, *, check_signature: bool) -> Event:
+        encoding, signature, fields = split_wire(wire, self.limits.max_event_bytes)
+        check_header(fields)
+        author = fields["author"]
+        kind = fields["kind"]
+        if fields["assembly"] != self.assembly:
+            if kind == "charter" and event_id(wire) == self.assembly:
+                raise reject("duplicate", "This is the assembly's own charter.", fatal=False)
+            raise reject("wrong_assembly", "The event belongs to another assembly.")
+        roles = self.roles.get(author)
+        if not roles:
+            raise reject("unknown_author", "The author is neither the convenor, a registrar nor a representative of this assembly.")
+        body = parse_body(kind, fields["body"], self.limits)
+        if not roles.intersection(body.WHO):
+            raise reject("not_authorised", f"Only a {' or '.join(body.WHO)} may sign a {kind} event.")
+        if check_signature:
+            verify_signature(author, encoding, signature, self._verify_keys)
+        rnd = fields["round"]
+        return Event(event_id(wire), wire, author, fields["seq"], fields["prev"], rnd[0], rnd[1], kind, body, self.assembly)
+
+    def _trusted(self, stored: Stored) -> Event:
+        """Decode an event the ledger holds: it passed every stateless check when it was stored."""
+        return self._decode(stored.wire, check_signature=False)
+
+    def _admit(self, ev: Event) -> Outcome:
+        author, seq = ev.author, ev.seq
+        fork = self.forks.get(author)
+        if fork is not None and seq >= fork:
+            return Outcome(
+                REJECTED,
+                ev.id,
+                Rejection("excluded_after_fork", f"The author equivocated at seq {fork}; their events from there on are excluded.", fatal=False),
+            )
+        head = self.heads.get(author)
+        head_seq = head.seq if head else 0
+        blocked = self.blocked.get(author)
+        if seq <= head_seq or seq in self.pending.get(author, ()) or (blocked and blocked[0] == seq):
+            stored = self.ledger.get(author, seq)
+            if stored is not None:
+                if stored.id == ev.id:
+                    return Outcome(DUPLICATE, ev.id)
+                return self._equivocate(ev, stored)
+        if seq > head_seq + 1 or blocked:
+            if seq - head_seq > self.limits.max_pending_ahead:
+                return Outcome(
+                    REJECTED,
+                    ev.id,
+                    Rejection(
+                        "too_far_ahead",
+                        f"The event is {seq - head_seq} steps ahead of its author's chain; it will be fetched again once the gap is filled.",
+                        fatal=False,
+                    ),
+                )
+            self.ledger.put(author, seq, Stored(ev.id, ev.wire, PENDING))
+            self.pending.setdefault(author, set()).add(seq)
+            return Outcome(PENDING, ev.id)
+        return self._extend(ev)
+
+    def _extend(self, ev: Event) -> Outcome:
+        """Apply ``ev`` (the next in its chain) and every waiting successor it releases."""
+        applied: list[bytes] = []
+        invalid: list[tuple[bytes, Rejection]] = []
+        author = ev.author
+        current: Event | None = ev
+        while current is not None:
+            head = self.heads.get(author)
+            problem = self._chain_problem(current, head)
+            if problem is not None:
+                self.ledger.put(author, current.seq, Stored(current.id, current.wire, INVALID, problem.code))
+                self.blocked[author] = (current.seq, problem.code)
+                self.changes.authors.add(author)
+                invalid.append((current.id, problem))
+                break
+            self._apply_effects(current)
+            in_round = head.in_round + 1 if head and head.round == current.round else 1
+            self.ledger.put(author, current.seq, Stored(current.id, current.wire, APPLIED))
+            self._set_head(author, Head(current.seq, current.id, current.round, in_round))
+            applied.append(current.id)
+            waiting = self.pending.get(author)
+            nxt = current.seq + 1
+            current = None
+            if waiting and nxt in waiting:
+                waiting.discard(nxt)
+                if not waiting:
+                    del self.pending[author]
+                current = self._trusted(self.ledger.get(author, nxt))
+        if ev.id in applied:
+            status, rejection = APPLIED, None
+        else:
+            status, rejection = INVALID, invalid[0][1]
+        return Outcome(status, ev.id, rejection, tuple(applied), tuple(invalid))
+
+    def _chain_problem(self, ev: Event, head: Head | None) -> Rejection | None:
+        if head is not None:
+            if ev.prev != head.id:
+                return Rejection("prev_mismatch", "The event does not follow its author's previous event (its prev names another event).")
+            if ev.round < head.round:
+                return Rejection("round_backwards", "The event names an older beacon round than its author's previous event.")
+            if ev.round == head.round and head.in_round >= self.limits.max_events_per_round:
+                return Rejection(
+                    "round_rate", f"The author signed more than {self.limits.max_events_per_round} events in one beacon round."
+                )
+        body = ev.body
+        if isinstance(body, Withdraw):
+            proposal = self.proposals.get(body.proposal)
+            if proposal is None or proposal.author != ev.author:
+                return Rejection("not_own_proposal", "A representative may withdraw only a proposal they submitted earlier.")
+            if proposal.withdrawn:
+                return Rejection("already_withdrawn", "The proposal was already withdrawn.")
+        elif isinstance(body, Certify):
+            if (ev.author, body.subject) in self.certified:
+                return Rejection("already_certified", "The registrar already certified this key.")
+        elif isinstance(body, Revoke):
+            if (ev.author, body.subject) not in self.certified:
+                return Rejection("nothing_to_revoke", "A registrar may revoke only a certification they hold.")
+        return None
+
+    def _apply_effects(self, ev: Event) -> None:
+        body = ev.body
+        if isinstance(body, Submit):
+            self.proposals[ev.id] = Proposal(ev.author)
+            self.changes.proposals.add(ev.id)
+        elif isinstance(body, Withdraw):
+            self.proposals[body.proposal].withdrawn = True
+            self.changes.proposals.add(body.proposal)
+        elif isinstance(body, Certify):
+            self.certified.add((ev.author, body.subject))
+            self.changes.certifications.add((ev.author, body.subject))
+        elif isinstance(body, Revoke):
+            self.certified.discard((ev.author, body.subject))
+            self.changes.certifications.add((ev.author, body.subject))
+        elif isinstance(body, Comment):
+            pass  # comments are listed by the app; they change no record
+
+    def _undo_effects(self, ev: Event) -> None:
+        body = ev.body
+        if isinstance(body, Submit):
+            self.proposals.pop(ev.id, None)
+            self.changes.proposals.add(ev.id)
+        elif isinstance(body, Withdraw):
+            self.proposals[body.proposal].withdrawn = False
+            self.changes.proposals.add(body.proposal)
+        elif isinstance(body, Certify):
+            self.certified.discard((ev.author, body.subject))
+            self.changes.certifications.add((ev.author, body.subject))
+        elif isinstance(body, Revoke):
+            self.certified.add((ev.author, body.subject))
+            self.changes.certifications.add((ev.author, body.subject))
+
+    def _equivocate(self, ev: Event, stored: Stored) -> Outcome:
+        """Record the fraud proof and exclude the author's events from ``ev.seq`` on."""
+        author, seq = ev.author, ev.seq
+        self.ledger.add_fork(author, seq, stored.wire, ev.wire)
+        self.forks[author] = seq
+        excluded: list[bytes] = []
+        head = self.heads.get(author)
+        if head is not None and head.seq >= seq:
+            for q in range(head.seq, seq - 1, -1):
+                old = self.ledger.get(author, q)
+                self._undo_effects(self._trusted(old))
+                self.ledger.put(author, q, Stored(old.id, old.wire, EXCLUDED, "equivocation"))
+                excluded.append(old.id)
+            self._set_head(author, self._rebuild_head(author, seq - 1))
+        for q in sorted(s for s in self.pending.get(author, ()) if s >= seq):
+            old = self.ledger.get(author, q)
+            self.ledger.put(author, q, Stored(old.id, old.wire, EXCLUDED, "equivocation"))
+            self.pending[author].discard(q)
+            excluded.append(old.id)
+        if author in self.pending and not self.pending[author]:
+            del self.pending[author]
+        blocked = self.blocked.get(author)
+        if blocked and blocked[0] >= seq:
+            old = self.ledger.get(author, blocked[0])
+            self.ledger.put(author, blocked[0], Stored(old.id, old.wire, EXCLUDED, "equivocation"))
+            del self.blocked[author]
+            excluded.append(old.id)
+        self.changes.authors.add(author)
+        self._hash_dirty.add(author)
+        rejection = Rejection(
+            "equivocation",
+            f"The author signed two different events at seq {seq}; both are kept as proof and their events from seq {seq} on are excluded.",
+        )
+        return Outcome(EQUIVOCATION, ev.id, rejection, excluded=tuple(excluded))
+
+    def _rebuild_head(self, author: bytes, seq: int) -> Head | None:
+        if seq == 0:
+            return None
+        last = self._trusted(self.ledger.get(author, seq))
+        in_round = 1
+        q = seq - 1
+        while q >= 1 and in_round < self.limits.max_events_per_round:
+            earlier = self._trusted(self.ledger.get(author, q))
+            if earlier.round != last.round:
+                break
+            in_round += 1
+            q -= 1
+        return Head(seq, last.id, last.round, in_round)
+
+    def _set_head(self, author: bytes, head: Head | None) -> None:
+        if head is None:
+            self.heads.pop(author, None)
+        else:
+            self.heads[author] = head
+        self._hash_dirty.add(author)
+        self.changes.authors.add(author)
+
+    # ------------------------------------------------------------------ persistence of derived state
+
+    def drain_changes(self) -> Changes:
+        """Return and reset the set of records changed since the last call (for derived tables)."""
+        changes, self.changes = self.changes, Changes()
+        return changes
+
+    def restore(
+        self,
+        heads: Iterable[tuple[bytes, int, bytes, int, int]],
+        forks: Iterable[tuple[bytes, int]],
+        blocked: Iterable[tuple[bytes, int, str]],
+        pending: Iterable[tuple[bytes, int]],
+        proposals: Iterable[tuple[bytes, bytes, bool]],
+        certified: Iterable[tuple[bytes, bytes]],
+    ) -> None:
+        """Load derived state saved by a store (the store's derived tables), instead of replaying."""
+        for author, seq, hid, rnd, in_round in heads:
+            self._set_head(author, Head(seq, hid, rnd, in_round))
+        for author, seq in forks:
+            self.forks[author] = seq
+            self._hash_dirty.add(author)
+        for author, seq, code in blocked:
+            self.blocked[author] = (seq, code)
+        for author, seq in pending:
+            self.pending.setdefault(author, set()).add(seq)
+        for pid, author, withdrawn in proposals:
+            self.proposals[pid] = Proposal(author, bool(withdrawn))
+        self.certified.update(certified)
+        self.changes = Changes()

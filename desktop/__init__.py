@@ -1,0 +1,1 @@
+"""The ``klero`` command line and (from a later issue) the PySide6 desktop app."""

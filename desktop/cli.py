@@ -1,0 +1,296 @@
+"""The ``klero`` command line.
+
+Every command imports what it needs inside its own function, so ``klero verify`` never pulls
+in the network stack or Qt (STACK.md).  Errors are sentences on stderr with a non-zero exit;
+set ``KLERO_DEBUG=1`` to see a traceback instead.
+
+Exit codes: 0 success; 1 the command ran but found problems (``verify`` of a log with rejected
+items, gaps or equivocations); 2 the command could not do its job (bad arguments, unreadable
+files, wrong passphrase).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _progress(label: str):
+    """A progress printer for long work: on a terminal only, at most every half second."""
+    if not sys.stderr.isatty():
+        return None
+    last = [0.0]
+
+    def show(count: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.5:
+            last[0] = now
+            print(f"\r{label}: {count:,} items", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _end_progress() -> None:
+    if sys.stderr.isatty():
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def cmd_init(args) -> int:
+    from p2p import profile
+
+    passphrase = profile.read_passphrase(args.passphrase_file, confirm=True)
+    p, public = profile.create(args.profile, passphrase, kdf=args.kdf)
+    print(f"Created profile {p.name!r} in {p.path}")
+    print(f"Public key: {public.hex()}")
+    print("Keep your passphrase safe: without it the key cannot be unlocked, and nobody can recover it.")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from p2p import profile
+    from p2p.audit import LogError, find_charters
+    from p2p.logfile import LogDamage, read_items
+    from p2p.store import ReplicaStore
+
+    p = profile.existing(args.profile)
+    path = Path(args.log)
+    if not path.is_file():
+        raise LogError(f"There is no log file at {path}.")
+    if p.replica_path.exists():
+        store = ReplicaStore(p.replica_path)
+    else:
+        charters = find_charters(path)
+        if len(charters) != 1:
+            raise LogError(f"{path} must hold exactly one charter to start a replica (it holds {len(charters)}).")
+        store = ReplicaStore.create(p.replica_path, charters[0])
+    counts: dict[str, int] = {}
+    damage = None
+    show = _progress("Importing")
+
+    def wires():
+        nonlocal damage
+        for item in read_items(path):
+            if isinstance(item, LogDamage):
+                damage = item
+                return
+            yield item[2]
+
+    with store:
+        for n, outcome in enumerate(store.add_many(wires()), 1):
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+            if show and n % 5000 == 0:
+                show(n)
+        _end_progress()
+        summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing"
+        print(f"Imported {path} into profile {p.name!r}: {summary}.")
+        print(f"State hash: {store.state_hash().hex()}")
+    if damage:
+        print(f"Stopped early: {damage.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_export(args) -> int:
+    from p2p import profile
+    from p2p.logfile import write_log
+    from p2p.store import ReplicaStore
+
+    p = profile.existing(args.profile)
+    if not p.replica_path.exists():
+        print(f"Profile {p.name!r} holds no replica yet; import a log first.", file=sys.stderr)
+        return 2
+    with ReplicaStore(p.replica_path) as store:
+        count = write_log(args.out, store.wires())
+        print(f"Wrote {count} events to {args.out}")
+        print(f"State hash: {store.state_hash().hex()}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from p2p.audit import verify_log
+
+    assembly = None
+    if args.assembly:
+        try:
+            assembly = bytes.fromhex(args.assembly)
+        except ValueError:
+            print("--assembly must be the hexadecimal id of an assembly's charter.", file=sys.stderr)
+            return 2
+    report = verify_log(args.log, assembly=assembly, progress=_progress("Verifying"))
+    _end_progress()
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(f"Assembly: {report.name} ({report.assembly})")
+        print(f"Items read: {report.items}")
+        print(f"Valid events: {report.events} ({report.duplicates} duplicate items ignored)")
+        if report.rejected:
+            print(f"Rejected items: {len(report.rejected)}")
+            for r in report.rejected[:200]:
+                print(f"  item {r['index']}: {r['code']}: {r['reason']}")
+            if len(report.rejected) > 200:
+                print(f"  … and {len(report.rejected) - 200} more (use --json for all)")
+        else:
+            print("Rejected items: none")
+        if report.equivocations:
+            print(f"Equivocations (fraud proofs): {len(report.equivocations)}")
+            for e in report.equivocations:
+                print(f"  author {e['author'][:16]}… signed two events at seq {e['seq']}: {', '.join(x[:16] + '…' for x in e['events'])}")
+            if report.excluded:
+                print(f"  {report.excluded} later items by equivocating authors were excluded")
+        else:
+            print("Equivocations: none")
+        if report.damage:
+            print(f"The log is damaged: {report.damage['reason']}")
+        print(f"State hash: {report.state_hash}")
+    return 0 if report.clean else 1
+
+
+def cmd_rebuild(args) -> int:
+    from p2p import profile
+    from p2p.store import ReplicaStore
+
+    p = profile.existing(args.profile)
+    if not p.replica_path.exists():
+        print(f"Profile {p.name!r} holds no replica yet; there is nothing to rebuild.", file=sys.stderr)
+        return 2
+    store = ReplicaStore(p.replica_path)
+    before = store.state_hash().hex()
+    show = _progress("Rebuilding")
+    store.rebuild(progress=show)
+    _end_progress()
+    after = store.state_hash().hex()
+    store.close()
+    print(f"Rebuilt the derived tables of profile {p.name!r} from its raw events.")
+    print(f"State hash: {after}" + ("" if after == before else f" (was {before}: the old derived tables were inconsistent)"))
+    return 0
+
+
+def cmd_status(args) -> int:
+    from p2p import profile
+    from p2p.store import ReplicaStore
+
+    p = profile.existing(args.profile)
+    print(f"Profile: {p.name} ({p.path})")
+    print(f"Public key: {p.public_key().hex()}")
+    if not p.replica_path.exists():
+        print("Replica: none yet (import a log to start one)")
+        return 0
+    with ReplicaStore(p.replica_path) as store:
+        r = store.replica
+        print(f"Assembly: {r.charter.name} ({r.assembly.hex()})")
+        counts = store.counts()
+        print("Stored events: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+        print(f"Proposals: {len(r.proposals)} ({sum(1 for x in r.proposals.values() if x.withdrawn)} withdrawn)")
+        print(f"State hash: {store.state_hash().hex()}")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from p2p.logfile import write_log
+    from p2p.simulate import Simulation
+
+    if args.reps < 1 or args.events < 0 or args.forks < 0 or args.forks > args.events:
+        print("--reps must be at least 1, and --forks at most --events.", file=sys.stderr)
+        return 2
+    sim = Simulation(seed=args.seed, reps=args.reps)
+    count = write_log(args.out, sim.log(args.events, forks=args.forks))
+    print(f"Wrote {count} signed events of the simulated assembly {sim.assembly.hex()} to {args.out}")
+    print(f"Check it with: klero verify {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="klero",
+        description="Kleroterion: a peer-to-peer stochastic parliament where anyone can verify every result.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def profile_arg(p):
+        p.add_argument("--profile", required=True, help="name of the profile (an identity and its replica)")
+
+    p = sub.add_parser("init", help="create an identity (an Ed25519 key encrypted with a passphrase)")
+    profile_arg(p)
+    p.add_argument("--passphrase-file", help="read the passphrase from the first line of this file (else $KLERO_PASSPHRASE, else ask)")
+    p.add_argument("--kdf", default="moderate", choices=["interactive", "moderate", "sensitive"], help="Argon2id cost (default: moderate)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("import", help="add the events of a log file to a profile's replica")
+    profile_arg(p)
+    p.add_argument("log", help="a log file (CBOR sequence of signed events)")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="write a profile's replica as a log file")
+    profile_arg(p)
+    p.add_argument("out", help="the log file to write")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("verify", help="replay a log from nothing and report what it proves")
+    p.add_argument("log", help="a log file (CBOR sequence of signed events)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--assembly", help="which assembly to check when the log holds several (hex id)")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("rebuild", help="recompute a replica's derived tables from its raw events")
+    profile_arg(p)
+    p.set_defaults(func=cmd_rebuild)
+
+    p = sub.add_parser("status", help="show a profile's identity and replica")
+    profile_arg(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("simulate", help="write a valid signed log of a simulated assembly")
+    p.add_argument("out", help="the log file to write")
+    p.add_argument("--reps", type=int, default=12, help="number of representatives (default 12)")
+    p.add_argument("--events", type=int, default=500, help="number of events after the charter (default 500)")
+    p.add_argument("--forks", type=int, default=0, help="how many of them are equivocations (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same log")
+    p.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from consensus.errors import KleroError
+
+    try:
+        return args.func(args)
+    except KleroError as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        if os.environ.get("KLERO_DEBUG"):
+            raise
+        print(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: say so in a sentence, keep the traceback for developers
+        if os.environ.get("KLERO_DEBUG"):
+            raise
+        print(
+            f"klero stopped because of an internal error ({type(exc).__name__}: {exc}). "
+            "Please report it; run again with KLERO_DEBUG=1 to see the details.",
+            file=sys.stderr,
+        )
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Replay a log from nothing and report what it proves (``klero verify``).
+
+Two streaming passes over the file: the first finds the charter (a log may be shuffled, so the
+charter need not come first), the second replays every item through a fresh replica whose
+ledger is a temporary SQLite file, so memory stays flat however long the log is.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from consensus.errors import InvalidInput, KleroError
+from consensus.events import decode_charter, event_id, peek_kind
+from consensus.replica import APPLIED, DUPLICATE, EQUIVOCATION, INVALID, PENDING, REJECTED
+
+from .logfile import LogDamage, read_items
+from .store import ReplicaStore
+
+
+class LogError(KleroError):
+    """The log cannot be verified at all (unreadable, no charter, several assemblies)."""
+
+
+@dataclass
+class Report:
+    """The result of replaying one log."""
+
+    path: str
+    assembly: str = ""
+    name: str = ""
+    items: int = 0
+    events: int = 0
+    duplicates: int = 0
+    #: items rejected or found invalid, and events still waiting for a predecessor at the end
+    rejected: list[dict] = field(default_factory=list)
+    equivocations: list[dict] = field(default_factory=list)
+    #: items ignored because their author had equivocated earlier in their chain
+    excluded: int = 0
+    state_hash: str = ""
+    damage: dict | None = None
+
+    @property
+    def clean(self) -> bool:
+        return not (self.rejected or self.equivocations or self.damage)
+
+    def as_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "assembly": self.assembly,
+            "name": self.name,
+            "items": self.items,
+            "events": self.events,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "equivocations": self.equivocations,
+            "excluded": self.excluded,
+            "state_hash": self.state_hash,
+            "damage": self.damage,
+        }
+
+
+def find_charters(path: str | os.PathLike) -> list[bytes]:
+    """Distinct valid charters in a log, in order of first appearance."""
+    found: dict[bytes, None] = {}
+    for item in read_items(path):
+        if isinstance(item, LogDamage):
+            break
+        _, _, wire = item
+        if peek_kind(wire) == "charter" and wire not in found:
+            try:
+                decode_charter(wire)
+            except InvalidInput:
+                continue
+            found[wire] = None
+    return list(found)
+
+
+def verify_log(
+    path: str | os.PathLike,
+    *,
+    assembly: bytes | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    """Replay ``path`` from nothing; raises :class:`LogError` only when nothing can be verified."""
+    path = Path(path)
+    if not path.is_file():
+        raise LogError(f"There is no log file at {path}.")
+    charters = find_charters(path)
+    if assembly is not None:
+        charters = [c for c in charters if decode_charter(c).id == assembly]
+    if not charters:
+        first = next(iter(read_items(path)), None)
+        if isinstance(first, LogDamage) or first is None:
+            raise LogError(f"{path} is not a Kleroterion log: {first.reason if first else 'the file is empty.'}")
+        raise LogError(f"{path} holds no charter{' of that assembly' if assembly else ''}, so its events cannot be checked.")
+    if len(charters) > 1:
+        ids = ", ".join(decode_charter(c).id.hex()[:16] for c in charters)
+        raise LogError(f"{path} holds events of {len(charters)} assemblies ({ids}); choose one with --assembly.")
+    report = Report(path=str(path))
+    with tempfile.TemporaryDirectory(prefix="klero-verify-") as tmp:
+        store = ReplicaStore.create(Path(tmp) / "replay.sqlite", charters[0], durable=False)
+        replica = store.replica
+        report.assembly = replica.assembly.hex()
+        report.name = replica.charter.name
+        waiting: dict[bytes, int] = {}
+        for item in read_items(path):
+            if isinstance(item, LogDamage):
+                report.damage = {"index": item.index, "offset": item.offset, "reason": item.reason}
+                break
+            index, _, wire = item
+            report.items += 1
+            outcome = store.add(wire)
+            if index % 2000 == 1999:
+                store.flush()
+                if progress:
+                    progress(index + 1)
+            status = outcome.status
+            if status == APPLIED:
+                for eid in outcome.applied[1:]:
+                    waiting.pop(eid, None)
+            elif status == PENDING:
+                waiting[outcome.event_id] = index
+            elif status == DUPLICATE:
+                if outcome.event_id != replica.assembly:  # the charter founded the replay
+                    report.duplicates += 1
+            elif status == EQUIVOCATION:
+                for eid in outcome.excluded:
+                    waiting.pop(eid, None)
+            elif status == REJECTED and outcome.rejection.code == "excluded_after_fork":
+                report.excluded += 1
+            elif status in (REJECTED, INVALID):
+                report.rejected.append({"index": index, **outcome.rejection.as_dict()})
+            for eid, rejection in outcome.invalid:
+                if eid != outcome.event_id and eid in waiting:
+                    report.rejected.append({"index": waiting.pop(eid), **rejection.as_dict()})
+        store.flush()
+        for eid, index in sorted(waiting.items(), key=lambda kv: kv[1]):
+            report.rejected.append({
+                "index": index,
+                "code": "missing_predecessor",
+                "reason": "The event waits for an earlier event of its author that is not in the log.",
+            })
+        report.rejected.sort(key=lambda r: r["index"])
+        for author, seq in sorted(replica.forks.items()):
+            first, second = store.db.execute(
+                "SELECT first, second FROM forks WHERE author = ? AND seq = ?", [author, seq]
+            ).fetchone()
+            report.equivocations.append({
+                "author": author.hex(),
+                "seq": seq,
+                "events": sorted([event_id(first).hex(), event_id(second).hex()]),
+            })
+        report.events = replica.applied_count()
+        report.state_hash = replica.state_hash().hex()
+        store.close()
+    return report

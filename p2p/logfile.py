@@ -1,0 +1,92 @@
+"""Log files: RFC 8742 CBOR sequences, one item per signed event in its wire form.
+
+Reading is streaming (constant memory whatever the file size) and framing never decodes or
+re-encodes an item: each item's exact bytes are handed on, so signatures are checked over the
+bytes that were signed.  A file that ends inside an item, or bytes that are not CBOR at all,
+end the reading with a :class:`LogDamage` that says where.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator
+
+from consensus.cbor import item_length
+from consensus.events import MAX_CHARTER_BYTES
+
+CHUNK = 1 << 20
+#: no item of a log may be larger than the largest possible charter
+MAX_ITEM = MAX_CHARTER_BYTES + 64
+
+
+@dataclass(frozen=True, slots=True)
+class LogDamage:
+    """The log cannot be read past ``offset``: a sentence says why."""
+
+    index: int
+    offset: int
+    reason: str
+
+
+def iter_items(stream: BinaryIO) -> Iterator[tuple[int, int, bytes] | LogDamage]:
+    """Yield ``(index, offset, item_bytes)`` for each item, or one final :class:`LogDamage`."""
+    buf = b""
+    base = 0  # file offset of buf[0]
+    pos = 0
+    index = 0
+    eof = False
+    while True:
+        if pos == len(buf) and eof:
+            return
+        try:
+            size = item_length(buf, pos, max_bytes=MAX_ITEM)
+        except IndexError:
+            if eof:
+                yield LogDamage(index, base + pos, f"The file ends in the middle of item {index} (byte {base + pos}); it is truncated.")
+                return
+            if len(buf) - pos > MAX_ITEM:
+                yield LogDamage(index, base + pos, f"Item {index} (byte {base + pos}) is larger than any event can be.")
+                return
+            chunk = stream.read(CHUNK)
+            if not chunk:
+                eof = True
+            base += pos
+            buf = buf[pos:] + chunk
+            pos = 0
+            continue
+        except ValueError as exc:
+            yield LogDamage(index, base + pos, f"Item {index} (byte {base + pos}) is not well-formed CBOR ({exc}); the rest of the file cannot be read.")
+            return
+        if size > MAX_ITEM:
+            yield LogDamage(index, base + pos, f"Item {index} (byte {base + pos}) is larger than any event can be.")
+            return
+        yield index, base + pos, bytes(buf[pos : pos + size])
+        pos += size
+        index += 1
+
+
+def read_items(path: str | os.PathLike) -> Iterator[tuple[int, int, bytes] | LogDamage]:
+    with open(path, "rb") as stream:
+        yield from iter_items(stream)
+
+
+def write_log(path: str | os.PathLike, wires: Iterable[bytes]) -> int:
+    """Write events to ``path`` atomically (a temporary file renamed into place); returns the count."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent or ".")
+    count = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for wire in wires:
+                out.write(wire)
+                count += 1
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count

@@ -1,0 +1,182 @@
+"""Profiles: a representative's identity and replica under the platformdirs data directory.
+
+A profile is a folder ``profiles/NAME`` holding ``identity.json`` (the Ed25519 key, its secret
+half encrypted at rest with a key derived from a passphrase by Argon2id, sealed with
+``SecretBox``) and ``replica.sqlite`` (the replica store).  ``KLERO_HOME`` overrides the data
+directory (tests and several local nodes use it).
+
+The secret key never leaves this module unencrypted except as the ``SigningKey`` returned by
+:func:`unlock`; it is never written to logs, exports or error messages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nacl.pwhash
+import nacl.utils
+from nacl.exceptions import CryptoError
+from nacl.secret import SecretBox
+from nacl.signing import SigningKey
+
+from consensus.errors import KleroError
+
+FORMAT = "klero-identity/1"
+PASSPHRASE_ENV = "KLERO_PASSPHRASE"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: Argon2id cost presets (libsodium's).  Keys at rest default to "moderate" (256 MiB, ~1 s
+#: here): unlocking happens once per session, and a stolen file should be expensive to attack.
+KDF_PRESETS = {
+    "interactive": (nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE, nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE),
+    "moderate": (nacl.pwhash.argon2id.OPSLIMIT_MODERATE, nacl.pwhash.argon2id.MEMLIMIT_MODERATE),
+    "sensitive": (nacl.pwhash.argon2id.OPSLIMIT_SENSITIVE, nacl.pwhash.argon2id.MEMLIMIT_SENSITIVE),
+}
+#: a hostile identity file must not make us allocate without bound
+MAX_MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_SENSITIVE
+MAX_OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_SENSITIVE * 4
+
+
+class ProfileError(KleroError):
+    """A profile is missing, damaged, or cannot be unlocked."""
+
+
+def data_dir() -> Path:
+    """Where profiles live: ``$KLERO_HOME`` or the platform's user data directory."""
+    home = os.environ.get("KLERO_HOME")
+    if home:
+        return Path(home)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("kleroterion", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    path: Path
+
+    @property
+    def identity_path(self) -> Path:
+        return self.path / "identity.json"
+
+    @property
+    def replica_path(self) -> Path:
+        return self.path / "replica.sqlite"
+
+    def public_key(self) -> bytes:
+        return bytes.fromhex(_read_identity(self)["public_key"])
+
+
+def profile(name: str) -> Profile:
+    """The profile called ``name`` (it need not exist yet)."""
+    if not NAME_RE.match(name or ""):
+        raise ProfileError(
+            f"{name!r} is not a usable profile name: use 1 to 64 letters, digits, dots, dashes or underscores."
+        )
+    return Profile(name, data_dir() / "profiles" / name)
+
+
+def existing(name: str) -> Profile:
+    p = profile(name)
+    if not p.identity_path.exists():
+        raise ProfileError(f"There is no profile {name!r}; create it with: klero init --profile {name}")
+    return p
+
+
+def create(name: str, passphrase: str, *, kdf: str = "moderate") -> tuple[Profile, bytes]:
+    """Create a new identity; returns the profile and its public key."""
+    p = profile(name)
+    if p.identity_path.exists():
+        raise ProfileError(f"The profile {name!r} already exists at {p.path}; choose another name.")
+    if len(passphrase) < 8:
+        raise ProfileError("The passphrase must have at least 8 characters.")
+    if kdf not in KDF_PRESETS:
+        raise ProfileError(f"Unknown key derivation preset {kdf!r}; use one of {', '.join(KDF_PRESETS)}.")
+    opslimit, memlimit = KDF_PRESETS[kdf]
+    key = SigningKey.generate()
+    salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
+    box = SecretBox(nacl.pwhash.argon2id.kdf(SecretBox.KEY_SIZE, passphrase.encode(), salt, opslimit=opslimit, memlimit=memlimit))
+    sealed = box.encrypt(bytes(key))
+    record = {
+        "format": FORMAT,
+        "public_key": bytes(key.verify_key).hex(),
+        "kdf": "argon2id",
+        "opslimit": opslimit,
+        "memlimit": memlimit,
+        "salt": salt.hex(),
+        "sealed_secret_key": sealed.hex(),
+    }
+    p.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(p.identity_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(record, out, indent=2)
+        out.flush()
+        os.fsync(out.fileno())
+    return p, bytes(key.verify_key)
+
+
+def unlock(p: Profile, passphrase: str) -> SigningKey:
+    """Decrypt the profile's signing key."""
+    record = _read_identity(p)
+    try:
+        opslimit, memlimit = int(record["opslimit"]), int(record["memlimit"])
+        salt = bytes.fromhex(record["salt"])
+        sealed = bytes.fromhex(record["sealed_secret_key"])
+    except (KeyError, ValueError, TypeError):
+        raise ProfileError(f"The identity file of profile {p.name!r} is damaged.") from None
+    if not (0 < opslimit <= MAX_OPSLIMIT and 0 < memlimit <= MAX_MEMLIMIT and len(salt) == nacl.pwhash.argon2id.SALTBYTES):
+        raise ProfileError(f"The identity file of profile {p.name!r} has impossible key derivation settings.")
+    box = SecretBox(nacl.pwhash.argon2id.kdf(SecretBox.KEY_SIZE, passphrase.encode(), salt, opslimit=opslimit, memlimit=memlimit))
+    try:
+        key = SigningKey(box.decrypt(sealed))
+    except CryptoError:
+        raise ProfileError(f"The passphrase for profile {p.name!r} is wrong.") from None
+    if bytes(key.verify_key).hex() != record.get("public_key"):
+        raise ProfileError(f"The identity file of profile {p.name!r} is damaged (its keys do not match).")
+    return key
+
+
+def _read_identity(p: Profile) -> dict:
+    try:
+        raw = p.identity_path.read_bytes()
+    except FileNotFoundError:
+        raise ProfileError(f"There is no profile {p.name!r}; create it with: klero init --profile {p.name}") from None
+    if len(raw) > 65536:
+        raise ProfileError(f"The identity file of profile {p.name!r} is damaged (too large).")
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        raise ProfileError(f"The identity file of profile {p.name!r} is damaged (not JSON).") from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT or not isinstance(record.get("public_key"), str):
+        raise ProfileError(f"The identity file of profile {p.name!r} is not a Kleroterion identity.")
+    return record
+
+
+def read_passphrase(passphrase_file: str | None, *, confirm: bool = False) -> str:
+    """The passphrase from ``--passphrase-file``, ``$KLERO_PASSPHRASE`` or the terminal, in that order."""
+    if passphrase_file:
+        try:
+            text = Path(passphrase_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProfileError(f"Cannot read the passphrase file {passphrase_file}: {exc.strerror or exc}.") from None
+        lines = text.splitlines()
+        if not lines or not lines[0]:
+            raise ProfileError(f"The passphrase file {passphrase_file} is empty.")
+        return lines[0]
+    env = os.environ.get(PASSPHRASE_ENV)
+    if env:
+        return env
+    import sys
+
+    if not sys.stdin.isatty():
+        raise ProfileError(f"No passphrase given: use --passphrase-file FILE or set {PASSPHRASE_ENV}.")
+    import getpass
+
+    first = getpass.getpass("Passphrase: ")
+    if confirm and getpass.getpass("Repeat the passphrase: ") != first:
+        raise ProfileError("The two passphrases differ; nothing was created.")
+    return first

@@ -1,0 +1,289 @@
+"""The replica store: one SQLite file (WAL) per profile holding every accepted event.
+
+Raw tables (the evidence, never derived): ``events`` (every accepted signed event, unique per
+author and seq, in its exact wire form) and ``forks`` (the second event of each equivocation).
+Derived tables (``authors``, ``proposals``, ``certifications`` and the ``status`` column of
+``events``) are rewritten in the same transaction as the raw rows they follow from, so the file
+is always consistent, and ``rebuild()`` recomputes them from the raw events alone.
+
+Writes are buffered and committed in batches (``executemany``); an event counts as *stored*
+(acknowledged) only once ``flush()`` has returned.  ``synchronous=FULL`` makes an acknowledged
+event survive a power cut as well as a killed process.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from consensus.errors import KleroError
+from consensus.events import decode_charter
+from consensus.replica import PENDING, Outcome, Replica, Stored
+
+migrations = Migrations("kleroterion.replica")
+
+
+@migrations()
+def m001_raw_events(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+    db.execute(
+        """CREATE TABLE events (
+            id BLOB PRIMARY KEY, author BLOB NOT NULL, seq INTEGER NOT NULL, wire BLOB NOT NULL,
+            status TEXT NOT NULL, reason TEXT, UNIQUE (author, seq))"""
+    )
+    db.execute("CREATE INDEX events_status ON events (status) WHERE status != 'applied'")
+    db.execute(
+        """CREATE TABLE forks (author BLOB NOT NULL, seq INTEGER NOT NULL, first BLOB NOT NULL,
+            second BLOB NOT NULL, PRIMARY KEY (author, seq))"""
+    )
+
+
+@migrations()
+def m002_derived_state(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE authors (author BLOB PRIMARY KEY, head_seq INTEGER NOT NULL, head_id BLOB,
+            round INTEGER NOT NULL, in_round INTEGER NOT NULL, fork_seq INTEGER,
+            blocked_seq INTEGER, blocked_code TEXT)"""
+    )
+    db.execute("CREATE TABLE proposals (id BLOB PRIMARY KEY, author BLOB NOT NULL, withdrawn INTEGER NOT NULL)")
+    db.execute("CREATE TABLE certifications (registrar BLOB NOT NULL, subject BLOB NOT NULL, PRIMARY KEY (registrar, subject))")
+
+
+DERIVED_TABLES = ("authors", "proposals", "certifications")
+
+
+class StoreError(KleroError):
+    """The replica file cannot be used as asked."""
+
+
+class ReplicaStore:
+    """A :class:`consensus.replica.Ledger` on SQLite, with the replica built over it.
+
+    ``ReplicaStore.create(path, charter_wire)`` starts a replica of an assembly;
+    ``ReplicaStore(path)`` reopens one (restoring the derived state without replaying).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, durable: bool = True, _charter_wire: bytes | None = None):
+        self.path = Path(path)
+        if _charter_wire is None and not self.path.exists():
+            raise StoreError(f"There is no replica at {self.path}; import a log or join an assembly first.")
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
+            self.db = sqlite_utils.Database(conn)
+            migrations.apply(self.db)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a usable replica file ({exc}).") from None
+        self._overlay: dict[tuple[bytes, int], Stored] = {}
+        self._forks: list[tuple[bytes, int, bytes, bytes]] = []
+        stored = self._meta("charter")
+        if stored is None:
+            if _charter_wire is None:
+                raise StoreError(f"{self.path} holds no assembly yet.")
+            decode_charter(_charter_wire)  # raises with a reason before anything is written
+            with self._transaction():
+                self.db.execute("INSERT INTO meta (key, value) VALUES ('charter', ?)", [_charter_wire])
+            stored = _charter_wire
+        elif _charter_wire is not None and _charter_wire != stored:
+            raise StoreError(f"{self.path} already holds another assembly.")
+        self.replica = Replica(stored, ledger=self)
+        self._restore()
+        self.flush()
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, charter_wire: bytes, *, durable: bool = True) -> "ReplicaStore":
+        """Open the replica at ``path`` for the assembly founded by ``charter_wire`` (creating it)."""
+        return cls(path, durable=durable, _charter_wire=charter_wire)
+
+    # ------------------------------------------------------------------ the Ledger protocol
+
+    def get(self, author: bytes, seq: int) -> Stored | None:
+        stored = self._overlay.get((author, seq))
+        if stored is not None:
+            return stored
+        row = self.db.execute(
+            "SELECT id, wire, status, reason FROM events WHERE author = ? AND seq = ?", [author, seq]
+        ).fetchone()
+        return Stored(*row) if row else None
+
+    def put(self, author: bytes, seq: int, stored: Stored) -> None:
+        self._overlay[(author, seq)] = stored
+
+    def add_fork(self, author: bytes, seq: int, first: bytes, second: bytes) -> None:
+        self._forks.append((author, seq, first, second))
+
+    # ------------------------------------------------------------------ writing
+
+    def add(self, wire: bytes) -> Outcome:
+        """Judge and buffer one event; it is acknowledged once :meth:`flush` returns."""
+        return self.replica.add(wire)
+
+    def add_many(self, wires: Iterable[bytes], batch: int = 2000) -> Iterator[Outcome]:
+        """Add events, committing every ``batch``; yields each outcome once it is committed."""
+        done: list[Outcome] = []
+        for wire in wires:
+            done.append(self.replica.add(wire))
+            if len(done) >= batch:
+                self.flush()
+                yield from done
+                done.clear()
+        self.flush()
+        yield from done
+
+    def flush(self) -> None:
+        """Commit buffered events and the derived rows that follow from them, atomically."""
+        changes = self.replica.drain_changes()
+        if not self._overlay and not self._forks and not (changes.authors or changes.proposals or changes.certifications):
+            return
+        r = self.replica
+        with self._transaction():
+            self.db.conn.executemany(
+                """INSERT INTO events (id, author, seq, wire, status, reason) VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (author, seq) DO UPDATE SET status = excluded.status, reason = excluded.reason""",
+                [(s.id, a, q, s.wire, s.status, s.reason) for (a, q), s in self._overlay.items()],
+            )
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO forks (author, seq, first, second) VALUES (?, ?, ?, ?)", self._forks
+            )
+            rows = []
+            for author in changes.authors:
+                head = r.heads.get(author)
+                blocked = r.blocked.get(author)
+                rows.append((
+                    author,
+                    head.seq if head else 0,
+                    head.id if head else None,
+                    head.round if head else 0,
+                    head.in_round if head else 0,
+                    r.forks.get(author),
+                    blocked[0] if blocked else None,
+                    blocked[1] if blocked else None,
+                ))
+            self.db.conn.executemany("INSERT OR REPLACE INTO authors VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            for pid in changes.proposals:
+                p = r.proposals.get(pid)
+                if p is None:
+                    self.db.execute("DELETE FROM proposals WHERE id = ?", [pid])
+                else:
+                    self.db.execute("INSERT OR REPLACE INTO proposals VALUES (?, ?, ?)", [pid, p.author, int(p.withdrawn)])
+            for pair in changes.certifications:
+                if pair in r.certified:
+                    self.db.execute("INSERT OR IGNORE INTO certifications VALUES (?, ?)", list(pair))
+                else:
+                    self.db.execute("DELETE FROM certifications WHERE registrar = ? AND subject = ?", list(pair))
+        self._overlay.clear()
+        self._forks.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self.db.conn.close()
+
+    def __enter__(self) -> "ReplicaStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self.close()
+        else:  # do not commit half of a failed batch
+            self.db.conn.close()
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def assembly(self) -> bytes:
+        return self.replica.assembly
+
+    def state_hash(self) -> bytes:
+        return self.replica.state_hash()
+
+    def counts(self) -> dict[str, int]:
+        """Number of stored events by status, and of fork proofs."""
+        result = dict(self.db.execute("SELECT status, count(*) FROM events GROUP BY status").fetchall())
+        result["forks"] = self.db.execute("SELECT count(*) FROM forks").fetchone()[0]
+        return result
+
+    def wires(self) -> Iterator[bytes]:
+        """Every stored signed event (charter first, then by author and seq), and both sides of every fork."""
+        charter = self._meta("charter")
+        yield charter
+        for (wire,) in self.db.execute("SELECT wire FROM events WHERE wire != ? ORDER BY author, seq", [charter]):
+            yield wire
+        for (second,) in self.db.execute("SELECT second FROM forks ORDER BY author, seq"):
+            yield second
+
+    def has(self, event_id: bytes) -> bool:
+        if any(s.id == event_id for s in self._overlay.values()):
+            return True
+        return self.db.execute("SELECT 1 FROM events WHERE id = ?", [event_id]).fetchone() is not None
+
+    # ------------------------------------------------------------------ rebuilding derived state
+
+    def rebuild(self, progress: Callable[[int], None] | None = None) -> None:
+        """Recompute every derived table by replaying the raw events through a fresh replica.
+
+        Signatures are checked again.  The new file is built beside the old one and swapped in
+        atomically, so an interrupted rebuild leaves the old replica intact.
+        """
+        self.flush()
+        target = self.path.with_name(self.path.name + ".rebuild")
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(target) + suffix).unlink(missing_ok=True)
+        charter = self._meta("charter")
+        fresh = ReplicaStore.create(target, charter)
+        count = 0
+        for outcome in fresh.add_many(self.wires()):
+            count += 1
+            if progress and count % 10000 == 0:
+                progress(count)
+        fresh.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        fresh.db.conn.close()
+        self.db.conn.close()
+        for suffix in ("-wal", "-shm"):
+            Path(str(self.path) + suffix).unlink(missing_ok=True)
+        os.replace(target, self.path)
+        for suffix in ("-wal", "-shm"):
+            Path(str(target) + suffix).unlink(missing_ok=True)
+        self.__init__(self.path)
+
+    # ------------------------------------------------------------------ internals
+
+    def _meta(self, key: str) -> bytes | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def _restore(self) -> None:
+        db = self.db
+        authors = db.execute("SELECT author, head_seq, head_id, round, in_round, fork_seq, blocked_seq, blocked_code FROM authors").fetchall()
+        self.replica.restore(
+            heads=[(a, s, h, r, n) for a, s, h, r, n, _, _, _ in authors if s],
+            forks=[(a, f) for a, _, _, _, _, f, _, _ in authors if f],
+            blocked=[(a, b, c) for a, _, _, _, _, _, b, c in authors if b],
+            pending=db.execute("SELECT author, seq FROM events WHERE status = ?", [PENDING]).fetchall(),
+            proposals=db.execute("SELECT id, author, withdrawn FROM proposals").fetchall(),
+            certified=db.execute("SELECT registrar, subject FROM certifications").fetchall(),
+        )
+
+    def _transaction(self):
+        return _Transaction(self.db.conn)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on error (the connection is in autocommit mode)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self):
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")

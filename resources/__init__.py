@@ -1,0 +1,1 @@
+"""Data files shipped with Kleroterion (charters, icons, themes, beacon test vectors)."""
