@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .cbor import key_order
 from .errors import reject
 
 KEY_BYTES = 32
@@ -43,6 +44,7 @@ class Limits:
     def from_body(cls, body) -> "Limits":
         if not isinstance(body, dict):
             raise reject("bad_charter", "The charter's limits must be a map.")
+        _check_order(body, "charter's limits")
         unknown = sorted(set(body) - set(cls._RANGES))
         if unknown:
             raise reject("bad_charter", f"The charter has unknown limits: {', '.join(unknown)}.")
@@ -83,6 +85,7 @@ class Charter:
     def from_body(cls, body) -> "Charter":
         if not isinstance(body, dict):
             raise reject("bad_charter", "The charter body must be a map.")
+        _check_order(body, "charter")
         unknown = sorted(set(body) - set(cls.FIELDS))
         if unknown:
             raise reject("bad_charter", f"The charter has unknown parameters: {', '.join(unknown)}.")
@@ -101,6 +104,14 @@ class Charter:
             "roster": list(self.roster),
             "limits": self.limits.to_body(),
         }
+
+
+def _check_order(body: dict, what: str) -> None:
+    for key in body:
+        if type(key) is not str:
+            raise reject("bad_charter", f"The {what} has a key that is not text.")
+    if list(body) != sorted(body, key=key_order):
+        raise reject("not_canonical", f"The fields of the {what} are not in canonical order.")
 
 
 def _key_list(value, what: str) -> tuple[bytes, ...]:

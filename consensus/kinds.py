@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from .cbor import key_order
 from .charter import Charter, Limits
 from .errors import reject
 
@@ -25,16 +26,31 @@ CONVENOR, REGISTRAR, REPRESENTATIVE = "convenor", "registrar", "representative"
 
 
 def _fields(body, kind: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
+    """Check a body's field names and their canonical order (types are checked by the caller)."""
     if type(body) is not dict:
         raise reject("bad_body", f"The body of a {kind} event must be a map.")
+    if not optional and len(body) == len(required) and tuple(body) == _canonical(required):
+        return body  # the common case, checked in one comparison
     keys = set(body)
     missing = [k for k in required if k not in keys]
     if missing:
         raise reject("bad_body", f"A {kind} event needs the field(s) {', '.join(missing)}.")
-    unknown = sorted(keys - set(required) - set(optional))
+    unknown = sorted(keys - set(required) - set(optional), key=str)
     if unknown:
-        raise reject("bad_body", f"A {kind} event has unknown field(s) {', '.join(unknown)}.")
+        raise reject("bad_body", f"A {kind} event has unknown field(s) {', '.join(map(str, unknown))}.")
+    if list(body) != sorted(body, key=key_order):
+        raise reject("not_canonical", f"The fields of the {kind} event's body are not in canonical order.")
     return body
+
+
+_CANONICAL: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _canonical(names: tuple[str, ...]) -> tuple[str, ...]:
+    order = _CANONICAL.get(names)
+    if order is None:
+        order = _CANONICAL[names] = tuple(sorted(names, key=key_order))
+    return order
 
 
 def _bytes(value, size: int, kind: str, name: str) -> bytes:

@@ -199,10 +199,15 @@ class Replica:
 
     # ------------------------------------------------------------------ adding events
 
-    def add(self, wire: bytes) -> Outcome:
-        """Judge one wire event and apply it if it is valid.  Never raises for bad input."""
+    def add(self, wire: bytes, *, signature_checked: bool = False) -> Outcome:
+        """Judge one wire event and apply it if it is valid.  Never raises for bad input.
+
+        ``signature_checked=True`` tells the replica that the caller already verified the
+        author's signature over exactly these bytes (``p2p.pipeline`` does so on other cores);
+        every other check still runs.
+        """
         try:
-            event = self._decode(wire, check_signature=True)
+            event = self._decode(wire, check_signature=not signature_checked)
         except InvalidInput as exc:
             if exc.rejection.code == "duplicate":
                 return Outcome(DUPLICATE, self.assembly)

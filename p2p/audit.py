@@ -18,6 +18,7 @@ from consensus.events import decode_charter, event_id, peek_kind
 from consensus.replica import APPLIED, DUPLICATE, EQUIVOCATION, INVALID, PENDING, REJECTED
 
 from .logfile import LogDamage, read_items
+from .pipeline import checked
 from .store import ReplicaStore
 
 
@@ -84,8 +85,13 @@ def verify_log(
     *,
     assembly: bytes | None = None,
     progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
 ) -> Report:
-    """Replay ``path`` from nothing; raises :class:`LogError` only when nothing can be verified."""
+    """Replay ``path`` from nothing; raises :class:`LogError` only when nothing can be verified.
+
+    Signatures are checked on ``workers`` processes (default: one per core) ahead of the
+    single-threaded replica; the report is the same for any number of workers.
+    """
     path = Path(path)
     if not path.is_file():
         raise LogError(f"There is no log file at {path}.")
@@ -107,13 +113,16 @@ def verify_log(
         report.assembly = replica.assembly.hex()
         report.name = replica.charter.name
         waiting: dict[bytes, int] = {}
-        for item in read_items(path):
+        def wire_of(item):
+            return b"" if isinstance(item, LogDamage) else item[2]
+
+        for item, signature_ok in checked(read_items(path), key=wire_of, workers=workers):
             if isinstance(item, LogDamage):
                 report.damage = {"index": item.index, "offset": item.offset, "reason": item.reason}
                 break
             index, _, wire = item
             report.items += 1
-            outcome = store.add(wire)
+            outcome = store.add(wire, signature_checked=signature_ok)
             if index % 2000 == 1999:
                 store.flush()
                 if progress:

@@ -120,15 +120,20 @@ class ReplicaStore:
 
     # ------------------------------------------------------------------ writing
 
-    def add(self, wire: bytes) -> Outcome:
+    def add(self, wire: bytes, *, signature_checked: bool = False) -> Outcome:
         """Judge and buffer one event; it is acknowledged once :meth:`flush` returns."""
-        return self.replica.add(wire)
+        return self.replica.add(wire, signature_checked=signature_checked)
 
-    def add_many(self, wires: Iterable[bytes], batch: int = 2000) -> Iterator[Outcome]:
-        """Add events, committing every ``batch``; yields each outcome once it is committed."""
+    def add_many(self, wires: Iterable[bytes], batch: int = 2000, workers: int = 1) -> Iterator[Outcome]:
+        """Add events, committing every ``batch``; yields each outcome once it is committed.
+
+        ``workers`` > 1 checks signatures ahead in that many processes (``p2p.pipeline``).
+        """
+        from .pipeline import checked
+
         done: list[Outcome] = []
-        for wire in wires:
-            done.append(self.replica.add(wire))
+        for wire, ok in checked(wires, workers=workers):
+            done.append(self.replica.add(wire, signature_checked=ok))
             if len(done) >= batch:
                 self.flush()
                 yield from done

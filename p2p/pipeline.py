@@ -1,0 +1,80 @@
+"""Signature checks on several cores, for replaying large logs.
+
+Ed25519 verification is the one real cost of accepting an event (STACK.md); everything else the
+replica does is cheap bookkeeping that must stay on one thread to be deterministic.  So a pool of
+worker processes checks signatures of whole batches ahead of the replica, and the replica is told
+which wires are already known to be correctly signed.  A wire whose check failed (or that the
+worker could not even parse) goes through the normal path, which finds the precise reason.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Iterable, Iterator
+
+BATCH = 512
+
+
+def check_signatures(wires: list[bytes]) -> list[bool]:
+    """For each wire: True iff it is framed like an event and carries a valid author signature."""
+    import cbor2
+    from nacl.signing import VerifyKey
+
+    from consensus.errors import InvalidInput
+    from consensus.events import DOMAIN, _split_outer
+
+    keys: dict[bytes, VerifyKey] = {}
+    result = []
+    for wire in wires:
+        try:
+            encoding, signature = _split_outer(wire)
+            author = cbor2.loads(encoding, max_depth=4, allow_indefinite=False)["author"]
+            vk = keys.get(author)
+            if vk is None:
+                vk = keys[author] = VerifyKey(author)
+            vk.verify(DOMAIN + encoding, signature)
+            result.append(True)
+        except (InvalidInput, Exception):
+            result.append(False)
+    return result
+
+
+def default_workers() -> int:
+    return max(1, (os.cpu_count() or 1))
+
+
+def checked(items: Iterable, key=lambda item: item, workers: int | None = None, batch: int = BATCH) -> Iterator[tuple[object, bool]]:
+    """Yield ``(item, signature_ok)`` in input order, checking ``key(item)`` wires in a process pool.
+
+    With ``workers`` <= 1 nothing is checked ahead (every flag is False), so the caller's normal
+    path does all the work; results are identical either way.
+    """
+    workers = default_workers() if workers is None else workers
+    if workers <= 1:
+        for item in items:
+            yield item, False
+        return
+    it = iter(items)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        inflight = []
+
+        def submit() -> bool:
+            chunk = []
+            for item in it:
+                chunk.append(item)
+                if len(chunk) >= batch:
+                    break
+            if not chunk:
+                return False
+            inflight.append((chunk, pool.submit(check_signatures, [key(x) for x in chunk])))
+            return True
+
+        for _ in range(workers * 2):
+            if not submit():
+                break
+        while inflight:
+            chunk, future = inflight.pop(0)
+            flags = future.result()
+            submit()
+            yield from zip(chunk, flags)

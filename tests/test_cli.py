@@ -1,0 +1,205 @@
+"""The `klero` command as a person uses it: profiles, import, export, verify, rebuild."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from desktop.cli import main
+from p2p.logfile import read_items, write_log
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def klero(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
+    """Run the real command in its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "desktop.cli", *map(str, args)],
+        capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd or ROOT, timeout=120,
+    )
+
+
+def items(path):
+    return [item[2] for item in read_items(path)]
+
+
+@pytest.fixture
+def log(tmp_path, small_log):
+    path = tmp_path / "assembly.log"
+    write_log(path, small_log)
+    return path
+
+
+def verify_json(path, capsys) -> tuple[int, dict]:
+    code = main(["verify", str(path), "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_init_keeps_the_secret_key_encrypted(klero_home, capsys):
+    from p2p import profile
+
+    assert main(["init", "--profile", "alice", "--kdf", "interactive"]) == 0
+    out = capsys.readouterr().out
+    p = profile.existing("alice")
+    key = profile.unlock(p, "a long test passphrase")
+    secret = bytes(key).hex()
+    assert secret not in out
+    for f in klero_home.rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert bytes(key) not in data and secret.encode() not in data
+    assert oct(p.identity_path.stat().st_mode & 0o777) == "0o600"
+    with pytest.raises(profile.ProfileError, match="passphrase .* is wrong"):
+        profile.unlock(p, "not the passphrase")
+    assert main(["init", "--profile", "alice"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_passphrase_file_and_bad_names(klero_home, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("KLERO_PASSPHRASE")
+    pw = tmp_path / "pw"
+    pw.write_text("from a file, not the env\n")
+    assert main(["init", "--profile", "bob", "--kdf", "interactive", "--passphrase-file", str(pw)]) == 0
+    from p2p import profile
+
+    profile.unlock(profile.existing("bob"), "from a file, not the env")
+    assert main(["init", "--profile", "../evil", "--passphrase-file", str(pw)]) == 2
+    assert "not a usable profile name" in capsys.readouterr().err
+
+
+def test_import_export_verify_round_trip(klero_home, log, tmp_path, capsys):
+    assert main(["init", "--profile", "alice", "--kdf", "interactive"]) == 0
+    assert main(["import", "--profile", "alice", str(log)]) == 0
+    out = tmp_path / "export.log"
+    assert main(["export", "--profile", "alice", str(out)]) == 0
+    capsys.readouterr()
+    code_a, a = verify_json(log, capsys)
+    code_b, b = verify_json(out, capsys)
+    assert a["state_hash"] == b["state_hash"]
+    assert a["events"] == b["events"] > 400
+    assert len(a["equivocations"]) == len(b["equivocations"]) == 2
+    assert code_a == code_b == 1  # equivocations are findings
+    # importing twice changes nothing
+    assert main(["import", "--profile", "alice", str(out)]) == 0
+    assert a["state_hash"] in capsys.readouterr().out
+
+
+def test_shuffled_duplicated_copy_gives_the_same_hash(log, tmp_path, capsys):
+    wires = items(log)
+    rng = random.Random(99)
+    copy = wires + rng.sample(wires, 200)
+    rng.shuffle(copy)
+    shuffled = tmp_path / "shuffled.log"
+    write_log(shuffled, copy)
+    _, a = verify_json(log, capsys)
+    _, b = verify_json(shuffled, capsys)
+    assert a["state_hash"] == b["state_hash"]
+    assert a["events"] == b["events"]
+    assert b["items"] == len(copy) and b["duplicates"] > 100
+    assert sorted(e["seq"] for e in a["equivocations"]) == sorted(e["seq"] for e in b["equivocations"])
+
+
+def test_tampered_copy_reports_the_tampered_items(log, tmp_path, capsys):
+    wires = items(log)
+    tampered = list(wires)
+    targets = [50, 200, 333]
+    for i in targets:
+        w = bytearray(tampered[i])
+        pos = w.find(b"Comment") if b"Comment" in w else w.find(b"Proposal")
+        w[pos] ^= 0x01  # one bit in the text: the signature no longer matches
+        tampered[i] = bytes(w)
+    path = tmp_path / "tampered.log"
+    write_log(path, tampered)
+    code, report = verify_json(path, capsys)
+    assert code == 1
+    bad = {r["index"]: r["code"] for r in report["rejected"]}
+    for i in targets:
+        assert bad.get(i) == "bad_signature", (i, bad)
+    _, clean = verify_json(log, capsys)
+    assert report["state_hash"] != clean["state_hash"]
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"", "not a Kleroterion log"),
+        (b"\xff\xfe garbage that is not cbor at all", "not a Kleroterion log"),
+        (b"\x83\x01\x02\x03\x64text", "holds no charter"),
+    ],
+)
+def test_verify_refuses_garbage_with_a_sentence(tmp_path, content, expected):
+    path = tmp_path / "bad.log"
+    path.write_bytes(content)
+    result = klero("verify", path)
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_truncated_log_and_non_event_items(log, tmp_path, capsys):
+    data = log.read_bytes()
+    cut = tmp_path / "cut.log"
+    cut.write_bytes(data[: len(data) - 40])
+    code, report = verify_json(cut, capsys)
+    assert code == 1 and "truncated" in report["damage"]["reason"]
+    mixed = tmp_path / "mixed.log"
+    wires = items(log)
+    import cbor2
+
+    write_log(mixed, [wires[0], cbor2.dumps({"hello": "world"}), cbor2.dumps([b"x", b"y"]), *wires[1:]])
+    code, report = verify_json(mixed, capsys)
+    codes = {r["index"]: r["code"] for r in report["rejected"]}
+    assert codes[1] == "bad_shape" and codes[2] == "bad_shape"
+    result = klero("verify", mixed)
+    assert result.returncode == 1 and "item 1: bad_shape" in result.stdout
+
+
+def test_verify_of_a_missing_file_and_unknown_profile(tmp_path, klero_home):
+    result = klero("verify", tmp_path / "nope.log")
+    assert result.returncode == 2 and "no log file" in result.stderr
+    result = klero("export", "--profile", "ghost", tmp_path / "x.log", env={"KLERO_HOME": str(klero_home)})
+    assert result.returncode == 2 and "klero init --profile ghost" in result.stderr
+
+
+def test_rebuild_restores_damaged_derived_tables(klero_home, log, capsys):
+    import sqlite3
+
+    from p2p import profile
+
+    assert main(["init", "--profile", "carol", "--kdf", "interactive"]) == 0
+    assert main(["import", "--profile", "carol", str(log)]) == 0
+    capsys.readouterr()
+    _, report = verify_json(log, capsys)
+    db = sqlite3.connect(profile.existing("carol").replica_path)
+    db.execute("DELETE FROM authors")
+    db.execute("UPDATE events SET status = 'pending'")
+    db.commit()
+    db.close()
+    assert main(["rebuild", "--profile", "carol"]) == 0
+    out = capsys.readouterr().out
+    assert report["state_hash"] in out
+    assert main(["status", "--profile", "carol"]) == 0
+    assert report["state_hash"] in capsys.readouterr().out
+
+
+def test_simulate_then_verify_is_clean(tmp_path):
+    out = tmp_path / "sim.log"
+    result = klero("simulate", out, "--events", "200", "--seed", "4")
+    assert result.returncode == 0, result.stderr
+    result = klero("verify", out)
+    assert result.returncode == 0, result.stdout
+    assert "Rejected items: none" in result.stdout and "Equivocations: none" in result.stdout
+
+
+def test_verify_workers_do_not_change_the_report(log):
+    from p2p.audit import verify_log
+
+    one = verify_log(log, workers=1).as_dict()
+    two = verify_log(log, workers=2).as_dict()
+    assert one == two
