@@ -52,6 +52,16 @@ from .lthash import LtHash
 APPLIED, PENDING, INVALID, EXCLUDED = "applied", "pending", "invalid", "excluded"
 DUPLICATE, REJECTED, EQUIVOCATION = "duplicate", "rejected", "equivocation"
 
+#: The lifecycle of a stored event (docs/events.md has the diagram).  ``None`` is "not stored".
+#: Rejected items and the second event of an equivocation are never stored as chain entries.
+TRANSITIONS: dict[str | None, frozenset[str]] = {
+    None: frozenset({PENDING, APPLIED, INVALID}),  # arrives: waits, applies, or breaks the chain
+    PENDING: frozenset({APPLIED, INVALID, EXCLUDED}),  # its predecessor arrived, or a fork below it was proven
+    APPLIED: frozenset({EXCLUDED}),  # a fork at or below it was proven
+    INVALID: frozenset({EXCLUDED}),  # likewise; an invalid event never becomes valid
+    EXCLUDED: frozenset(),  # final: equivocation is fatal
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Stored:

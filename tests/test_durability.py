@@ -64,6 +64,7 @@ class Run:
     opening: threading.Event = field(default_factory=threading.Event)
     ready: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
+    closed: threading.Event = field(default_factory=threading.Event)  # stdout reached EOF
     reader: threading.Thread | None = None
 
     def read(self) -> None:
@@ -83,6 +84,14 @@ class Run:
                     self.ready.set()
                 elif line.startswith("done "):
                     self.done.set()
+        self.closed.set()
+
+    def wait_for(self, line: threading.Event, timeout: float) -> bool:
+        """Wait until ``line`` was printed; give up early if the writer died without it."""
+        end = time.monotonic() + timeout
+        while not line.is_set() and not self.closed.is_set() and time.monotonic() < end:
+            line.wait(0.05)
+        return line.is_set()
 
 
 def start_writer(db: Path, log: Path, start: int, batch: int, stderr) -> Run:
@@ -228,7 +237,7 @@ def test_sigkill_loses_no_acknowledged_event(tmp_path):
             run = start_writer(db, log_path, start, batch, stderr)
             try:
                 anchor = run.opening if aim_at_opening else run.ready
-                reached = anchor.wait(START_TIMEOUT)
+                reached = run.wait_for(anchor, START_TIMEOUT)
                 if reached:
                     time.sleep(delay)
                 running = run.proc.poll() is None
@@ -285,7 +294,7 @@ def test_sigkill_loses_no_acknowledged_event(tmp_path):
         start = max(acked) + 1 if acked else 1
         run = start_writer(db, log_path, start, 25, stderr)
         try:
-            finished = run.done.wait(60)
+            finished = run.wait_for(run.done, 60)
             if finished:
                 run.proc.wait(timeout=30)
         finally:

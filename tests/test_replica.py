@@ -205,3 +205,44 @@ def test_lthash_is_a_set_hash():
     for f in facts:
         b.remove(f)
     assert b.digest() == LtHash().digest()
+
+
+class CheckedLedger:
+    """A MemoryLedger that fails the test on any status change the lifecycle table forbids."""
+
+    def __init__(self):
+        from consensus import MemoryLedger
+
+        self.inner = MemoryLedger()
+        self.seen = set()
+
+    def get(self, author, seq):
+        return self.inner.get(author, seq)
+
+    def put(self, author, seq, stored):
+        from consensus.replica import TRANSITIONS
+
+        old = self.inner.get(author, seq)
+        before = old.status if old else None
+        if before != stored.status:
+            assert stored.status in TRANSITIONS[before], f"{before} -> {stored.status}"
+            self.seen.add((before, stored.status))
+        if old is not None:
+            assert old.id == stored.id and old.wire == stored.wire, "a stored event was replaced"
+        self.inner.put(author, seq, stored)
+
+    def add_fork(self, author, seq, first, second):
+        self.inner.add_fork(author, seq, first, second)
+
+
+@settings(max_examples=10)
+@given(seed=st.integers(0, 2**32))
+def test_every_status_change_follows_the_lifecycle_table(reference, seed):
+    _, wires, expected, _, _ = reference
+    body = list(wires[1:])
+    random.Random(seed).shuffle(body)
+    ledger = CheckedLedger()
+    r = Replica(wires[0], ledger=ledger)
+    for w in body:
+        r.add(w)
+    assert r.state_hash() == expected
