@@ -72,6 +72,7 @@ class ReplicaStore:
         self.path = Path(path)
         if _charter_wire is None and not self.path.exists():
             raise StoreError(f"There is no replica at {self.path}; import a log or join an assembly first.")
+        self._lock = _lock_file(Path(str(self.path) + ".lock"))
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -188,6 +189,12 @@ class ReplicaStore:
     def close(self) -> None:
         self.flush()
         self.db.conn.close()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the descriptor releases the lock
+            self._lock = None
 
     def __enter__(self) -> "ReplicaStore":
         return self
@@ -197,6 +204,7 @@ class ReplicaStore:
             self.close()
         else:  # do not commit half of a failed batch
             self.db.conn.close()
+            self._unlock()
 
     # ------------------------------------------------------------------ reading
 
@@ -248,11 +256,13 @@ class ReplicaStore:
                 progress(count)
         fresh.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         fresh.db.conn.close()
+        fresh._unlock()
         self.db.conn.close()
+        self._unlock()
         for suffix in ("-wal", "-shm"):
             Path(str(self.path) + suffix).unlink(missing_ok=True)
         os.replace(target, self.path)
-        for suffix in ("-wal", "-shm"):
+        for suffix in ("-wal", "-shm", ".lock"):
             Path(str(target) + suffix).unlink(missing_ok=True)
         self.__init__(self.path)
 
@@ -276,6 +286,27 @@ class ReplicaStore:
 
     def _transaction(self):
         return _Transaction(self.db.conn)
+
+
+def _lock_file(path: Path):
+    """Hold an exclusive lock beside the replica: its in-memory state must have one writer.
+
+    Returns the open lock file (the lock lasts while it is open), or None where the platform
+    has no ``fcntl`` (Windows: single-writer use is then up to the user).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise StoreError(
+            f"The replica {path.with_suffix('')} is in use by another klero process; stop it (or wait for it) and try again."
+        ) from None
+    return handle
 
 
 class _Transaction:

@@ -1,0 +1,93 @@
+"""The SQLite replica store: restarts, rebuilds, locking, migrations and hostile files."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consensus import Replica
+from p2p.simulate import Simulation
+from p2p.store import ReplicaStore, StoreError
+
+
+def memory_hash(wires):
+    r = Replica(wires[0])
+    for w in wires[1:]:
+        r.add(w)
+    return r.state_hash()
+
+
+@settings(max_examples=12)
+@given(seed=st.integers(0, 2**32), cut=st.floats(0.1, 0.9))
+def test_restart_in_the_middle_keeps_the_state(small_log, tmp_path_factory, seed, cut):
+    """Stop after any prefix of a shuffled stream, reopen, finish: same hash as in memory."""
+    body = list(small_log[1:])
+    random.Random(seed).shuffle(body)
+    path = tmp_path_factory.mktemp("restart") / "r.sqlite"
+    k = int(len(body) * cut)
+    with ReplicaStore.create(path, small_log[0], durable=False) as store:
+        list(store.add_many(body[:k], batch=37))
+    with ReplicaStore(path, durable=False) as store:
+        middle = store.state_hash()
+        assert middle == memory_hash([small_log[0], *body[:k]])
+        list(store.add_many(body[k:], batch=37))
+    with ReplicaStore(path) as store:
+        assert store.state_hash() == memory_hash(small_log)
+
+
+def test_only_one_writer_at_a_time(tmp_path, small_log):
+    path = tmp_path / "r.sqlite"
+    first = ReplicaStore.create(path, small_log[0])
+    with pytest.raises(StoreError, match="in use by another klero process"):
+        ReplicaStore(path)
+    first.close()
+    ReplicaStore(path).close()
+
+
+def test_another_assembly_is_refused(tmp_path, small_log):
+    path = tmp_path / "r.sqlite"
+    ReplicaStore.create(path, small_log[0]).close()
+    other = Simulation(seed=999).charter_wire
+    with pytest.raises(StoreError, match="another assembly"):
+        ReplicaStore.create(path, other)
+
+
+def test_a_file_that_is_not_a_replica(tmp_path):
+    path = tmp_path / "r.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a usable replica file"):
+        ReplicaStore(path)
+
+
+def test_migrations_are_named_and_recorded(tmp_path, small_log):
+    path = tmp_path / "r.sqlite"
+    with ReplicaStore.create(path, small_log[0]) as store:
+        names = [r[0] for r in store.db.execute("SELECT name FROM _sqlite_migrations ORDER BY rowid")]
+        assert names == ["m001_raw_events", "m002_derived_state"]
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_rejected_input_touches_no_stored_data(tmp_path, small_log):
+    path = tmp_path / "r.sqlite"
+    with ReplicaStore.create(path, small_log[0]) as store:
+        list(store.add_many(small_log[1:100]))
+        before = list(store.db.execute("SELECT id, status FROM events ORDER BY id"))
+        for junk in (b"", b"\x82\x40\x40", small_log[5][:-1] + b"\x00", b"\xa0" * 10):
+            assert store.add(junk).status == "rejected"
+        store.flush()
+        assert list(store.db.execute("SELECT id, status FROM events ORDER BY id")) == before
+
+
+def test_rebuild_keeps_the_hash_and_leaves_no_temporary_files(tmp_path, small_log):
+    path = tmp_path / "r.sqlite"
+    with ReplicaStore.create(path, small_log[0]) as store:
+        list(store.add_many(small_log[1:]))
+        before = store.state_hash()
+        store.rebuild()
+        assert store.state_hash() == before
+        assert store.counts()["applied"] == store.replica.applied_count()
+    leftovers = [p.name for p in tmp_path.iterdir() if "rebuild" in p.name]
+    assert leftovers == []
