@@ -54,7 +54,6 @@ def m002_derived_state(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE certifications (registrar BLOB NOT NULL, subject BLOB NOT NULL, PRIMARY KEY (registrar, subject))")
 
 
-DERIVED_TABLES = ("authors", "proposals", "certifications")
 
 
 class StoreError(KleroError):
@@ -69,18 +68,30 @@ class ReplicaStore:
     """
 
     def __init__(self, path: str | os.PathLike, *, durable: bool = True, _charter_wire: bytes | None = None):
+        """``durable=False`` (synchronous=OFF) is for throwaway files only, such as the replay
+        ledger of ``klero verify``: an OS crash may corrupt such a file, not just lose commits."""
         self.path = Path(path)
         if _charter_wire is None and not self.path.exists():
             raise StoreError(f"There is no replica at {self.path}; import a log or join an assembly first.")
+        self.durable = durable
         self._lock = _lock_file(Path(str(self.path) + ".lock"))
+        conn = None
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
             self.db = sqlite_utils.Database(conn)
             migrations.apply(self.db)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a usable replica file ({exc}).") from None
+            self._open(_charter_wire)
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
+            self._unlock()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StoreError(f"{self.path} is not a usable replica file ({exc}).") from None
+            raise
+
+    def _open(self, _charter_wire: bytes | None) -> None:
         self._overlay: dict[tuple[bytes, int], Stored] = {}
         self._forks: list[tuple[bytes, int, bytes, bytes]] = []
         stored = self._meta("charter")
@@ -144,7 +155,8 @@ class ReplicaStore:
 
     def flush(self) -> None:
         """Commit buffered events and the derived rows that follow from them, atomically."""
-        changes = self.replica.drain_changes()
+        # Read the changes now but clear them only after COMMIT: a failed commit keeps them for a retry.
+        changes = self.replica.changes
         if not self._overlay and not self._forks and not (changes.authors or changes.proposals or changes.certifications):
             return
         r = self.replica
@@ -183,6 +195,7 @@ class ReplicaStore:
                     self.db.execute("INSERT OR IGNORE INTO certifications VALUES (?, ?)", list(pair))
                 else:
                     self.db.execute("DELETE FROM certifications WHERE registrar = ? AND subject = ?", list(pair))
+        self.replica.drain_changes()
         self._overlay.clear()
         self._forks.clear()
 
@@ -230,11 +243,6 @@ class ReplicaStore:
         for (second,) in self.db.execute("SELECT second FROM forks ORDER BY author, seq"):
             yield second
 
-    def has(self, event_id: bytes) -> bool:
-        if any(s.id == event_id for s in self._overlay.values()):
-            return True
-        return self.db.execute("SELECT 1 FROM events WHERE id = ?", [event_id]).fetchone() is not None
-
     # ------------------------------------------------------------------ rebuilding derived state
 
     def rebuild(self, progress: Callable[[int], None] | None = None) -> None:
@@ -248,7 +256,7 @@ class ReplicaStore:
         for suffix in ("", "-wal", "-shm"):
             Path(str(target) + suffix).unlink(missing_ok=True)
         charter = self._meta("charter")
-        fresh = ReplicaStore.create(target, charter)
+        fresh = ReplicaStore.create(target, charter, durable=self.durable)
         count = 0
         for outcome in fresh.add_many(self.wires()):
             count += 1
@@ -264,7 +272,7 @@ class ReplicaStore:
         os.replace(target, self.path)
         for suffix in ("-wal", "-shm", ".lock"):
             Path(str(target) + suffix).unlink(missing_ok=True)
-        self.__init__(self.path)
+        self.__init__(self.path, durable=self.durable)
 
     # ------------------------------------------------------------------ internals
 
@@ -320,6 +328,12 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
-            self.conn.execute("COMMIT")
-        else:
+            try:
+                self.conn.execute("COMMIT")
+                return
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+        if self.conn.in_transaction:  # an error may already have ended it
             self.conn.execute("ROLLBACK")

@@ -185,7 +185,6 @@ def test_sigkill_loses_no_acknowledged_event(tmp_path):
     rng = random.Random(SEED)
     ctx = f"seed={SEED}"
     log_path = tmp_path / "assembly.cbor"
-    db = tmp_path / "replica.db"
     stderr_path = tmp_path / "writer.stderr"
 
     wires = list(Simulation(seed=SEED, reps=8).log(EVENTS))
