@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .cbor import key_order
-from .errors import reject
+from .errors import names, reject
 
 KEY_BYTES = 32
 
@@ -47,7 +47,7 @@ class Limits:
         _check_order(body, "charter's limits")
         unknown = sorted(set(body) - set(cls._RANGES))
         if unknown:
-            raise reject("bad_charter", f"The charter has unknown limits: {', '.join(unknown)}.")
+            raise reject("bad_charter", f"The charter has unknown limits: {names(unknown)}.")
         values = {}
         for name, (low, high) in cls._RANGES.items():
             if name in body:
@@ -67,7 +67,8 @@ class Limits:
         return limits
 
     def to_body(self) -> dict:
-        return {name: getattr(self, name) for name in self._RANGES}
+        """The limits as a map in canonical key order (so ``from_body(to_body())`` round-trips)."""
+        return {name: getattr(self, name) for name in sorted(self._RANGES, key=key_order)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,7 @@ class Charter:
         _check_order(body, "charter")
         unknown = sorted(set(body) - set(cls.FIELDS))
         if unknown:
-            raise reject("bad_charter", f"The charter has unknown parameters: {', '.join(unknown)}.")
+            raise reject("bad_charter", f"The charter has unknown parameters: {names(unknown)}.")
         name = body.get("name")
         if type(name) is not str or not 1 <= len(name) <= 200 or not name.strip():
             raise reject("bad_charter", "The charter needs a name of 1 to 200 characters.")
@@ -98,12 +99,14 @@ class Charter:
         return cls(name=name, registrars=registrars, roster=roster, limits=limits)
 
     def to_body(self) -> dict:
-        return {
+        """The charter as a map in canonical key order (so ``from_body(to_body())`` round-trips)."""
+        body = {
             "name": self.name,
             "registrars": list(self.registrars),
             "roster": list(self.roster),
             "limits": self.limits.to_body(),
         }
+        return {k: body[k] for k in sorted(body, key=key_order)}
 
 
 def _check_order(body: dict, what: str) -> None:

@@ -50,6 +50,20 @@ class InvalidInput(KleroError):
         self.rejection = rejection
 
 
+def names(values, limit: int = 5, width: int = 40) -> str:
+    """Quote untrusted names (field names, kinds) for a sentence: each shortened, escaped, few.
+
+    A hostile event must not be able to put kilobytes, newlines or terminal escapes into the
+    sentence a person reads.
+    """
+    shown = []
+    for value in list(values)[:limit]:
+        text = repr(value)
+        shown.append(text if len(text) <= width else text[: width - 1] + "…")
+    more = len(values) - limit if hasattr(values, "__len__") else 0
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
 def reject(code: str, reason: str, *, fatal: bool = True) -> InvalidInput:
     """Build an :class:`InvalidInput` to raise (``raise reject(...)``)."""
     return InvalidInput(Rejection(code, reason, fatal))

@@ -22,7 +22,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from . import cbor
 from .charter import Limits
-from .errors import InvalidInput, reject
+from .errors import InvalidInput, names, reject
 from .kinds import KINDS, CharterBody
 
 VERSION = 1
@@ -201,7 +201,7 @@ def verify_signature(author: bytes, encoding: bytes, signature: bytes, verify_ke
 def parse_body(kind: str, body, limits: Limits):
     cls = KINDS.get(kind)
     if cls is None:
-        raise reject("unknown_kind", f"This node does not know the event kind {kind[:40]!r}.")
+        raise reject("unknown_kind", f"This node does not know the event kind {names([kind])}.")
     return cls.from_body(body, limits)
 
 

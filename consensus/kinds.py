@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from .cbor import key_order
 from .charter import Charter, Limits
-from .errors import reject
+from .errors import names, reject
 
 ID_BYTES = 32
 KEY_BYTES = 32
@@ -37,7 +37,7 @@ def _fields(body, kind: str, required: tuple[str, ...], optional: tuple[str, ...
         raise reject("bad_body", f"A {kind} event needs the field(s) {', '.join(missing)}.")
     unknown = sorted(keys - set(required) - set(optional), key=str)
     if unknown:
-        raise reject("bad_body", f"A {kind} event has unknown field(s) {', '.join(map(str, unknown))}.")
+        raise reject("bad_body", f"A {kind} event has unknown field(s) {names(unknown)}.")
     if list(body) != sorted(body, key=key_order):
         raise reject("not_canonical", f"The fields of the {kind} event's body are not in canonical order.")
     return body

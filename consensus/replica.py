@@ -236,6 +236,10 @@ class Replica:
             if kind == "charter" and event_id(wire) == self.assembly:
                 raise reject("duplicate", "This is the assembly's own charter.", fatal=False)
             raise reject("wrong_assembly", "The event belongs to another assembly.")
+        if kind == "charter":
+            raise reject("charter_inside_assembly", "A charter founds an assembly; it cannot be an event inside one.")
+        if author == self.charter_event.author and fields["seq"] == 1:
+            raise reject("charter_position", "The convenor's first event is the charter itself; nothing else can take its place.")
         roles = self.roles.get(author)
         if not roles:
             raise reject("unknown_author", "The author is neither the convenor, a registrar nor a representative of this assembly.")
