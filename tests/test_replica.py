@@ -246,3 +246,24 @@ def test_every_status_change_follows_the_lifecycle_table(reference, seed):
     for w in body:
         r.add(w)
     assert r.state_hash() == expected
+
+
+def test_convenor_on_the_roster_can_equivocate_after_the_charter():
+    """The convenor's chain starts with the charter; a fork at seq 2 rewinds it to the charter."""
+    from consensus.charter import Charter
+    from consensus.events import NO_ASSEMBLY
+    from p2p.simulate import derived_key
+
+    convenor = derived_key(1, "convenor", 0)
+    charter = Charter(name="Tiny", roster=(bytes(convenor.verify_key),))
+    charter_wire = sign_event(convenor, assembly=NO_ASSEMBLY, seq=1, prev=None, kind="charter", body=charter)
+    assembly = event_id(charter_wire)
+    a = sign_event(convenor, assembly=assembly, seq=2, prev=assembly, kind="proposal.submit", body={"title": "A", "summary": ""})
+    b = sign_event(convenor, assembly=assembly, seq=2, prev=assembly, kind="proposal.submit", body={"title": "B", "summary": ""})
+    r = Replica(charter_wire)
+    empty = r.state_hash()
+    assert r.add(a).status == APPLIED
+    assert r.add(b).status == EQUIVOCATION
+    head = r.heads[bytes(convenor.verify_key)]
+    assert (head.seq, head.id) == (1, assembly)
+    assert r.state_hash() != empty  # the fork itself is part of the state
