@@ -56,6 +56,14 @@ def m002_derived_state(db: sqlite_utils.Database) -> None:
 
 
 
+@migrations()
+def m003_beacon_rounds(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE beacon_rounds (chain BLOB NOT NULL, round INTEGER NOT NULL, signature BLOB NOT NULL,
+            previous_signature BLOB, PRIMARY KEY (chain, round))"""
+    )
+
+
 class StoreError(KleroError):
     """The replica file cannot be used as asked."""
 
@@ -243,6 +251,41 @@ class ReplicaStore:
         for (second,) in self.db.execute("SELECT second FROM forks ORDER BY author, seq"):
             yield second
 
+    # ------------------------------------------------------------------ beacon rounds
+
+    def add_round(self, chain, rnd) -> bool:
+        """Cache a beacon round after verifying it; returns False (storing nothing) if it is invalid."""
+        from consensus.errors import InvalidInput
+
+        try:
+            chain.verify(rnd)
+        except InvalidInput:
+            return False
+        with self._transaction():
+            self.db.execute(
+                "INSERT OR IGNORE INTO beacon_rounds VALUES (?, ?, ?, ?)",
+                [chain.hash, rnd.round, rnd.signature, rnd.previous_signature],
+            )
+        return True
+
+    def beacon_round(self, chain, number: int):
+        from consensus.beacon import BeaconRound
+
+        row = self.db.execute(
+            "SELECT round, signature, previous_signature FROM beacon_rounds WHERE chain = ? AND round = ?", [chain.hash, number]
+        ).fetchone()
+        return BeaconRound(*row) if row else None
+
+    def latest_round(self, chain):
+        """The highest cached round of ``chain``, or None."""
+        from consensus.beacon import BeaconRound
+
+        row = self.db.execute(
+            "SELECT round, signature, previous_signature FROM beacon_rounds WHERE chain = ? ORDER BY round DESC LIMIT 1",
+            [chain.hash],
+        ).fetchone()
+        return BeaconRound(*row) if row else None
+
     # ------------------------------------------------------------------ rebuilding derived state
 
     def rebuild(self, progress: Callable[[int], None] | None = None) -> None:
@@ -262,6 +305,11 @@ class ReplicaStore:
             count += 1
             if progress and count % 10000 == 0:
                 progress(count)
+        # beacon rounds are a cache of verified public data, not derived from events: carry them over
+        fresh.db.conn.executemany(
+            "INSERT OR IGNORE INTO beacon_rounds VALUES (?, ?, ?, ?)",
+            self.db.execute("SELECT chain, round, signature, previous_signature FROM beacon_rounds"),
+        )
         fresh.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         fresh.db.conn.close()
         fresh._unlock()

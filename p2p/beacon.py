@@ -1,0 +1,254 @@
+"""Beacon sources: pinned chains, drand HTTP relays, and the dev beacon (issue 3).
+
+* :func:`load_chain` reads pinned chain info (``quicknet``, ``mainnet`` from ``resources/beacon``,
+  or a JSON file) and checks its hash.
+* :class:`HttpRelay` fetches rounds from drand HTTP relays (``/{chain-hash}/public/{round}`` and
+  ``/{chain-hash}/public/latest``), with timeouts, bounded retries and a size cap, and verifies
+  every round before returning it.  Several relay URLs are tried in turn.
+* :class:`DevBeacon` holds a BLS secret key for a dev or demo chain and signs rounds in exactly
+  quicknet's format; :func:`serve` publishes them over HTTP with drand's API, so nodes fetch and
+  verify dev rounds exactly like drand's.
+
+Relaying verified rounds between peers uses ``consensus.beacon.encode_round``/``decode_round``;
+the gossip transport that carries them arrives with the libp2p node (issue 7).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources as importlib_resources
+from pathlib import Path
+from typing import Callable
+
+from py_arkworks_bls12381 import G1Point, G2Point, Scalar
+
+from consensus.beacon import DST_G1, UNCHAINED_G1, BeaconRound, Chain, round_message
+from consensus.errors import InvalidInput, KleroError
+
+NAMED_CHAINS = ("quicknet", "mainnet")
+MAX_RESPONSE = 64 * 1024
+
+
+class BeaconError(KleroError):
+    """A beacon source failed or answered something unusable."""
+
+
+def load_chain(spec: str) -> Chain:
+    """``quicknet``, ``mainnet``, or the path of a chain-info JSON file; its hash is checked."""
+    if spec in NAMED_CHAINS:
+        text = importlib_resources.files("resources").joinpath("beacon", f"{spec}.json").read_text()
+        where = f"the pinned {spec} chain"
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise BeaconError(f"Unknown chain {spec!r}: use quicknet, mainnet, or the path of a chain-info JSON file.")
+        if path.stat().st_size > MAX_RESPONSE:
+            raise BeaconError(f"{path} is too large to be chain info.")
+        text = path.read_text(encoding="utf-8", errors="replace")
+        where = str(path)
+    try:
+        info = json.loads(text)
+    except ValueError:
+        raise BeaconError(f"{where} is not JSON.") from None
+    if isinstance(info, dict) and isinstance(info.get("beacon"), dict):
+        info = info["beacon"]  # a charter file that embeds its chain
+    try:
+        return Chain.from_info(info)
+    except InvalidInput as exc:
+        raise BeaconError(f"{where}: {exc.rejection.reason}") from None
+
+
+def parse_round_json(chain: Chain, data: bytes, expected_round: int | None = None) -> BeaconRound:
+    """Turn a relay's JSON answer into a verified round (or raise BeaconError with a reason)."""
+    try:
+        obj = json.loads(data)
+        number = obj["round"]
+        signature = bytes.fromhex(obj["signature"])
+        previous = bytes.fromhex(obj["previous_signature"]) if obj.get("previous_signature") else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise BeaconError("The relay's answer is not a drand round (JSON with round and signature).") from None
+    if type(number) is not int:
+        raise BeaconError("The relay's answer names no round number.")
+    if expected_round is not None and number != expected_round:
+        raise BeaconError(f"The relay answered round {number} when asked for round {expected_round}.")
+    rnd = BeaconRound(number, signature, previous)
+    try:
+        randomness = chain.verify(rnd)
+    except InvalidInput as exc:
+        raise BeaconError(f"The relay's round {number} is invalid: {exc.rejection.reason}") from None
+    claimed = obj.get("randomness")
+    if claimed is not None and claimed != randomness.hex():
+        raise BeaconError(f"The relay's round {number} claims randomness that is not the hash of its signature.")
+    return rnd
+
+
+class HttpRelay:
+    """Fetch verified rounds from one or more drand HTTP relays."""
+
+    def __init__(self, chain: Chain, urls: list[str], *, timeout: float = 5.0, retries: int = 2, backoff: float = 0.5):
+        if not urls:
+            raise BeaconError("No relay URL given.")
+        self.chain = chain
+        self.urls = [u.rstrip("/") for u in urls]
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+
+    def fetch(self, round_number: int | None = None) -> BeaconRound:
+        """Round ``round_number`` (or the latest), verified.  Tries every relay, each with retries."""
+        path = f"/{self.chain.hash.hex()}/public/{'latest' if round_number is None else round_number}"
+        problems = []
+        for url in self.urls:
+            for attempt in range(self.retries + 1):
+                try:
+                    data = self._get(url + path)
+                    return parse_round_json(self.chain, data, round_number)
+                except BeaconError as exc:
+                    problems.append(f"{url}: {exc.message}")
+                    if "invalid" in exc.message or "claims" in exc.message:
+                        break  # a relay that serves forged rounds is not retried
+                except (urllib.error.URLError, OSError, TimeoutError) as exc:
+                    reason = getattr(exc, "reason", exc)
+                    problems.append(f"{url}: {reason}")
+                if attempt < self.retries:
+                    time.sleep(self.backoff * (2**attempt))
+        raise BeaconError("No relay gave a valid round. " + "; ".join(problems[-4:]))
+
+    def _get(self, url: str) -> bytes:
+        request = urllib.request.Request(url, headers={"User-Agent": "kleroterion"})
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            if response.status != 200:
+                raise BeaconError(f"HTTP {response.status}")
+            data = response.read(MAX_RESPONSE + 1)
+        if len(data) > MAX_RESPONSE:
+            raise BeaconError("The relay's answer is too large.")
+        return data
+
+
+# -------------------------------------------------------------------- dev beacon
+
+
+class DevBeacon:
+    """A dev or demo beacon: a BLS key that signs rounds in quicknet's format."""
+
+    def __init__(self, chain: Chain, secret: bytes):
+        if chain.scheme != UNCHAINED_G1:
+            raise BeaconError("A dev beacon signs in quicknet's format (bls-unchained-g1-rfc9380).")
+        self.chain = chain
+        self._scalar = Scalar.from_le_bytes(secret)
+        if (G2Point() * self._scalar).to_compressed_bytes() != chain.public_key:
+            raise BeaconError("The dev beacon's secret key does not belong to this chain.")
+
+    @staticmethod
+    def create(period_ms: int, genesis_time: int, beacon_id: str = "klero-dev") -> tuple[Chain, bytes]:
+        """A fresh key pair and the chain info naming it; returns (chain, secret)."""
+        scalar = Scalar.from_be_bytes_mod_order(secrets.token_bytes(64))
+        public = (G2Point() * scalar).to_compressed_bytes()
+        chain = Chain(
+            scheme=UNCHAINED_G1,
+            public_key=public,
+            period_ms=period_ms,
+            genesis_time=genesis_time,
+            group_hash=secrets.token_bytes(32),
+            beacon_id=beacon_id,
+            dev=True,
+        )
+        return chain, bytes(scalar.to_le_bytes())
+
+    def sign(self, round_number: int) -> BeaconRound:
+        hm = G1Point.hash_to_curve(round_message(UNCHAINED_G1, round_number), DST_G1)
+        return BeaconRound(round_number, (hm * self._scalar).to_compressed_bytes())
+
+
+def write_dev_chain(path: str | os.PathLike, chain: Chain, secret: bytes) -> Path:
+    """Write the public chain info to ``path`` and the secret beside it (``.secret``, mode 0600)."""
+    path = Path(path)
+    secret_path = path.with_name(path.name + ".secret")
+    fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret.hex() + "\n")
+    path.write_text(json.dumps(chain.to_info(), indent=2) + "\n")
+    return secret_path
+
+
+def read_dev_secret(path: str | os.PathLike) -> bytes:
+    try:
+        text = Path(path).read_text().strip()
+        secret = bytes.fromhex(text)
+    except (OSError, ValueError):
+        raise BeaconError(f"Cannot read a dev beacon secret from {path}.") from None
+    if len(secret) != 32:
+        raise BeaconError(f"{path} does not hold a 32-byte dev beacon secret.")
+    return secret
+
+
+def serve(
+    beacon: DevBeacon,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    clock: Callable[[], float] = time.time,
+) -> ThreadingHTTPServer:
+    """Publish the dev beacon's rounds with drand's HTTP API; returns the running server.
+
+    A round is published once its time has come by ``clock`` (the beacon operator's clock: for a
+    dev beacon that *is* the definition of beacon time).  Call ``server.shutdown()`` to stop.
+    """
+    chain = beacon.chain
+    prefix = "/" + chain.hash.hex()
+    cache: dict[int, BeaconRound] = {}
+    lock = threading.Lock()
+
+    def round_json(number: int) -> bytes:
+        with lock:
+            rnd = cache.get(number)
+            if rnd is None:
+                rnd = cache[number] = beacon.sign(number)
+                if len(cache) > 4096:
+                    cache.pop(min(cache))
+        return json.dumps({"round": number, "randomness": rnd.randomness.hex(), "signature": rnd.signature.hex()}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # quiet: the CLI reports what matters
+            pass
+
+        def _send(self, code: int, body: bytes) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path.startswith(prefix):
+                path = path[len(prefix):]
+            current = chain.round_at(clock())
+            if path in ("/info", "/chains"):
+                body = json.dumps(chain.to_info() if path == "/info" else [chain.hash.hex()]).encode()
+                return self._send(200, body)
+            if path == "/public/latest":
+                if current < 1:
+                    return self._send(404, b'{"error": "no round yet"}')
+                return self._send(200, round_json(current))
+            if path.startswith("/public/"):
+                try:
+                    number = int(path[len("/public/"):])
+                except ValueError:
+                    return self._send(400, b'{"error": "bad round"}')
+                if not 1 <= number <= current:
+                    return self._send(404, b'{"error": "round not yet published"}')
+                return self._send(200, round_json(number))
+            return self._send(404, b'{"error": "not found"}')
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="klero-dev-beacon", daemon=True)
+    thread.start()
+    return server

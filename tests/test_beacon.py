@@ -1,0 +1,297 @@
+"""Beacon rounds: real drand vectors, the dev beacon, relays, beacon time and hostile input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consensus.beacon import (
+    BeaconRound,
+    Chain,
+    beacon_status,
+    decode_round,
+    encode_round,
+    verify_round,
+)
+from consensus.errors import InvalidInput
+from p2p.beacon import BeaconError, DevBeacon, HttpRelay, load_chain, serve
+
+ROOT = Path(__file__).resolve().parent.parent
+VECTORS = json.loads(resources.files("resources").joinpath("beacon", "vectors.json").read_text())
+QUICKNET = load_chain("quicknet")
+MAINNET = load_chain("mainnet")
+DEV_CHAIN, DEV_SECRET = DevBeacon.create(500, 1_700_000_000)
+DEV = DevBeacon(DEV_CHAIN, DEV_SECRET)
+
+
+def rounds(name):
+    for r in VECTORS[name]:
+        prev = bytes.fromhex(r["previous_signature"]) if "previous_signature" in r else None
+        yield BeaconRound(r["round"], bytes.fromhex(r["signature"]), prev), r
+
+
+def flip(data: bytes, byte: int = -1, bit: int = 0) -> bytes:
+    b = bytearray(data)
+    b[byte] ^= 1 << bit
+    return bytes(b)
+
+
+def test_pinned_chain_hashes_are_recomputed():
+    assert QUICKNET.hash.hex() == "52db9ba70e0cc0f6eaf7803dd07447a1f5477735fd3f661792ba94600c84e971"
+    assert MAINNET.hash.hex() == "8990e7a9aaed2ffed73dbd7092123d6f289930540d7651336225dc172e51b2ce"
+    assert (QUICKNET.period_ms, MAINNET.period_ms) == (3000, 30000)
+
+
+def test_altered_chain_info_is_refused(tmp_path):
+    info = QUICKNET.to_info()
+    info["genesis_time"] += 1
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps(info))
+    with pytest.raises(BeaconError, match="altered"):
+        load_chain(str(path))
+    info = QUICKNET.to_info()
+    info["public_key"] = MAINNET.public_key.hex()
+    with pytest.raises(InvalidInput):
+        Chain.from_info(info)
+
+
+def test_the_issue_quicknet_signatures_are_in_the_vectors():
+    known = {r.round: r.signature.hex() for r, _ in rounds("quicknet")}
+    assert known[2].startswith("b6b6a585") and known[3].startswith("b3fab6df") and known[123].startswith("b75c69d0")
+
+
+@pytest.mark.parametrize("name, chain", [("quicknet", QUICKNET), ("mainnet", MAINNET)])
+def test_real_rounds_verify_and_fail_when_altered(name, chain):
+    other = MAINNET if chain is QUICKNET else QUICKNET
+    assert len(VECTORS[name]) >= 3
+    for rnd, raw in rounds(name):
+        randomness = chain.verify(rnd)
+        assert randomness == rnd.randomness
+        if "randomness" in raw:
+            assert randomness.hex() == raw["randomness"]
+        bad = [
+            BeaconRound(rnd.round + 1, rnd.signature, rnd.previous_signature),  # wrong round
+            BeaconRound(rnd.round, flip(rnd.signature), rnd.previous_signature),  # flipped bit
+            BeaconRound(rnd.round, flip(rnd.signature, 10, 3), rnd.previous_signature),
+        ]
+        if rnd.previous_signature:
+            bad.append(BeaconRound(rnd.round, rnd.signature, flip(rnd.previous_signature)))
+        for b in bad:
+            with pytest.raises(InvalidInput) as info:
+                chain.verify(b)
+            assert info.value.rejection.code.startswith("beacon_")
+        with pytest.raises(InvalidInput):
+            other.verify(rnd)  # the other chain's key
+
+
+def test_another_key_of_the_same_scheme_is_refused():
+    rnd, _ = next(rounds("quicknet"))
+    with pytest.raises(InvalidInput) as info:
+        DEV_CHAIN.verify(rnd)
+    assert info.value.rejection.code == "beacon_wrong_signature"
+
+
+def test_points_off_the_curve_outside_the_subgroup_or_at_infinity():
+    identity = b"\xc0" + bytes(47)
+    not_on_curve = b"\x80" + bytes(46) + b"\x03"
+    outside_subgroup = b"\x80" + bytes(46) + b"\x04"  # on the curve, not in the r-torsion subgroup
+    for sig in (identity, not_on_curve, outside_subgroup, bytes(48), b"\xff" * 48):
+        with pytest.raises(InvalidInput) as info:
+            verify_round(QUICKNET, 5, sig)
+        assert info.value.rejection.code == "beacon_bad_signature"
+    with pytest.raises(InvalidInput, match="previous"):
+        verify_round(MAINNET, 5, next(rounds("mainnet"))[0].signature, None)
+    for number in (0, -1, 2**64):
+        with pytest.raises(InvalidInput) as info:
+            verify_round(QUICKNET, number, next(rounds("quicknet"))[0].signature)
+        assert info.value.rejection.code == "beacon_bad_round"
+
+
+@settings(max_examples=60)
+@given(round_number=st.integers(-5, 2**64), signature=st.binary(max_size=120), previous=st.none() | st.binary(max_size=120))
+def test_arbitrary_input_only_ever_gives_a_reason(round_number, signature, previous):
+    for chain in (QUICKNET, MAINNET):
+        try:
+            verify_round(chain, round_number, signature, previous)
+        except InvalidInput as exc:
+            assert exc.rejection.code.startswith("beacon_") and exc.rejection.reason
+
+
+def test_dev_beacon_rounds_verify_like_drands():
+    for number in (1, 2, 1000):
+        rnd = DEV.sign(number)
+        assert DEV_CHAIN.verify(rnd) == rnd.randomness
+        assert len(rnd.signature) == 48
+    with pytest.raises(InvalidInput):
+        DEV_CHAIN.verify(BeaconRound(3, DEV.sign(4).signature))
+    reloaded = Chain.from_info(json.loads(json.dumps(DEV_CHAIN.to_info())))
+    assert reloaded.hash == DEV_CHAIN.hash and reloaded.period_ms == 500
+    with pytest.raises(BeaconError, match="does not belong"):
+        DevBeacon(DEV_CHAIN, bytes(31) + b"\x01")
+
+
+def test_relayed_rounds_round_trip_and_hostile_ones_are_refused():
+    rnd = DEV.sign(7)
+    assert decode_round(DEV_CHAIN, encode_round(rnd)) == rnd
+    mainnet_round, _ = next(rounds("mainnet"))
+    assert decode_round(MAINNET, encode_round(mainnet_round)) == mainnet_round
+    for junk in (b"", b"\x80", encode_round(BeaconRound(8, rnd.signature)), b"\x83\x07\x40\xf6" * 200):
+        with pytest.raises(InvalidInput):
+            decode_round(DEV_CHAIN, junk)
+
+
+def test_beacon_time_and_stalls():
+    chain = QUICKNET
+    assert chain.round_at(chain.genesis_time - 1) == 0
+    assert chain.round_at(chain.genesis_time) == 1
+    for r in (1, 2, 1000, 30_662_982):
+        assert chain.round_at(chain.time_of(r)) == r
+        assert chain.round_at(chain.time_of(r) + 2.999) == r
+    now = chain.time_of(500) + 1
+    live = beacon_status(chain, 499, now)
+    assert not live.stalled and "live" in live.sentence()
+    stalled = beacon_status(chain, 400, now)
+    assert stalled.stalled and stalled.since == chain.time_of(401)
+    assert "stalled" in stalled.sentence()
+
+
+def test_relay_fetches_from_a_dev_beacon_over_http():
+    start = time.time() - 10
+    chain, secret = DevBeacon.create(1000, int(start))
+    server = serve(DevBeacon(chain, secret))
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        relay = HttpRelay(chain, [url], timeout=2, retries=0)
+        assert relay.fetch(3).round == 3
+        latest = relay.fetch()
+        assert latest.round >= 10
+        with pytest.raises(BeaconError):
+            relay.fetch(latest.round + 1000)  # not yet published
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Hostile(BaseHTTPRequestHandler):
+    mode = "garbage"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if self.mode == "slow":
+            time.sleep(1.5)
+        body = {
+            "garbage": b"\x00\xffnot json",
+            "forged": json.dumps({"round": 5, "signature": "ab" * 48}).encode(),
+            "wrong_round": json.dumps({"round": 6, "signature": DEV.sign(6).signature.hex()}).encode(),
+            "huge": b"[" * (200 * 1024),
+            "slow": b"{}",
+        }[self.mode]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize("mode, words", [
+    ("garbage", "not a drand round"), ("forged", "invalid"), ("wrong_round", "asked for round 5"),
+    ("huge", "too large"), ("slow", "timed out"),
+])
+def test_bad_relays_are_survived_with_a_reason(mode, words):
+    handler = type("H", (_Hostile,), {"mode": mode})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        relay = HttpRelay(DEV_CHAIN, [f"http://127.0.0.1:{server.server_address[1]}"], timeout=0.5, retries=1, backoff=0.05)
+        started = time.monotonic()
+        with pytest.raises(BeaconError) as info:
+            relay.fetch(5)
+        assert words in info.value.message
+        assert time.monotonic() - started < 10  # bounded: timeouts and retries, never a hang
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_dead_relay_falls_back_to_the_next():
+    chain, secret = DevBeacon.create(1000, int(time.time()) - 5)
+    server = serve(DevBeacon(chain, secret))
+    try:
+        relay = HttpRelay(chain, ["http://127.0.0.1:9", f"http://127.0.0.1:{server.server_address[1]}"], timeout=0.5, retries=0)
+        assert relay.fetch(2).round == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_store_caches_only_verified_rounds(tmp_path):
+    from p2p.simulate import Simulation
+    from p2p.store import ReplicaStore
+
+    with ReplicaStore.create(tmp_path / "r.sqlite", Simulation().charter_wire) as store:
+        good = DEV.sign(9)
+        assert store.add_round(DEV_CHAIN, good)
+        assert not store.add_round(DEV_CHAIN, BeaconRound(10, good.signature))
+        assert store.latest_round(DEV_CHAIN) == good
+        assert store.beacon_round(DEV_CHAIN, 10) is None
+        store.rebuild()
+        assert store.latest_round(DEV_CHAIN) == good
+
+
+def klero(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "desktop.cli", *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+
+
+def test_cli_beacon_verify():
+    rnd, _ = next(rounds("mainnet"))
+    ok = klero("beacon", "verify", "--chain", "mainnet", "--round", rnd.round, "--signature", rnd.signature.hex(), "--previous", rnd.previous_signature.hex())
+    assert ok.returncode == 0 and ok.stdout.strip() == rnd.randomness.hex()
+    bad = klero("beacon", "verify", "--chain", "mainnet", "--round", rnd.round + 1, "--signature", rnd.signature.hex(), "--previous", rnd.previous_signature.hex())
+    assert bad.returncode == 1 and "not signed by this chain" in bad.stderr
+    junk = klero("beacon", "verify", "--chain", "quicknet", "--round", 2, "--signature", "xyz")
+    assert junk.returncode == 2 and "hexadecimal" in junk.stderr and "Traceback" not in junk.stderr
+    short = klero("beacon", "verify", "--chain", "quicknet", "--round", 2, "--signature", "abcd")
+    assert short.returncode == 1 and "48 bytes" in short.stderr
+
+
+def test_cli_dev_chain_serve_and_fetch(tmp_path):
+    chain_file = tmp_path / "dev.json"
+    made = klero("beacon", "dev-chain", chain_file, "--period-ms", "200", "--genesis", int(time.time()) - 2)
+    assert made.returncode == 0, made.stderr
+    assert oct((tmp_path / "dev.json.secret").stat().st_mode & 0o777) == "0o600"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "desktop.cli", "beacon", "serve", "--charter", chain_file, "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert "serving drand's HTTP API" in line, line + proc.stderr.read()
+        url = line.rsplit(" ", 1)[1].strip()
+        fetched = klero("beacon", "fetch", "--chain", chain_file, "--relay", url)
+        assert fetched.returncode == 0, fetched.stderr
+        assert "verified" in fetched.stdout and "The beacon is live" in fetched.stdout
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
