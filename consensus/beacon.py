@@ -27,7 +27,7 @@ from functools import lru_cache
 from py_arkworks_bls12381 import GT, G1Point, G2Point
 
 from . import cbor
-from .errors import reject
+from .errors import InvalidInput, reject
 
 UNCHAINED_G1 = "bls-unchained-g1-rfc9380"
 CHAINED = "pedersen-bls-chained"
@@ -275,3 +275,59 @@ def beacon_status(chain: Chain, latest_round: int, now: float, grace_rounds: int
     expected = chain.round_at(now)
     stalled = expected - latest_round > grace_rounds
     return BeaconStatus(latest_round, expected, stalled, chain.time_of(latest_round + 1) if stalled else None)
+
+
+# -------------------------------------------------------------------- chains named by charters
+
+
+#: drand quicknet, pinned (the same values as resources/beacon/quicknet.json; a test checks)
+QUICKNET = Chain(
+    scheme=UNCHAINED_G1,
+    public_key=bytes.fromhex(
+        "83cf0f2896adee7eb8b5f01fcad3912212c437e0073e911fb90022d3e760183c8c4b450b6a0a6c3ac6a5776a2d1064510d"
+        "1fec758c921cc22b0e17e63aaf4bcb5ed66304de9cf809bd274ca73bab4af5a6e9c76a4bc09e76eae8991ef5ece45a"
+    ),
+    period_ms=3000,
+    genesis_time=1692803367,
+    group_hash=bytes.fromhex("f477d5c89f21a17c863a7f937c6a6d15859414d2be09cd448d4279af331c5d3e"),
+    beacon_id="quicknet",
+)
+
+CHAIN_FIELDS = ("scheme", "public_key", "period_ms", "genesis_time", "group_hash", "beacon_id", "dev")
+
+
+def chain_to_body(chain: Chain) -> dict:
+    """The chain as a charter names it (a CBOR map: integers, bytes and text only)."""
+    body = {
+        "scheme": chain.scheme,
+        "public_key": chain.public_key,
+        "period_ms": chain.period_ms,
+        "genesis_time": chain.genesis_time,
+        "group_hash": chain.group_hash,
+        "beacon_id": chain.beacon_id,
+        "dev": int(chain.dev),
+    }
+    return {k: body[k] for k in sorted(body, key=cbor.key_order)}
+
+
+def chain_from_body(body) -> Chain:
+    if type(body) is not dict or set(body) != set(CHAIN_FIELDS):
+        raise reject("bad_charter", "The charter's beacon must name " + ", ".join(CHAIN_FIELDS) + ".")
+    types = {"scheme": str, "public_key": bytes, "period_ms": int, "genesis_time": int, "group_hash": bytes, "beacon_id": str, "dev": int}
+    for name, t in types.items():
+        if type(body[name]) is not t:
+            raise reject("bad_charter", f"The charter's beacon field {name} has the wrong type.")
+    if body["dev"] not in (0, 1) or len(body["group_hash"]) > 64 or len(body["beacon_id"]) > 64:
+        raise reject("bad_charter", "The charter's beacon is malformed.")
+    try:
+        return Chain(
+            scheme=body["scheme"],
+            public_key=body["public_key"],
+            period_ms=body["period_ms"],
+            genesis_time=body["genesis_time"],
+            group_hash=body["group_hash"],
+            beacon_id=body["beacon_id"],
+            dev=bool(body["dev"]),
+        )
+    except InvalidInput as exc:
+        raise reject("bad_charter", f"The charter's beacon is invalid: {exc.rejection.reason}") from None

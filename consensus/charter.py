@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .beacon import QUICKNET, Chain, chain_from_body, chain_to_body
 from .cbor import key_order
 from .errors import names, reject
+from .parliament import Parliament
 
 KEY_BYTES = 32
 
@@ -77,10 +79,14 @@ class Charter:
 
     name: str
     registrars: tuple[bytes, ...] = ()
+    #: the initial seats: the roster of every cycle until constituencies elect (DESIGN.md §5)
     roster: tuple[bytes, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    #: the randomness beacon; production uses drand quicknet, testnets a dev beacon
+    beacon: Chain = QUICKNET
+    parliament: Parliament = field(default_factory=Parliament)
 
-    FIELDS = ("name", "registrars", "roster", "limits")
+    FIELDS = ("name", "registrars", "roster", "limits", "beacon", "parliament")
 
     @classmethod
     def from_body(cls, body) -> "Charter":
@@ -96,7 +102,9 @@ class Charter:
         registrars = _key_list(body.get("registrars", []), "registrars")
         roster = _key_list(body.get("roster", []), "roster")
         limits = Limits.from_body(body.get("limits", {}))
-        return cls(name=name, registrars=registrars, roster=roster, limits=limits)
+        beacon = chain_from_body(body["beacon"]) if "beacon" in body else QUICKNET
+        parliament = Parliament.from_body(body["parliament"]) if "parliament" in body else Parliament()
+        return cls(name=name, registrars=registrars, roster=roster, limits=limits, beacon=beacon, parliament=parliament)
 
     def to_body(self) -> dict:
         """The charter as a map in canonical key order (so ``from_body(to_body())`` round-trips)."""
@@ -105,6 +113,8 @@ class Charter:
             "registrars": list(self.registrars),
             "roster": list(self.roster),
             "limits": self.limits.to_body(),
+            "beacon": chain_to_body(self.beacon),
+            "parliament": self.parliament.to_body(),
         }
         return {k: body[k] for k in sorted(body, key=key_order)}
 
