@@ -176,4 +176,99 @@ class Comment:
         return {"proposal": self.proposal, "text": self.text}
 
 
-KINDS: dict[str, type] = {k.KIND: k for k in (CharterBody, Certify, Revoke, Submit, Withdraw, Comment)}
+MAX_HEADS = 64
+VOTE_CHOICES = ("promote", "kill", "yes", "no", "adopt", "reject")
+
+
+def _revision(value, kind: str, name: str) -> tuple[bytes, ...]:
+    """A revision: the sorted, distinct heads of a document (1 to 64 ids of 32 bytes)."""
+    if type(value) is not list or not 1 <= len(value) <= MAX_HEADS:
+        raise reject("bad_body", f"The {name} of a {kind} event must list 1 to {MAX_HEADS} document heads.")
+    for head in value:
+        if type(head) is not bytes or len(head) != ID_BYTES:
+            raise reject("bad_body", f"Every head in the {name} of a {kind} event must be 32 bytes.")
+    if value != sorted(set(value)):
+        raise reject("bad_body", f"The heads in the {name} of a {kind} event must be sorted and distinct.")
+    return tuple(value)
+
+
+def _small_int(value, kind: str, name: str, high: int) -> int:
+    if type(value) is not int or not 0 <= value <= high:
+        raise reject("bad_body", f"The {name} of a {kind} event must be an integer from 0 to {high}.")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """A committee member's (or, in the plenary, a representative's) vote on one ballot.
+
+    The ballot is (proposal, cycle, stage), or an amendment's adopt/reject ballot when
+    ``amendment`` is set.  ``revision`` names the exact text the vote is about.  Whether the
+    vote counts (member of the committee, inside the window, right revision, first vote) is
+    decided at the tally, from the decided set of the ballot's deadline.
+    """
+
+    KIND: ClassVar[str] = "vote"
+    WHO: ClassVar[tuple[str, ...]] = (REPRESENTATIVE,)
+    proposal: bytes
+    cycle: int
+    stage: int
+    choice: str
+    revision: tuple[bytes, ...]
+    amendment: bytes | None = None
+
+    @classmethod
+    def from_body(cls, body, limits: Limits) -> "Vote":
+        b = _fields(body, cls.KIND, ("proposal", "cycle", "stage", "choice", "revision"), ("amendment",))
+        choice = b["choice"]
+        if choice not in VOTE_CHOICES:
+            raise reject("bad_body", f"A vote's choice must be one of {', '.join(VOTE_CHOICES)}.")
+        amendment = b.get("amendment")
+        if amendment is not None:
+            amendment = _bytes(amendment, ID_BYTES, cls.KIND, "amendment")
+        return cls(
+            _bytes(b["proposal"], ID_BYTES, cls.KIND, "proposal"),
+            _small_int(b["cycle"], cls.KIND, "cycle", 1 << 30),
+            _small_int(b["stage"], cls.KIND, "stage", 16),
+            choice,
+            _revision(b["revision"], cls.KIND, "revision"),
+            amendment,
+        )
+
+    def to_body(self) -> dict:
+        body = {"proposal": self.proposal, "cycle": self.cycle, "stage": self.stage, "choice": self.choice, "revision": list(self.revision)}
+        if self.amendment is not None:
+            body["amendment"] = self.amendment
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class Amend:
+    """A stage-2 committee member proposes an amendment: a fork of the frozen revision."""
+
+    KIND: ClassVar[str] = "amendment.propose"
+    WHO: ClassVar[tuple[str, ...]] = (REPRESENTATIVE,)
+    proposal: bytes
+    cycle: int
+    base: tuple[bytes, ...]
+    heads: tuple[bytes, ...]
+    summary: str
+
+    @classmethod
+    def from_body(cls, body, limits: Limits) -> "Amend":
+        b = _fields(body, cls.KIND, ("proposal", "cycle", "base", "heads", "summary"))
+        return cls(
+            _bytes(b["proposal"], ID_BYTES, cls.KIND, "proposal"),
+            _small_int(b["cycle"], cls.KIND, "cycle", 1 << 30),
+            _revision(b["base"], cls.KIND, "base"),
+            _revision(b["heads"], cls.KIND, "heads"),
+            _text(b["summary"], cls.KIND, "summary", 1, limits.max_text_chars),
+        )
+
+    def to_body(self) -> dict:
+        return {"proposal": self.proposal, "cycle": self.cycle, "base": list(self.base), "heads": list(self.heads), "summary": self.summary}
+
+
+KINDS: dict[str, type] = {k.KIND: k for k in (CharterBody, Certify, Revoke, Submit, Withdraw, Comment, Vote, Amend)}
+#: kinds whose events the legislature reads (kept as records by the replica)
+LEGISLATIVE = (Submit.KIND, Withdraw.KIND, Vote.KIND, Amend.KIND)

@@ -35,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Protocol
 
+from .beacon import BeaconRound, decode_round
 from .charter import Charter
 from .errors import InvalidInput, Rejection, reject
 from .events import (
@@ -46,7 +47,7 @@ from .events import (
     split_wire,
     verify_signature,
 )
-from .kinds import CONVENOR, REGISTRAR, REPRESENTATIVE, Certify, Comment, Revoke, Submit, Withdraw
+from .kinds import CONVENOR, LEGISLATIVE, REGISTRAR, REPRESENTATIVE, Certify, Comment, Revoke, Submit, Withdraw
 from .lthash import LtHash
 
 APPLIED, PENDING, INVALID, EXCLUDED = "applied", "pending", "invalid", "excluded"
@@ -131,6 +132,19 @@ class Proposal:
     withdrawn: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Record:
+    """An applied event the legislature reads (submissions, withdrawals, votes, amendments)."""
+
+    id: bytes
+    author: bytes
+    seq: int
+    round: int
+    round_prefix: bytes
+    kind: str
+    body: object
+
+
 @dataclass
 class Changes:
     """What changed since the last ``Replica.drain_changes()``: rows for derived tables."""
@@ -138,6 +152,7 @@ class Changes:
     authors: set[bytes] = field(default_factory=set)
     proposals: set[bytes] = field(default_factory=set)
     certifications: set[tuple[bytes, bytes]] = field(default_factory=set)
+    records: set[bytes] = field(default_factory=set)
 
 
 class Replica:
@@ -162,6 +177,10 @@ class Replica:
         self.pending: dict[bytes, set[int]] = {}
         self.proposals: dict[bytes, Proposal] = {}
         self.certified: set[tuple[bytes, bytes]] = set()
+        #: applied events of the legislative kinds, by id: the legislature's input
+        self.records: dict[bytes, Record] = {}
+        #: verified beacon randomness by round (the other input of the state)
+        self.beacon: dict[int, bytes] = {}
         self._verify_keys: dict = {}
         self._hash = LtHash()
         self._hash.add(b"assembly" + self.assembly)
@@ -177,9 +196,11 @@ class Replica:
     def state_hash(self) -> bytes:
         """32-byte summary of the state; equal on every node holding the same event set.
 
-        It is an LtHash over one fact per author (applied chain length, head id, fork point).
-        A head id commits to the author's whole applied chain, so this commits to every
-        applied event.  Only authors touched since the last call are rehashed.
+        It is an LtHash over one fact per author (applied chain length, head id, fork point) and
+        one per beacon round (its number and randomness).  A head id commits to the author's
+        whole applied chain, so this commits to every applied event; everything the legislature
+        decides is a function of those events and rounds.  Only authors touched since the last
+        call are rehashed.
         """
         for author in self._hash_dirty:
             old = self._contributed.pop(author, None)
@@ -223,6 +244,32 @@ class Replica:
                 return Outcome(DUPLICATE, self.assembly)
             return Outcome(REJECTED, None, exc.rejection)
         return self._admit(event)
+
+    def add_item(self, item: bytes, *, signature_checked: bool = False) -> Outcome:
+        """Add one item of a log or sync batch: a signed event, or a beacon round
+        (``[round, signature, previous]``, a 3-array where events are 2-arrays)."""
+        if item[:1] == b"\x83":
+            try:
+                rnd = decode_round(self.charter.beacon, item)
+            except InvalidInput as exc:
+                return Outcome(REJECTED, None, exc.rejection)
+            return self.add_round(rnd)
+        return self.add(item, signature_checked=signature_checked)
+
+    def add_round(self, rnd: BeaconRound) -> Outcome:
+        """Add a beacon round of the charter's chain, after verifying it."""
+        if rnd.round in self.beacon:
+            return Outcome(DUPLICATE)
+        try:
+            randomness = self.charter.beacon.verify(rnd)
+        except InvalidInput as exc:
+            return Outcome(REJECTED, None, exc.rejection)
+        self._put_round(rnd.round, randomness)
+        return Outcome(APPLIED)
+
+    def _put_round(self, number: int, randomness: bytes) -> None:
+        self.beacon[number] = randomness
+        self._hash.add(b"round" + number.to_bytes(8, "big") + randomness)
 
     def add_all(self, wires: Iterable[bytes]) -> list[Outcome]:
         return [self.add(w) for w in wires]
@@ -352,6 +399,9 @@ class Replica:
 
     def _apply_effects(self, ev: Event) -> None:
         body = ev.body
+        if ev.kind in LEGISLATIVE:
+            self.records[ev.id] = Record(ev.id, ev.author, ev.seq, ev.round, ev.round_prefix, ev.kind, body)
+            self.changes.records.add(ev.id)
         if isinstance(body, Submit):
             self.proposals[ev.id] = Proposal(ev.author)
             self.changes.proposals.add(ev.id)
@@ -369,6 +419,8 @@ class Replica:
 
     def _undo_effects(self, ev: Event) -> None:
         body = ev.body
+        if self.records.pop(ev.id, None) is not None:
+            self.changes.records.add(ev.id)
         if isinstance(body, Submit):
             self.proposals.pop(ev.id, None)
             self.changes.proposals.add(ev.id)
@@ -454,6 +506,8 @@ class Replica:
         pending: Iterable[tuple[bytes, int]],
         proposals: Iterable[tuple[bytes, bytes, bool]],
         certified: Iterable[tuple[bytes, bytes]],
+        records: Iterable[bytes] = (),
+        rounds: Iterable[tuple[int, bytes]] = (),
     ) -> None:
         """Load derived state saved by a store (the store's derived tables), instead of replaying."""
         for author, seq, hid, rnd, in_round in heads:
@@ -468,4 +522,10 @@ class Replica:
         for pid, author, withdrawn in proposals:
             self.proposals[pid] = Proposal(author, bool(withdrawn))
         self.certified.update(certified)
+        for wire in records:
+            ev = self._decode(wire, check_signature=False)
+            self.records[ev.id] = Record(ev.id, ev.author, ev.seq, ev.round, ev.round_prefix, ev.kind, ev.body)
+        for number, randomness in rounds:
+            if number not in self.beacon:
+                self._put_round(number, randomness)
         self.changes = Changes()

@@ -149,8 +149,33 @@ def cmd_verify(args) -> int:
             print("Equivocations: none")
         if report.damage:
             print(f"The log is damaged: {report.damage['reason']}")
+        _print_legislature(report)
         print(f"State hash: {report.state_hash}")
     return 0 if report.clean else 1
+
+
+def _print_legislature(report) -> None:
+    leg = report.legislature
+    if not leg or not leg.get("proposals"):
+        print(f"Beacon rounds: {report.rounds}; no proposals yet.")
+        return
+    print(f"Beacon rounds: {report.rounds}; cycles decided: {leg['cycles']}")
+    short = lambda h: h[:12]  # noqa: E731
+    for d in leg["draws"]:
+        print(f"  draw  cycle {d['cycle']} stage {d['stage']} proposal {short(d['proposal'])}: "
+              f"{len(d['members'])} members from round {d['round']} (seed {d['seed'][:12]}…){' SHORT' if d['short'] else ''}")
+    for b in leg["ballots"]:
+        counts = ", ".join(f"{v} {k}" for k, v in b["counts"].items())
+        what = f"amendment {short(b['amendment'])} of " if b["amendment"] else ""
+        print(f"  ballot cycle {b['cycle']} stage {b['stage']} {what}proposal {short(b['proposal'])}: {counts or 'no votes'} "
+              f"-> {b['outcome'] or 'open'}{' (' + b['reason'] + ')' if b['reason'] else ''}")
+        for n in b["neutralised"]:
+            print(f"      not counted: {short(n['author'])}: {n['reason']}")
+    print("Proposals:")
+    for p in leg["proposals"]:
+        print(f"  {short(p['id'])} {p['title'][:50]!r}: {p['status']}" + (f" at stage {p['stage']}" if p["stage"] else ""))
+    if leg.get("waiting"):
+        print(f"Next: {leg['waiting']}")
 
 
 def cmd_rebuild(args) -> int:
@@ -194,15 +219,22 @@ def cmd_status(args) -> int:
 
 
 def cmd_simulate(args) -> int:
+    from p2p.bots import AssemblySim, Behaviour
     from p2p.logfile import write_log
-    from p2p.simulate import Simulation
 
-    if args.reps < 1 or args.events < 0 or args.forks < 0 or args.forks > args.events:
-        print("--reps must be at least 1, and --forks at most --events.", file=sys.stderr)
+    shares = {"absent": args.absent, "late": args.late, "equivocating": args.equivocating, "unauthorised": args.unauthorised}
+    if any(not 0 <= v <= 1 for v in shares.values()) or sum(shares.values()) > 1:
+        print("--absent, --late, --equivocating and --unauthorised are shares from 0 to 1, together at most 1.", file=sys.stderr)
         return 2
-    sim = Simulation(seed=args.seed, reps=args.reps)
-    count = write_log(args.out, sim.log(args.events, forks=args.forks))
-    print(f"Wrote {count} signed events of the simulated assembly {sim.assembly.hex()} to {args.out}")
+    if (args.reps is not None and args.reps < 2) or args.proposals < 0 or not 1 <= args.cycles <= 1000:
+        print("--reps must be at least 2, --proposals at least 0, --cycles from 1 to 1000.", file=sys.stderr)
+        return 2
+    sim = AssemblySim(
+        args.charter, reps=args.reps, proposals=args.proposals, cycles=args.cycles, seed=args.seed, behaviour=Behaviour(**shares)
+    )
+    count = write_log(args.out, sim.run())
+    made = ", ".join(f"{v} {k}" for k, v in sorted(sim.counts.items()))
+    print(f"Wrote {count} items ({made}, {len(sim.replica.beacon)} beacon rounds) of assembly {sim.assembly.hex()} to {args.out}")
     print(f"Check it with: klero verify {args.out}")
     return 0
 
@@ -345,12 +377,17 @@ def build_parser() -> argparse.ArgumentParser:
     profile_arg(p)
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("simulate", help="write a valid signed log of a simulated assembly")
-    p.add_argument("out", help="the log file to write")
-    p.add_argument("--reps", type=int, default=12, help="number of representatives (default 12)")
-    p.add_argument("--events", type=int, default=500, help="number of events after the charter (default 500)")
-    p.add_argument("--forks", type=int, default=0, help="how many of them are equivocations (default 0)")
+    p = sub.add_parser("simulate", help="run a simulated assembly with bot representatives; write its signed log")
+    p.add_argument("out", help="the log file to write (charter, beacon rounds and events)")
+    p.add_argument("--charter", default="demo", help="charter template: demo, testnet, or a JSON file (default demo)")
+    p.add_argument("--reps", type=int, help="number of representatives (default: the template's)")
+    p.add_argument("--proposals", type=int, default=5, help="proposals submitted per cycle (default 5)")
+    p.add_argument("--cycles", type=int, default=5, help="cycles to run (default 5: enough for a plenary)")
     p.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same log")
+    p.add_argument("--absent", type=float, default=0.1, help="share of representatives who never vote (default 0.1)")
+    p.add_argument("--late", type=float, default=0.05, help="share who vote after deadlines (default 0.05)")
+    p.add_argument("--equivocating", type=float, default=0.0, help="share who sign a fork once (default 0)")
+    p.add_argument("--unauthorised", type=float, default=0.05, help="share who vote where they have no seat (default 0.05)")
     p.set_defaults(func=cmd_simulate)
 
     beacon = sub.add_parser("beacon", help="verify, fetch or serve randomness beacon rounds")

@@ -43,6 +43,9 @@ class Report:
     excluded: int = 0
     state_hash: str = ""
     damage: dict | None = None
+    rounds: int = 0
+    #: the legislature's decisions: cycles, proposals, draws, ballots (consensus.legislature.Result)
+    legislature: dict = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
@@ -61,6 +64,8 @@ class Report:
             "excluded": self.excluded,
             "state_hash": self.state_hash,
             "damage": self.damage,
+            "rounds": self.rounds,
+            **self.legislature,
         }
 
 
@@ -126,7 +131,7 @@ def verify_log(
                 break
             index, _, wire = item
             report.items += 1
-            outcome = store.add(wire, signature_checked=signature_ok)
+            outcome = store.add_item(wire, signature_checked=signature_ok)
             if index % 2000 == 1999:
                 store.flush()
                 if progress:
@@ -168,6 +173,11 @@ def verify_log(
                 "events": sorted([event_id(first).hex(), event_id(second).hex()]),
             })
         report.events = replica.applied_count()
+        report.rounds = len(replica.beacon)
+        from consensus.legislature import Legislature
+
+        legislature = Legislature(replica.charter, replica.charter_event.round)
+        report.legislature = legislature.evaluate(replica.records, replica.beacon).as_dict()
         report.state_hash = replica.state_hash().hex()
         store.close()
     return report

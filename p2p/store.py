@@ -13,6 +13,7 @@ event survive a power cut as well as a killed process.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 from pathlib import Path
@@ -64,6 +65,11 @@ def m003_beacon_rounds(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m004_legislative_records(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE TABLE records (id BLOB PRIMARY KEY)")
+
+
 class StoreError(KleroError):
     """The replica file cannot be used as asked."""
 
@@ -102,6 +108,7 @@ class ReplicaStore:
     def _open(self, _charter_wire: bytes | None) -> None:
         self._overlay: dict[tuple[bytes, int], Stored] = {}
         self._forks: list[tuple[bytes, int, bytes, bytes]] = []
+        self._rounds: list[tuple[bytes, int, bytes, bytes | None]] = []
         stored = self._meta("charter")
         if stored is None:
             if _charter_wire is None:
@@ -144,6 +151,18 @@ class ReplicaStore:
         """Judge and buffer one event; it is acknowledged once :meth:`flush` returns."""
         return self.replica.add(wire, signature_checked=signature_checked)
 
+    def add_item(self, item: bytes, *, signature_checked: bool = False) -> Outcome:
+        """An event (buffered like :meth:`add`) or a beacon round of the assembly's chain (cached at once)."""
+        if item[:1] == b"\x83":
+            outcome = self.replica.add_item(item)
+            if outcome.status == "applied":
+                from consensus.beacon import decode_round
+
+                rnd = decode_round(self.replica.charter.beacon, item)
+                self._rounds.append((self.replica.charter.beacon.hash, rnd.round, rnd.signature, rnd.previous_signature))
+            return outcome
+        return self.replica.add(item, signature_checked=signature_checked)
+
     def add_many(self, wires: Iterable[bytes], batch: int = 2000, workers: int = 1) -> Iterator[Outcome]:
         """Add events, committing every ``batch``; yields each outcome once it is committed.
 
@@ -153,7 +172,7 @@ class ReplicaStore:
 
         done: list[Outcome] = []
         for wire, ok in checked(wires, workers=workers):
-            done.append(self.replica.add(wire, signature_checked=ok))
+            done.append(self.add_item(wire, signature_checked=ok))
             if len(done) >= batch:
                 self.flush()
                 yield from done
@@ -165,7 +184,9 @@ class ReplicaStore:
         """Commit buffered events and the derived rows that follow from them, atomically."""
         # Read the changes now but clear them only after COMMIT: a failed commit keeps them for a retry.
         changes = self.replica.changes
-        if not self._overlay and not self._forks and not (changes.authors or changes.proposals or changes.certifications):
+        if not self._overlay and not self._forks and not self._rounds and not (
+            changes.authors or changes.proposals or changes.certifications or changes.records
+        ):
             return
         r = self.replica
         with self._transaction():
@@ -177,6 +198,7 @@ class ReplicaStore:
             self.db.conn.executemany(
                 "INSERT OR IGNORE INTO forks (author, seq, first, second) VALUES (?, ?, ?, ?)", self._forks
             )
+            self.db.conn.executemany("INSERT OR IGNORE INTO beacon_rounds VALUES (?, ?, ?, ?)", self._rounds)
             rows = []
             for author in changes.authors:
                 head = r.heads.get(author)
@@ -203,9 +225,12 @@ class ReplicaStore:
                     self.db.execute("INSERT OR IGNORE INTO certifications VALUES (?, ?)", list(pair))
                 else:
                     self.db.execute("DELETE FROM certifications WHERE registrar = ? AND subject = ?", list(pair))
+            self.db.conn.executemany("INSERT OR IGNORE INTO records VALUES (?)", [(i,) for i in changes.records if i in r.records])
+            self.db.conn.executemany("DELETE FROM records WHERE id = ?", [(i,) for i in changes.records if i not in r.records])
         self.replica.drain_changes()
         self._overlay.clear()
         self._forks.clear()
+        self._rounds.clear()
 
     def close(self) -> None:
         self.flush()
@@ -243,9 +268,18 @@ class ReplicaStore:
         return result
 
     def wires(self) -> Iterator[bytes]:
-        """Every stored signed event (charter first, then by author and seq), and both sides of every fork."""
+        """What an exported log holds: the charter, the cached rounds of its beacon (as
+        ``[round, signature, previous]`` items), every stored signed event by author and seq,
+        and both sides of every fork."""
+        from consensus.beacon import BeaconRound, encode_round
+
         charter = self._meta("charter")
         yield charter
+        for number, sig, prev in self.db.execute(
+            "SELECT round, signature, previous_signature FROM beacon_rounds WHERE chain = ? ORDER BY round",
+            [self.replica.charter.beacon.hash],
+        ):
+            yield encode_round(BeaconRound(number, sig, prev))
         for (wire,) in self.db.execute("SELECT wire FROM events WHERE wire != ? ORDER BY author, seq", [charter]):
             yield wire
         for (second,) in self.db.execute("SELECT second FROM forks ORDER BY author, seq"):
@@ -254,13 +288,20 @@ class ReplicaStore:
     # ------------------------------------------------------------------ beacon rounds
 
     def add_round(self, chain, rnd) -> bool:
-        """Cache a beacon round after verifying it; returns False (storing nothing) if it is invalid."""
+        """Cache a beacon round after verifying it; returns False (storing nothing) if it is invalid.
+
+        Rounds of the assembly's own chain also enter the replica's state.
+        """
         from consensus.errors import InvalidInput
 
-        try:
-            chain.verify(rnd)
-        except InvalidInput:
-            return False
+        if chain.hash == self.replica.charter.beacon.hash:
+            if self.replica.add_round(rnd).status == "rejected":
+                return False
+        else:
+            try:
+                chain.verify(rnd)
+            except InvalidInput:
+                return False
         with self._transaction():
             self.db.execute(
                 "INSERT OR IGNORE INTO beacon_rounds VALUES (?, ?, ?, ?)",
@@ -338,6 +379,10 @@ class ReplicaStore:
             pending=db.execute("SELECT author, seq FROM events WHERE status = ?", [PENDING]).fetchall(),
             proposals=db.execute("SELECT id, author, withdrawn FROM proposals").fetchall(),
             certified=db.execute("SELECT registrar, subject FROM certifications").fetchall(),
+            records=(w for (w,) in db.execute("SELECT e.wire FROM records r JOIN events e ON e.id = r.id")),
+            rounds=((n, hashlib.sha256(sig).digest()) for n, sig in db.execute(
+                "SELECT round, signature FROM beacon_rounds WHERE chain = ?", [self.replica.charter.beacon.hash]
+            )),
         )
 
     def _transaction(self):

@@ -188,13 +188,23 @@ def test_rebuild_restores_damaged_derived_tables(klero_home, log, capsys):
     assert report["state_hash"] in capsys.readouterr().out
 
 
-def test_simulate_then_verify_is_clean(tmp_path):
+def test_simulate_then_verify_reports_draws_and_ballots(tmp_path):
     out = tmp_path / "sim.log"
-    result = klero("simulate", out, "--events", "200", "--seed", "4")
+    result = klero("simulate", out, "--seed", "4", "--cycles", "5", "--late", "0.1", "--unauthorised", "0.1")
     assert result.returncode == 0, result.stderr
     result = klero("verify", out)
     assert result.returncode == 0, result.stdout
     assert "Rejected items: none" in result.stdout and "Equivocations: none" in result.stdout
+    assert "draw  cycle 0 stage 1" in result.stdout and "ballot cycle 0 stage 1" in result.stdout
+    assert "not counted" in result.stdout  # late and unauthorised votes are shown, with reasons
+    as_json = json.loads(klero("verify", out, "--json").stdout)
+    assert as_json["draws"] and as_json["ballots"] and as_json["proposals"]
+    assert {"late", "not_a_member"} <= {n["code"] for b in as_json["ballots"] for n in b["neutralised"]}
+
+
+def test_simulate_refuses_impossible_shares(tmp_path):
+    result = klero("simulate", tmp_path / "x.log", "--absent", "0.8", "--late", "0.5")
+    assert result.returncode == 2 and "together at most 1" in result.stderr
 
 
 def test_verify_workers_do_not_change_the_report(log):

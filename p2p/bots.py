@@ -1,0 +1,339 @@
+"""Bot representatives running a whole assembly on a dev beacon (``klero simulate``).
+
+Everything derives from the seed: keys, the dev beacon's key, who submits, who is absent, how
+each bot votes.  The bots act like honest nodes that see everything at once: they compute the
+legislature themselves (``consensus.legislature``) to learn their seats, then sign what a
+committee member would sign, at plausible beacon rounds.  A share of them misbehave as asked:
+
+* *absent*: seated, but never votes;
+* *late*: votes after the ballot closed (naming a round at or after the deadline);
+* *equivocating*: signs two different events at one seq once (a fork, excluded by everyone);
+* *unauthorised*: votes on ballots it does not sit on, and submits over its quota.
+
+The result is a self-contained log: the charter, every beacon round used, every event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from importlib import resources as importlib_resources
+from typing import Iterator
+
+from nacl.signing import SigningKey
+from py_arkworks_bls12381 import G2Point, Scalar
+
+from consensus.beacon import QUICKNET, UNCHAINED_G1, BeaconRound, Chain, encode_round
+from consensus.charter import Charter, Limits
+from consensus.events import NO_ASSEMBLY, event_id, sign_event
+from consensus.legislature import IN_COMMITTEE, IN_PLENARY, Legislature
+from consensus.parliament import AMEND, Parliament
+from consensus.replica import Replica
+
+from .beacon import BeaconError, DevBeacon
+
+TEMPLATES = ("demo", "testnet", "city")
+#: a fixed genesis for simulated dev beacons, so the same seed gives the same log anywhere
+SIM_GENESIS = 1_700_000_000
+
+
+def canonical(value):
+    """JSON-decoded data with every map's keys in canonical CBOR order (what charters require)."""
+    from consensus.cbor import key_order
+
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value, key=key_order)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
+def load_template(name_or_path: str) -> dict:
+    """A charter template: ``demo``, ``testnet``, ``city`` (in resources/charters) or a JSON file."""
+    if name_or_path in TEMPLATES:
+        text = importlib_resources.files("resources").joinpath("charters", f"{name_or_path}.json").read_text()
+    else:
+        try:
+            with open(name_or_path, encoding="utf-8") as f:
+                text = f.read(1 << 20)
+        except OSError as exc:
+            raise BeaconError(f"Cannot read the charter template {name_or_path}: {exc.strerror}.") from None
+    try:
+        template = json.loads(text)
+    except ValueError:
+        raise BeaconError(f"The charter template {name_or_path} is not JSON.") from None
+    if not isinstance(template, dict) or not isinstance(template.get("parliament"), dict):
+        raise BeaconError(f"The charter template {name_or_path} has no parliament section.")
+    return template
+
+
+def seeded_dev_beacon(seed: int, period_ms: int) -> DevBeacon:
+    """A dev beacon whose key derives from the seed (simulations only: anyone can recompute it)."""
+    scalar = Scalar.from_be_bytes_mod_order(hashlib.sha512(f"klero-sim/beacon/{seed}".encode()).digest())
+    chain = Chain(
+        scheme=UNCHAINED_G1,
+        public_key=(G2Point() * scalar).to_compressed_bytes(),
+        period_ms=period_ms,
+        genesis_time=SIM_GENESIS,
+        group_hash=hashlib.sha256(f"klero-sim/group/{seed}".encode()).digest(),
+        beacon_id="klero-sim",
+        dev=True,
+    )
+    return DevBeacon(chain, bytes(scalar.to_le_bytes()))
+
+
+@dataclass
+class Behaviour:
+    """Shares of misbehaving representatives (0 to 1)."""
+
+    absent: float = 0.1
+    late: float = 0.05
+    equivocating: float = 0.0
+    unauthorised: float = 0.05
+
+
+@dataclass
+class Bot:
+    key: SigningKey
+    seq: int = 0
+    prev: bytes | None = None
+    last_round: int = 0
+    kind: str = "honest"
+    forked: bool = False
+
+    @property
+    def public(self) -> bytes:
+        return bytes(self.key.verify_key)
+
+
+@dataclass(order=True)
+class Planned:
+    round: int
+    order: int
+    bot: int = field(compare=False)
+    kind: str = field(compare=False)
+    body: dict = field(compare=False)
+
+
+class AssemblySim:
+    """One simulated assembly; :meth:`run` yields log items."""
+
+    def __init__(
+        self,
+        template: str = "demo",
+        *,
+        reps: int | None = None,
+        proposals: int = 4,
+        cycles: int = 3,
+        seed: int = 0,
+        behaviour: Behaviour | None = None,
+        name: str | None = None,
+    ):
+        spec = load_template(template)
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.cycles = cycles
+        self.proposals_per_cycle = proposals
+        self.behaviour = behaviour or Behaviour()
+        reps = reps or int(spec.get("suggested_reps", 9))
+        self.bots = [Bot(SigningKey(hashlib.sha256(f"klero-sim/{seed}/rep/{i}".encode()).digest())) for i in range(reps)]
+        self._assign_behaviour()
+        self.convenor = Bot(SigningKey(hashlib.sha256(f"klero-sim/{seed}/convenor".encode()).digest()))
+        if spec.get("beacon", "dev") == "dev":
+            self.dev = seeded_dev_beacon(seed, int(spec.get("period_ms", 1000)))
+            chain = self.dev.chain
+        else:
+            self.dev = None
+            chain = QUICKNET
+        parliament = Parliament.from_body(canonical({**spec["parliament"], "start_round": 2}))
+        charter = Charter(
+            name=name or f"Simulated {template} assembly (seed {seed})",
+            roster=tuple(sorted(b.public for b in self.bots)),
+            limits=Limits(max_events_per_round=4096),
+            beacon=chain,
+            parliament=parliament,
+        )
+        self.charter_wire = sign_event(self.convenor.key, assembly=NO_ASSEMBLY, seq=1, prev=None, kind="charter", body=charter)
+        self.assembly = event_id(self.charter_wire)
+        self.replica = Replica(self.charter_wire)
+        self.legislature = Legislature(self.replica.charter, self.replica.charter_event.round)
+        self.by_key = {b.public: i for i, b in enumerate(self.bots)}
+        self._rounds: dict[int, BeaconRound] = {}
+        self._order = 0
+        self._pre_signed: list[bytes] = []
+        self.counts: dict[str, int] = {}
+
+    def _assign_behaviour(self) -> None:
+        indices = list(range(len(self.bots)))
+        self.rng.shuffle(indices)
+        b = self.behaviour
+        cursor = 0
+        for kind, share in (("absent", b.absent), ("late", b.late), ("equivocating", b.equivocating), ("unauthorised", b.unauthorised)):
+            n = math.ceil(share * len(self.bots)) if share > 0 else 0
+            for i in indices[cursor : cursor + n]:
+                self.bots[i].kind = kind
+            cursor += n
+
+    # ---- beacon rounds
+
+    def _round(self, number: int) -> Iterator[bytes]:
+        if number <= 0 or number in self._rounds:
+            return
+        if self.dev is None:
+            raise BeaconError("Simulations need a dev beacon (the city template uses drand quicknet; use demo or testnet).")
+        rnd = self.dev.sign(number)
+        self._rounds[number] = rnd
+        self.replica.add_round(rnd)
+        yield encode_round(rnd)
+
+    def _sign(self, bot: Bot, kind: str, body: dict, at_round: int, *, fork: bool = False) -> Iterator[bytes]:
+        yield from self._round(at_round)
+        at_round = max(at_round, bot.last_round)
+        prefix = self._rounds[at_round].randomness[:8] if at_round else b""
+        wire = sign_event(bot.key, assembly=self.assembly, seq=bot.seq + 1, prev=bot.prev, kind=kind, body=body, round=at_round, round_prefix=prefix)
+        if fork:
+            other = {**body, "text": body.get("text", "") + " (the other version)"} if kind == "comment" else body
+            twin = sign_event(bot.key, assembly=self.assembly, seq=bot.seq + 1, prev=bot.prev, kind=kind, body=other, round=at_round, round_prefix=prefix)
+            self.replica.add(twin)
+            yield twin
+            bot.forked = True
+        bot.seq += 1
+        bot.prev = event_id(wire)
+        bot.last_round = at_round
+        self.replica.add(wire)
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        yield wire
+
+    # ---- the run
+
+    def run(self) -> Iterator[bytes]:
+        """Yield the log: charter, rounds and events, in the order the bots produced them."""
+        yield self.charter_wire
+        leg = self.legislature
+        p = leg.p
+        # submissions before cycle 0 (they are cycle 0's intake)
+        plan = self._submissions(0, leg.start - 1, 1)
+        yield from self._emit(plan)
+        for cycle in range(self.cycles):
+            s = leg.cycle_start(cycle)
+            d = leg.draw_round(cycle)
+            yield from self._round(s)
+            yield from self._round(d)
+            result = leg.evaluate(self.replica.records, self.replica.beacon)
+            plan = self._cycle_plan(cycle, result)
+            yield from self._pre_signed
+            self._pre_signed.clear()
+            if cycle + 1 < self.cycles:
+                plan += self._submissions(cycle + 1, leg.cycle_start(cycle + 1) - 1, s + 1)
+            yield from self._emit(plan)
+            for stage_no in range(1, len(p.stages) + 2):
+                _, _, closes = leg.windows(cycle, stage_no)
+                yield from self._round(closes)
+                yield from self._round(closes + p.draw_delay)
+        yield from self._round(leg.cycle_start(self.cycles))
+
+    def _emit(self, plan: list[Planned]) -> Iterator[bytes]:
+        for item in sorted(plan):
+            bot = self.bots[item.bot]
+            fork = bot.kind == "equivocating" and not bot.forked and self.rng.random() < 0.5
+            yield from self._sign(bot, item.kind, item.body, item.round, fork=fork)
+
+    def _plan(self, plan: list, round_: int, bot: int, kind: str, body: dict) -> None:
+        self._order += 1
+        plan.append(Planned(round_, self._order, bot, kind, body))
+
+    def _submissions(self, for_cycle: int, last: int, first: int) -> list[Planned]:
+        plan: list[Planned] = []
+        per_bot: dict[int, int] = {}
+        for n in range(self.proposals_per_cycle):
+            i = self.rng.randrange(len(self.bots))
+            quota = self.legislature.p.submissions_per_cycle
+            if per_bot.get(i, 0) >= quota and self.bots[i].kind != "unauthorised":
+                continue
+            per_bot[i] = per_bot.get(i, 0) + 1
+            at = self.rng.randint(max(1, first), max(1, first, last))
+            title = f"Proposal {for_cycle}.{n}: " + self.rng.choice(
+                ["Open the library on Sundays", "Protected bike lanes on Main Street", "A public budget hearing each quarter",
+                 "Free water fountains in parks", "Night buses on weekends", "Tree planting along the river"]
+            )
+            self._plan(plan, at, i, "proposal.submit", {"title": title, "summary": f"A simulated proposal (seed {self.seed})."})
+        return plan
+
+    def _cycle_plan(self, cycle: int, result) -> list[Planned]:
+        leg = self.legislature
+        plan: list[Planned] = []
+        draws = {(d.stage, d.proposal): d.members for d in result.draws if d.cycle == cycle}
+        quality = {pid: self._quality(pid) for _, pid in draws}
+        for (stage_no, pid), members in sorted(draws.items()):
+            stage = leg.p.stages[stage_no - 1]
+            state = result.proposals[pid]
+            if state.status != IN_COMMITTEE:
+                continue
+            revision = state.revision
+            opens_work, opens, closes = leg.windows(cycle, stage_no)
+            member_bots = [self.by_key[m] for m in members]
+            if member_bots:
+                self._plan(plan, opens_work + 1, member_bots[0], "comment", {"proposal": pid, "text": "Reading it now; the second paragraph needs work."})
+            if stage.mode == AMEND:
+                revision = self._amendments(plan, cycle, stage_no, stage, pid, revision, member_bots, opens_work)
+            for i in member_bots:
+                self._vote(plan, i, pid, cycle, stage_no, revision, opens, closes,
+                           "promote" if self.rng.random() < quality[pid] else "kill")
+            self._intruder(plan, members, pid, cycle, stage_no, revision, opens)
+        roster = leg.roster_of(cycle)
+        for pid, state in sorted(result.proposals.items()):
+            if state.status == IN_PLENARY and state.history[-1][0] == cycle:
+                opens_work, opens, closes = leg.windows(cycle, len(leg.p.stages) + 1)
+                for key in roster:
+                    self._vote(plan, self.by_key[key], pid, cycle, len(leg.p.stages) + 1, state.revision, opens, closes,
+                               "yes" if self.rng.random() < 0.7 else "no")
+        return plan
+
+    def _amendments(self, plan, cycle, stage_no, stage, pid, base, member_bots, d) -> tuple[bytes, ...]:
+        """Members propose amendments, then vote on each; returns the revision the final vote names
+        (the bots know the rule: adopted by a majority of the committee, merged as the union of heads)."""
+        adopted: set[bytes] = set()
+        proposers = [i for i in member_bots if self.rng.random() < 0.4][:3]
+        for i in proposers:
+            heads = [hashlib.sha256(b"klero-sim/amendment" + pid + self.bots[i].public + bytes([cycle % 256])).digest()]
+            body = {"proposal": pid, "cycle": cycle, "base": list(base), "heads": heads, "summary": "Clarify who pays for it."}
+            at = d + self.rng.randrange(stage.amend_rounds)
+            # votes name the amendment's event id, known only once it is signed: sign it now
+            # (a bot's rounds never go back: _sign keeps them non-decreasing)
+            wires = list(self._sign(self.bots[i], "amendment.propose", body, at))
+            self._pre_signed.extend(wires)
+            amendment_id = event_id(wires[-1])
+            adopt_votes = 0
+            vote_open = d + stage.amend_rounds
+            for j in member_bots:
+                choice = "adopt" if self.rng.random() < 0.6 else "reject"
+                counted = self._vote(plan, j, pid, cycle, stage_no, tuple(heads), vote_open, vote_open + stage.amend_ballot_rounds, choice, amendment=amendment_id)
+                adopt_votes += counted and choice == "adopt"
+            if adopt_votes > len(member_bots) // 2:
+                adopted.update(heads)
+        return tuple(sorted(adopted)) if adopted else base
+
+    def _vote(self, plan, i, pid, cycle, stage_no, revision, opens, closes, choice, *, amendment=None) -> bool:
+        """Plan one vote by bot ``i`` per its behaviour; True if it should count."""
+        bot = self.bots[i]
+        if bot.kind == "absent":
+            return False
+        late = bot.kind == "late" and self.rng.random() < 0.7
+        at = closes if late else self.rng.randrange(opens, closes)
+        body = {"proposal": pid, "cycle": cycle, "stage": stage_no, "choice": choice, "revision": list(revision)}
+        if amendment is not None:
+            body["amendment"] = amendment
+        self._plan(plan, at, i, "vote", body)
+        return not late and bot.kind != "equivocating"
+
+    def _intruder(self, plan, members, pid, cycle, stage_no, revision, opens) -> None:
+        outsiders = [i for i, b in enumerate(self.bots) if b.kind == "unauthorised" and b.public not in members]
+        if outsiders and self.rng.random() < 0.5:
+            self._plan(plan, opens, self.rng.choice(outsiders), "vote",
+                       {"proposal": pid, "cycle": cycle, "stage": stage_no, "choice": "promote", "revision": list(revision)})
+
+    def _quality(self, pid: bytes) -> float:
+        return 0.35 + 0.6 * (pid[0] / 255)
