@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 from dataclasses import dataclass, field
 from importlib import resources as importlib_resources
@@ -118,6 +117,22 @@ class Planned:
     body: dict = field(compare=False)
 
 
+_FLIP = {"promote": "kill", "kill": "promote", "yes": "no", "no": "yes", "adopt": "reject", "reject": "adopt"}
+
+
+def _other_version(kind: str, body: dict) -> dict:
+    """A different but well-formed body: what an equivocating bot signs as its second version."""
+    if kind == "vote":
+        return {**body, "choice": _FLIP[body["choice"]]}
+    if kind == "comment":
+        return {**body, "text": body["text"] + " (the other version)"}
+    if kind == "proposal.submit":
+        return {**body, "title": body["title"][:190] + " (v2)"}
+    if kind == "amendment.propose":
+        return {**body, "summary": body["summary"] + " (v2)"}
+    return body
+
+
 class AssemblySim:
     """One simulated assembly; :meth:`run` yields log items."""
 
@@ -172,7 +187,7 @@ class AssemblySim:
         b = self.behaviour
         cursor = 0
         for kind, share in (("absent", b.absent), ("late", b.late), ("equivocating", b.equivocating), ("unauthorised", b.unauthorised)):
-            n = math.ceil(share * len(self.bots)) if share > 0 else 0
+            n = max(1, round(share * len(self.bots))) if share > 0 else 0
             for i in indices[cursor : cursor + n]:
                 self.bots[i].kind = kind
             cursor += n
@@ -195,7 +210,7 @@ class AssemblySim:
         prefix = self._rounds[at_round].randomness[:8] if at_round else b""
         wire = sign_event(bot.key, assembly=self.assembly, seq=bot.seq + 1, prev=bot.prev, kind=kind, body=body, round=at_round, round_prefix=prefix)
         if fork:
-            other = {**body, "text": body.get("text", "") + " (the other version)"} if kind == "comment" else body
+            other = _other_version(kind, body)
             twin = sign_event(bot.key, assembly=self.assembly, seq=bot.seq + 1, prev=bot.prev, kind=kind, body=other, round=at_round, round_prefix=prefix)
             self.replica.add(twin)
             yield twin

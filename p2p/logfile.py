@@ -85,6 +85,9 @@ def write_log(path: str | os.PathLike, wires: Iterable[bytes]) -> int:
                 count += 1
             out.flush()
             os.fsync(out.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # a log is meant to be shared; mkstemp made it private
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

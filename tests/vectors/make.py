@@ -1,0 +1,80 @@
+"""Regenerate the golden vectors: `python tests/vectors/make.py`.
+
+Each vector is a log (an RFC 8742 CBOR sequence of signed events and beacon rounds) plus a JSON
+file with what any correct implementation must conclude from it: the state hash, every
+rejected item's code, every equivocation, every ballot's counts and outcome, every proposal's
+final status.  They are data, meant for a second implementation or an auditor as much as for our
+own tests.  Regenerate only when the format or the rules change on purpose, and say so in the
+commit.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+
+
+def expected_of(path: Path) -> dict:
+    from p2p.audit import verify_log
+
+    report = verify_log(path, workers=1).as_dict()
+    return {
+        "state_hash": report["state_hash"],
+        "events": report["events"],
+        "rounds": report["rounds"],
+        "rejected": [{"index": r["index"], "code": r["code"]} for r in report["rejected"]],
+        "equivocations": [{"author": e["author"], "seq": e["seq"]} for e in report["equivocations"]],
+        "cycles": report["cycles"],
+        "proposals": [{"id": p["id"], "status": p["status"], "stage": p["stage"]} for p in report["proposals"]],
+        "ballots": [
+            {k: b[k] for k in ("kind", "proposal", "amendment", "cycle", "stage", "counts", "outcome")}
+            | {"neutralised": sorted(n["code"] for n in b["neutralised"])}
+            for b in report["ballots"]
+        ],
+        "draws": [{k: d[k] for k in ("proposal", "cycle", "stage", "round", "seed", "members")} for d in report["draws"]],
+    }
+
+
+def hostile_items(sim, sim_items: list[bytes]) -> list[bytes]:
+    """A few items every implementation must reject, each for its own reason."""
+    import cbor2
+
+    from consensus.events import decode_charter, sign_event
+    from p2p.simulate import derived_key
+
+    assembly = decode_charter(sim_items[0]).id
+    event = next(i for i in sim_items[1:] if i[:1] == b"\x82")
+    flipped = bytearray(event)
+    flipped[-1] ^= 1
+    stranger = sign_event(derived_key(99, "stranger", 0), assembly=assembly, seq=1, prev=None, kind="comment",
+                          body={"proposal": bytes(32), "text": "not a member"})
+    other_assembly = sign_event(derived_key(99, "stranger", 1), assembly=bytes(range(32)), seq=1, prev=None, kind="comment",
+                                body={"proposal": bytes(32), "text": "elsewhere"})
+    # a correctly signed event of a kind nobody defined, by a seated representative
+    unknown = sign_event(sim.bots[0].key, assembly=assembly, seq=10_000, prev=bytes(32), kind="referendum", body={})
+    return [bytes(flipped), stranger, other_assembly, cbor2.dumps({"a": 1}), unknown]
+
+
+def main() -> None:
+    from p2p.bots import AssemblySim, Behaviour
+    from p2p.logfile import write_log
+
+    sim = AssemblySim("demo", seed=11, proposals=3, cycles=5, behaviour=Behaviour(absent=0.12, late=0.12, equivocating=0.12, unauthorised=0.12))
+    items = list(sim.run())
+    vectors = {
+        "demo-run": items,
+        "demo-run-with-rejections": items[:40] + hostile_items(sim, items) + items[40:],
+    }
+    for name, log in vectors.items():
+        path = HERE / f"{name}.log"
+        write_log(path, log)
+        (HERE / f"{name}.expected.json").write_text(json.dumps(expected_of(path), indent=1) + "\n")
+        print(f"wrote {path.name} ({len(log)} items)")
+
+
+if __name__ == "__main__":
+    main()
