@@ -247,21 +247,22 @@ class Replica:
 
     def add_item(self, item: bytes, *, signature_checked: bool = False) -> Outcome:
         """Add one item of a log or sync batch: a signed event, or a beacon round
-        (``[round, signature, previous]``, a 3-array where events are 2-arrays)."""
+        (``[round, signature, previous]``, a 3-array where events are 2-arrays).
+        ``signature_checked`` means the caller verified the event's or the round's signature."""
         if item[:1] == b"\x83":
             try:
-                rnd = decode_round(self.charter.beacon, item)
+                rnd = decode_round(self.charter.beacon, item, verify=False)  # add_round verifies
             except InvalidInput as exc:
                 return Outcome(REJECTED, None, exc.rejection)
-            return self.add_round(rnd)
+            return self.add_round(rnd, verified=signature_checked)
         return self.add(item, signature_checked=signature_checked)
 
-    def add_round(self, rnd: BeaconRound) -> Outcome:
-        """Add a beacon round of the charter's chain, after verifying it."""
+    def add_round(self, rnd: BeaconRound, *, verified: bool = False) -> Outcome:
+        """Add a beacon round of the charter's chain, after verifying it (unless the caller did)."""
         if rnd.round in self.beacon:
             return Outcome(DUPLICATE)
         try:
-            randomness = self.charter.beacon.verify(rnd)
+            randomness = rnd.randomness if verified else self.charter.beacon.verify(rnd)
         except InvalidInput as exc:
             return Outcome(REJECTED, None, exc.rejection)
         self._put_round(rnd.round, randomness)

@@ -125,7 +125,10 @@ def verify_log(
         def wire_of(item):
             return b"" if isinstance(item, LogDamage) else item[2]
 
-        for item, signature_ok in checked(read_items(path), key=wire_of, workers=workers):
+        from consensus.beacon import chain_to_body
+
+        chain_body = chain_to_body(replica.charter.beacon)
+        for item, signature_ok in checked(read_items(path), key=wire_of, workers=workers, chain_body=chain_body):
             if isinstance(item, LogDamage):
                 report.damage = {"index": item.index, "offset": item.offset, "reason": item.reason}
                 break

@@ -146,8 +146,12 @@ class AssemblySim:
         seed: int = 0,
         behaviour: Behaviour | None = None,
         name: str | None = None,
+        dev_beacon: bool = False,
     ):
         spec = load_template(template)
+        if dev_beacon and spec.get("beacon") != "dev":
+            # a production template on a dev beacon with the same period (benchmarks, rehearsals)
+            spec = {**spec, "beacon": "dev", "period_ms": 3000 if spec.get("beacon") == "quicknet" else 30000}
         self.rng = random.Random(seed)
         self.seed = seed
         self.cycles = cycles
@@ -269,7 +273,7 @@ class AssemblySim:
             if per_bot.get(i, 0) >= quota and self.bots[i].kind != "unauthorised":
                 continue
             per_bot[i] = per_bot.get(i, 0) + 1
-            at = self.rng.randint(max(1, first), max(1, first, last))
+            at = self._pick(max(1, first), max(1, first, last) + 1)
             title = f"Proposal {for_cycle}.{n}: " + self.rng.choice(
                 ["Open the library on Sundays", "Protected bike lanes on Main Street", "A public budget hearing each quarter",
                  "Free water fountains in parks", "Night buses on weekends", "Tree planting along the river"]
@@ -315,7 +319,7 @@ class AssemblySim:
         for i in proposers:
             heads = [hashlib.sha256(b"klero-sim/amendment" + pid + self.bots[i].public + bytes([cycle % 256])).digest()]
             body = {"proposal": pid, "cycle": cycle, "base": list(base), "heads": heads, "summary": "Clarify who pays for it."}
-            at = d + self.rng.randrange(stage.amend_rounds)
+            at = self._pick(d, d + stage.amend_rounds)
             # votes name the amendment's event id, known only once it is signed: sign it now
             # (a bot's rounds never go back: _sign keeps them non-decreasing)
             wires = list(self._sign(self.bots[i], "amendment.propose", body, at))
@@ -337,7 +341,7 @@ class AssemblySim:
         if bot.kind == "absent":
             return False
         late = bot.kind == "late" and self.rng.random() < 0.7
-        at = closes if late else self.rng.randrange(opens, closes)
+        at = closes if late else self._pick(opens, closes)
         body = {"proposal": pid, "cycle": cycle, "stage": stage_no, "choice": choice, "revision": list(revision)}
         if amendment is not None:
             body["amendment"] = amendment
@@ -349,6 +353,14 @@ class AssemblySim:
         if outsiders and self.rng.random() < 0.5:
             self._plan(plan, opens, self.rng.choice(outsiders), "vote",
                        {"proposal": pid, "cycle": cycle, "stage": stage_no, "choice": "promote", "revision": list(revision)})
+
+    def _pick(self, low: int, high: int) -> int:
+        """A round in ``[low, high)``, from at most 24 evenly spaced ones: bots act at plausible
+        times, and a city-length window does not make the log carry thousands of rounds."""
+        span = high - low
+        if span <= 24:
+            return self.rng.randrange(low, high)
+        return low + self.rng.randrange(24) * (span // 24)
 
     def _quality(self, pid: bytes) -> float:
         return 0.35 + 0.6 * (pid[0] / 255)

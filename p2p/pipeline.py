@@ -16,17 +16,26 @@ from typing import Iterable, Iterator
 BATCH = 512
 
 
-def check_signatures(wires: list[bytes]) -> list[bool]:
-    """For each wire: True iff it is framed like an event and carries a valid author signature."""
+def check_signatures(wires: list[bytes], chain_body: dict | None = None) -> list[bool]:
+    """For each item: True iff it is an event with a valid author signature, or a beacon round
+    (a 3-array) that verifies against the chain ``chain_body`` names."""
     import cbor2
     from nacl.signing import VerifyKey
 
+    from consensus.beacon import chain_from_body, decode_round
     from consensus.errors import InvalidInput
     from consensus.events import DOMAIN, _split_outer
 
     keys: dict[bytes, VerifyKey] = {}
+    chain = chain_from_body(chain_body) if chain_body else None
     result = []
     for wire in wires:
+        if wire[:1] == b"\x83":
+            try:
+                result.append(chain is not None and bool(decode_round(chain, wire)))
+            except (InvalidInput, Exception):
+                result.append(False)
+            continue
         try:
             encoding, signature = _split_outer(wire)
             author = cbor2.loads(encoding, max_depth=4, allow_indefinite=False)["author"]
@@ -44,8 +53,11 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 1))
 
 
-def checked(items: Iterable, key=lambda item: item, workers: int | None = None, batch: int = BATCH) -> Iterator[tuple[object, bool]]:
-    """Yield ``(item, signature_ok)`` in input order, checking ``key(item)`` wires in a process pool.
+def checked(
+    items: Iterable, key=lambda item: item, workers: int | None = None, batch: int = BATCH, chain_body: dict | None = None
+) -> Iterator[tuple[object, bool]]:
+    """Yield ``(item, signature_ok)`` in input order, checking ``key(item)`` wires in a process pool
+    (beacon rounds too, against the chain ``chain_body`` names).
 
     With ``workers`` <= 1 nothing is checked ahead (every flag is False), so the caller's normal
     path does all the work; results are identical either way.
@@ -67,7 +79,7 @@ def checked(items: Iterable, key=lambda item: item, workers: int | None = None, 
                     break
             if not chunk:
                 return False
-            inflight.append((chunk, pool.submit(check_signatures, [key(x) for x in chunk])))
+            inflight.append((chunk, pool.submit(check_signatures, [key(x) for x in chunk], chain_body)))
             return True
 
         for _ in range(workers * 2):

@@ -154,11 +154,11 @@ class ReplicaStore:
     def add_item(self, item: bytes, *, signature_checked: bool = False) -> Outcome:
         """An event (buffered like :meth:`add`) or a beacon round of the assembly's chain (cached at once)."""
         if item[:1] == b"\x83":
-            outcome = self.replica.add_item(item)
+            outcome = self.replica.add_item(item, signature_checked=signature_checked)
             if outcome.status == "applied":
                 from consensus.beacon import decode_round
 
-                rnd = decode_round(self.replica.charter.beacon, item)
+                rnd = decode_round(self.replica.charter.beacon, item, verify=False)  # verified by add_item
                 self._rounds.append((self.replica.charter.beacon.hash, rnd.round, rnd.signature, rnd.previous_signature))
             return outcome
         return self.replica.add(item, signature_checked=signature_checked)
@@ -171,7 +171,9 @@ class ReplicaStore:
         from .pipeline import checked
 
         done: list[Outcome] = []
-        for wire, ok in checked(wires, workers=workers):
+        from consensus.beacon import chain_to_body
+
+        for wire, ok in checked(wires, workers=workers, chain_body=chain_to_body(self.replica.charter.beacon)):
             done.append(self.add_item(wire, signature_checked=ok))
             if len(done) >= batch:
                 self.flush()
