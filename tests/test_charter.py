@@ -1,0 +1,95 @@
+"""Charters: templates load, parameters round-trip, unknown or contradictory ones are refused."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consensus.beacon import QUICKNET, chain_to_body
+from consensus.charter import Charter
+from consensus.errors import InvalidInput
+from consensus.parliament import Parliament
+from p2p.beacon import load_chain
+from p2p.bots import TEMPLATES, canonical, load_template
+
+
+def parliament(**changes) -> dict:
+    body = canonical(load_template("demo")["parliament"])
+    body.update(changes)
+    return canonical(body)
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_shipped_templates_are_valid_and_round_trip(name):
+    p = Parliament.from_body(canonical(load_template(name)["parliament"]))
+    assert Parliament.from_body(p.to_body()) == p
+    assert [s.mode for s in p.stages] == ["edit", "amend", "comment"]
+
+
+def test_city_template_matches_the_design():
+    p = Parliament.from_body(canonical(load_template("city")["parliament"]))
+    assert [s.committee for s in p.stages] == [7, 31, 127]
+    assert [s.slots for s in p.stages] == [40, 10, 3]
+    assert p.cycle_rounds * 3 == 7 * 24 * 3600  # seven days of 3-second quicknet rounds
+    assert (p.max_seats, p.submissions_per_cycle, p.panel_size) == (5, 2, 31)
+
+
+def test_pinned_quicknet_in_code_equals_the_resource():
+    assert load_chain("quicknet") == QUICKNET and load_chain("quicknet").hash == QUICKNET.hash
+
+
+def test_charter_round_trips_with_its_beacon_and_parliament():
+    c = Charter(name="Town", roster=tuple(bytes([i]) * 32 for i in range(10)), parliament=Parliament.from_body(parliament()))
+    again = Charter.from_body(c.to_body())
+    assert again == c and again.beacon.hash == c.beacon.hash
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"quorum": 3}, "unknown parameters"),
+        ({"cycle_rounds": 10}, "too short"),
+        ({"draw_delay": 0}, "draw_delay must be"),
+        ({"max_seats": 0}, "max_seats must be"),
+        ({"stages": []}, "1 to 8 stages"),
+        ({"stages": [{"mode": "comment", "committee": 3, "slots": 1}]}, "first stage must be the drafting stage"),
+        ({"stages": [{"mode": "edit", "committee": 3, "slots": 1, "threshold": 4}]}, "larger than its committee"),
+        ({"stages": [{"mode": "edit", "committee": 3, "slots": 1}, {"mode": "amend", "committee": 5, "slots": 1}]}, "needs amend_rounds"),
+        ({"stages": [{"mode": "edit", "committee": 3, "slots": 1, "amend_rounds": 2}]}, "does not amend"),
+        ({"stages": [{"mode": "edit", "committee": 3, "slots": 1}, {"mode": "edit", "committee": 5, "slots": 1}]}, "Only the first stage"),
+        ({"stages": [{"mode": "vote", "committee": 3, "slots": 1}]}, "mode of stage 1"),
+        ({"plenary": {"quorum_permille": 1001}}, "quorum_permille"),
+    ],
+)
+def test_contradictory_or_unknown_parameters_are_refused_with_a_reason(changes, words):
+    with pytest.raises(InvalidInput) as info:
+        Parliament.from_body(canonical(parliament(**changes)))
+    assert info.value.rejection.code == "bad_charter"
+    assert words in info.value.rejection.reason
+
+
+def test_a_charter_with_a_bad_beacon_is_refused():
+    body = Charter(name="Town").to_body()
+    beacon = dict(chain_to_body(QUICKNET))
+    beacon["public_key"] = bytes(96)
+    body["beacon"] = canonical(beacon)
+    with pytest.raises(InvalidInput) as info:
+        Charter.from_body(body)
+    assert info.value.rejection.code == "bad_charter" and "beacon" in info.value.rejection.reason
+
+
+scalars = st.one_of(st.integers(-5, 10**7), st.text(max_size=5), st.binary(max_size=4), st.none(), st.booleans())
+
+
+@settings(max_examples=200)
+@given(st.dictionaries(st.sampled_from(list(Parliament.SCALARS) + ["stages", "plenary", "junk"]),
+                       st.one_of(scalars, st.lists(st.dictionaries(st.text(max_size=12), scalars, max_size=6), max_size=3),
+                                 st.dictionaries(st.text(max_size=16), scalars, max_size=4)), max_size=9))
+def test_arbitrary_parliaments_give_a_reason_or_a_valid_one(body):
+    try:
+        p = Parliament.from_body(canonical(body))
+    except InvalidInput as exc:
+        assert exc.rejection.code in ("bad_charter", "not_canonical") and exc.rejection.reason
+    else:
+        assert Parliament.from_body(p.to_body()) == p
