@@ -89,6 +89,19 @@ def find_charters(path: str | os.PathLike) -> list[bytes]:
     return list(found)
 
 
+def _leading_charter(path) -> list[bytes]:
+    """The charter when it is the log's first item (every exported log): no scan needed then.
+    Events of any other assembly in the file are then reported as wrong_assembly."""
+    first = next(iter(read_items(path)), None)
+    if first is None or isinstance(first, LogDamage) or _CHARTER_MARK not in first[2]:
+        return []
+    try:
+        decode_charter(first[2])
+    except InvalidInput:
+        return []
+    return [first[2]]
+
+
 def verify_log(
     path: str | os.PathLike,
     *,
@@ -104,7 +117,8 @@ def verify_log(
     path = Path(path)
     if not path.is_file():
         raise LogError(f"There is no log file at {path}.")
-    charters = find_charters(path)
+    charters = _leading_charter(path) if assembly is None else []
+    charters = charters or find_charters(path)
     if assembly is not None:
         charters = [c for c in charters if decode_charter(c).id == assembly]
     if not charters:

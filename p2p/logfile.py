@@ -31,6 +31,26 @@ class LogDamage:
     reason: str
 
 
+def _event_length(buf: bytes, pos: int) -> int:
+    """Length of an item shaped like a wire event (``[bstr, bstr(64)]``), or 0 to fall back to
+    the generic framer.  Almost every item of a log is an event, so this is worth a fast path."""
+    if pos + 3 > len(buf) or buf[pos] != 0x82:
+        return 0
+    head = buf[pos + 1]
+    if 0x40 <= head <= 0x57:
+        start, size = pos + 2, head - 0x40
+    elif head == 0x58:
+        start, size = pos + 3, buf[pos + 2]
+    elif head == 0x59 and pos + 4 <= len(buf):
+        start, size = pos + 4, int.from_bytes(buf[pos + 2 : pos + 4], "big")
+    else:
+        return 0
+    end = start + size
+    if end + 2 + 64 > len(buf) or buf[end] != 0x58 or buf[end + 1] != 0x40:
+        return 0
+    return end + 66 - pos
+
+
 def iter_items(stream: BinaryIO) -> Iterator[tuple[int, int, bytes] | LogDamage]:
     """Yield ``(index, offset, item_bytes)`` for each item, or one final :class:`LogDamage`."""
     buf = b""
@@ -42,7 +62,7 @@ def iter_items(stream: BinaryIO) -> Iterator[tuple[int, int, bytes] | LogDamage]
         if pos == len(buf) and eof:
             return
         try:
-            size = item_length(buf, pos, max_bytes=MAX_ITEM)
+            size = _event_length(buf, pos) or item_length(buf, pos, max_bytes=MAX_ITEM)
         except IndexError:
             if eof:
                 yield LogDamage(index, base + pos, f"The file ends in the middle of item {index} (byte {base + pos}); it is truncated.")
