@@ -95,6 +95,12 @@ class Agreement:
     timeouts: Timeouts = field(default_factory=Timeouts)
     #: rotates the proposer between deadlines so no member always starts
     offset: int = 0
+    #: a time-dependent condition for prevoting a *fresh* proposal (for cut-off panels: the beacon
+    #: round the value names is not out yet, so nobody chose the value knowing that randomness).
+    #: As with Tendermint's proposer-based timestamps, it is checked only for proposals without a
+    #: valid round: a re-proposed value already won a quorum of prevotes while it was fresh, and
+    #: re-checking it would let stale locks block the panel forever.  Deciding never checks it.
+    fresh: Callable[[bytes, int], bool] = lambda value, beacon_round: True
 
     round: int = 0
     step: str = PROPOSE
@@ -175,6 +181,9 @@ class Agreement:
         if vid not in self._validity:
             self._validity[vid] = bool(self.valid(value))
         return self._validity[vid]
+
+    def _votable(self, value: bytes) -> bool:
+        return self._is_valid(value) and bool(self.fresh(value, self.beacon_round))
 
     def _count(self, step: str, round_: int, value=...) -> int:
         box = self.votes.get((step, round_), {})
@@ -261,7 +270,7 @@ class Agreement:
         p = self.proposals.get(self.round)
         if self.step != PROPOSE or p is None or p.valid_round != -1:
             return None
-        ok = self._is_valid(p.value) and (self.locked_round == -1 or self.locked_value == p.value)
+        ok = self._votable(p.value) and (self.locked_round == -1 or self.locked_value == p.value)
         return self._send(PREVOTE, value_id(p.value) if ok else NIL)
 
     def _rule_propose_locked(self):

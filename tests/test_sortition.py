@@ -205,7 +205,7 @@ N_COMMITTEES, SIZE, ROSTER = 20_000, 7, 60
 def many_committees():
     """20,000 committees of 7 from a roster of 60 with three authors excluded, no seat cap."""
     roster = keys(ROSTER)
-    authors = (roster[0], roster[17], roster[59])
+    authors = (roster[11], roster[17], roster[40])  # not at the ends, where index bugs would hide
     committees = [draw_committee(roster, SIZE, seed_of(i), exclude=authors)[0] for i in range(N_COMMITTEES)]
     eligible = [k for k in roster if k not in authors]
     return roster, authors, eligible, committees
@@ -483,10 +483,24 @@ def test_fallback_to_the_eligible_list_is_uniform_and_respects_exclusions():
 # Computed once with the implementation of commit fe80adb and hard-coded: if any of these change,
 # the draw algorithm changed, and every past draw (and every other implementation) disagrees with
 # the new code.  Change them only together with a new domain tag (klero/draw/v2).
-GOLDEN_SEED = "PLACEHOLDER"
-GOLDEN_MEMBERS = ["PLACEHOLDER"]
-GOLDEN_PICKS = []
-GOLDEN_FALLBACK_MEMBERS = ["PLACEHOLDER"]
+GOLDEN_SEED = "d4041cbe164f856fe92b56a18981c6aaeb4e475fa1a0df1e3bf79ec4f6b060dc"
+GOLDEN_MEMBERS = [
+    "9dcd8312ec30595c56dc4d26de61143e4e85bb282e1d827c62468546c801f8ce",
+    "2bc3cbab77d11b9a774376c49d843cfbac7ce3d3f381b1b117884eaf4b3e36a6",
+    "5997c90da9b6a2687c8e48cd1459305208f273bc27d26d10fad8973f2691df86",
+    "809898f0498c3cd3da6bdc1644da946a9af953c2e13917a7360491d56e7db98c",
+    "c7d01e1489d37db42f93674942b9dc1206b56827d70b1d2595d44666e89ea729",
+    "a1d4dba9412aaad7f137000f5fc8e25dfe70d580e3cd13bdcb53e000a5a7635f",
+    "5b2f3c92824aecfddb950b7672a3a19589fc9dff8c77de7e066a5773130a32f5",
+]
+# roster indices and outcomes of every candidate looked at: the 7th pick hits the author
+GOLDEN_PICKS = [(39, DRAWN), (8, DRAWN), (21, DRAWN), (29, DRAWN), (46, DRAWN), (41, DRAWN), (5, AUTHOR), (23, DRAWN)]
+# 192 skips, then the explicit list of 6: roster positions 2500, 1000, 1500
+GOLDEN_FALLBACK_MEMBERS = [
+    "d61c4a3689b00eb13f6fa6cef2588c76e4581ae24bc798a7f013a816acfe80e6",
+    "5240231384c50b775ccdc75aa7620538f0a48964bda881f5eba84470db6527b8",
+    "7fd044b62260035295af99e9f0fd0011feaf67e2fdb1f8fbbdfbf29ed09aaf13",
+]
 
 
 def golden_inputs():
@@ -497,16 +511,12 @@ def golden_inputs():
 
 def golden_fallback_inputs():
     """A cap-exhausted roster where the draw switches to the explicit list (pins its semantics)."""
-    roster = keys(500, b"golden-fallback")
+    roster = keys(3000, b"golden-fallback")
     seats = {k: 2 for k in roster}
-    for k in roster[::100]:
-        seats[k] = 1  # 5 members below a cap of 2
+    for k in roster[::500]:
+        seats[k] = 1  # 6 members below a cap of 2
     seed = committee_seed(hashlib.sha256(b"klero/test/golden fallback").digest(), 0, 1, RANDOMNESS)
-    return roster, seeds_dict(seats), seed
-
-
-def seeds_dict(seats):
-    return dict(seats)
+    return roster, seats, seed
 
 
 def test_golden_vector():
@@ -523,8 +533,9 @@ def test_golden_vector_of_a_fallback_draw():
     """The explicit-list path is part of the algorithm too: one pinned committee that takes it."""
     roster, seats, seed = golden_fallback_inputs()
     members, picks, short = draw_committee(roster, 3, seed, seats=seats, max_seats=2)
-    assert used_fallback(picks, 3)
+    assert used_fallback(picks, 3) and len(picks) == 192 + 3
     assert [m.hex() for m in members] == GOLDEN_FALLBACK_MEMBERS
+    assert [i for i, _, o in picks if o == DRAWN] == [2500, 1000, 1500]
 
 
 def test_same_inputs_same_draw_and_explain_does_not_change_it():
