@@ -269,6 +269,106 @@ class Amend:
         return {"proposal": self.proposal, "cycle": self.cycle, "base": list(self.base), "heads": list(self.heads), "summary": self.summary}
 
 
-KINDS: dict[str, type] = {k.KIND: k for k in (CharterBody, Certify, Revoke, Submit, Withdraw, Comment, Vote, Amend)}
+def _deadline(value, kind: str) -> bytes:
+    if type(value) is not bytes or not 1 <= len(value) <= 64:
+        raise reject("bad_body", f"The deadline of a {kind} event must be a deadline name of 1 to 64 bytes.")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A representative's node promises to be available for panel duty during ``cycle``."""
+
+    KIND: ClassVar[str] = "lease"
+    WHO: ClassVar[tuple[str, ...]] = (REPRESENTATIVE,)
+    cycle: int
+
+    @classmethod
+    def from_body(cls, body, limits: Limits) -> "Lease":
+        b = _fields(body, cls.KIND, ("cycle",))
+        return cls(_small_int(b["cycle"], cls.KIND, "cycle", 1 << 30))
+
+    def to_body(self) -> dict:
+        return {"cycle": self.cycle}
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """A panel member's cut-off: what it had received when the deadline's round came out."""
+
+    KIND: ClassVar[str] = "cutoff"
+    WHO: ClassVar[tuple[str, ...]] = (REPRESENTATIVE,)
+    deadline: bytes
+    cutoff: object  # consensus.panel.CutOff
+
+    @classmethod
+    def from_body(cls, body, limits: Limits) -> "Cut":
+        from .panel import CutOff
+
+        b = _fields(body, cls.KIND, ("deadline", "cutoff"))
+        return cls(_deadline(b["deadline"], cls.KIND), CutOff.from_body(b["cutoff"]))
+
+    def to_body(self) -> dict:
+        return {"deadline": self.deadline, "cutoff": self.cutoff.to_body()}
+
+
+@dataclass(frozen=True, slots=True)
+class Propose:
+    """The agreement round's proposer proposes a value (``consensus.panel.encode_value``)."""
+
+    KIND: ClassVar[str] = "propose"
+    WHO: ClassVar[tuple[str, ...]] = (REPRESENTATIVE,)
+    deadline: bytes
+    round: int
+    valid_round: int
+    value: bytes
+
+    @classmethod
+    def from_body(cls, body, limits: Limits) -> "Propose":
+        b = _fields(body, cls.KIND, ("deadline", "round", "valid_round", "value"))
+        valid_round = b["valid_round"]
+        if type(valid_round) is not int or not -1 <= valid_round < (1 << 20):
+            raise reject("bad_body", "A proposal's valid_round must be -1 or an earlier agreement round.")
+        if type(b["value"]) is not bytes or not 1 <= len(b["value"]) <= 8192:
+            raise reject("bad_body", "A proposal's value must be 1 to 8192 bytes.")
+        return cls(_deadline(b["deadline"], cls.KIND), _small_int(b["round"], cls.KIND, "round", 1 << 20), valid_round, b["value"])
+
+    def to_body(self) -> dict:
+        return {"deadline": self.deadline, "round": self.round, "valid_round": self.valid_round, "value": self.value}
+
+
+def _step_vote(name: str):
+    @dataclass(frozen=True, slots=True)
+    class StepVote:
+        KIND: ClassVar[str] = name
+        WHO: ClassVar[tuple[str, ...]] = (REPRESENTATIVE,)
+        deadline: bytes
+        round: int
+        value: bytes | None  # a value id, or None for nil
+
+        @classmethod
+        def from_body(cls, body, limits: Limits):
+            b = _fields(body, cls.KIND, ("deadline", "round", "value"))
+            value = b["value"]
+            if value is not None:
+                value = _bytes(value, ID_BYTES, cls.KIND, "value")
+            return cls(_deadline(b["deadline"], cls.KIND), _small_int(b["round"], cls.KIND, "round", 1 << 20), value)
+
+        def to_body(self) -> dict:
+            return {"deadline": self.deadline, "round": self.round, "value": self.value}
+
+    StepVote.__name__ = StepVote.__qualname__ = name.capitalize()
+    StepVote.__doc__ = f"A panel member's {name} in one agreement round (None is nil)."
+    return StepVote
+
+
+Prevote = _step_vote("prevote")
+Precommit = _step_vote("precommit")
+
+KINDS: dict[str, type] = {
+    k.KIND: k for k in (CharterBody, Certify, Revoke, Submit, Withdraw, Comment, Vote, Amend, Lease, Cut, Propose, Prevote, Precommit)
+}
 #: kinds whose events the legislature reads (kept as records by the replica)
-LEGISLATIVE = (Submit.KIND, Withdraw.KIND, Vote.KIND, Amend.KIND)
+LEGISLATIVE = (Submit.KIND, Withdraw.KIND, Vote.KIND, Amend.KIND, Lease.KIND, Cut.KIND, Propose.KIND, Prevote.KIND, Precommit.KIND)
+#: agreement messages, for equivocation checks
+PANEL_KINDS = (Cut.KIND, Propose.KIND, Prevote.KIND, Precommit.KIND)

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from .charter import Charter
-from .kinds import Amend, Submit, Vote, Withdraw
-from .parliament import AMEND, EDIT
+from .kinds import PANEL_KINDS, Amend, Lease, Submit, Vote, Withdraw
+from .parliament import AMEND, DECLARED, EDIT
 from .replica import Record
 from .sortition import Draw, committee_seed, draw_committee
 
@@ -160,6 +160,8 @@ class Result:
     ballots: list[Ballot] = field(default_factory=list)
     cycles: int = 0  # cycles fully decided
     waiting: str = ""  # what the next decision waits for, in a sentence
+    #: every deadline settled so far, with its rule and (for panels) its commit certificate
+    deadlines: list[dict] = field(default_factory=list)
 
     def as_dict(self, explain: bool = True) -> dict:
         return {
@@ -168,6 +170,7 @@ class Result:
             "proposals": [p.as_dict() for p in sorted(self.proposals.values(), key=lambda p: (p.submitted_round, p.id))],
             "draws": [d.as_dict() if explain else {**d.as_dict(), "picks": []} for d in self.draws],
             "ballots": [b.as_dict() for b in self.ballots],
+            "deadlines": self.deadlines,
         }
 
 
@@ -176,6 +179,73 @@ def tiebreak(randomness: bytes, proposal: bytes) -> bytes:
 
 
 # ---------------------------------------------------------------------- the legislature
+
+
+@dataclass
+class Decision:
+    """How one deadline was settled: which items and first votes made it, and the future round
+    whose randomness the draws or tie-breaks that depend on it use."""
+
+    deadline: Deadline
+    seed_round: int
+    #: panel rule: (author, seq) of the items that made it, and per ballot the indices of the
+    #: electorate members whose first vote made it; None under the declared-round rule
+    items: set | None = None
+    ballots: dict | None = None
+    panel: tuple[bytes, ...] = ()
+    certificate: object = None
+
+    def includes(self, r: Record) -> bool:
+        if self.items is None:
+            return r.round < self.deadline.round
+        return (r.author, r.seq) in self.items
+
+    def vote_on_time(self, key: bytes, index: int, r: Record) -> bool:
+        if self.ballots is None:
+            return r.round < self.deadline.round
+        return index in self.ballots.get(key, ())
+
+    def as_dict(self) -> dict:
+        d = self.deadline
+        out = {"what": d.what, "cycle": d.cycle, "stage": d.stage, "round": d.round, "seed_round": self.seed_round,
+               "rule": "declared round" if self.items is None else "cut-off panel"}
+        if self.certificate is not None:
+            c = self.certificate
+            out["panel"] = [m.hex() for m in self.panel]
+            out["certificate"] = {"agreement_round": c.round, "signers": [m.hex() for m in c.signers],
+                                  "cutoffs_from": [m.hex() for m in c.cutoff_signers]}
+        return out
+
+
+class _Inputs:
+    """The records of one evaluation, grouped once."""
+
+    def __init__(self, records: Mapping[bytes, Record]):
+        self.records = records
+        self.subs: list[Record] = []
+        self.withdrawals: dict[bytes, list[Record]] = defaultdict(list)
+        self.votes: dict[tuple, list[Record]] = defaultdict(list)
+        self.amends: dict[tuple, list[Record]] = defaultdict(list)
+        self.leases: dict[int, list[Record]] = defaultdict(list)
+        self.panel: dict[bytes, list[Record]] = defaultdict(list)
+        for r in records.values():
+            body = r.body
+            if isinstance(body, Submit):
+                self.subs.append(r)
+            elif isinstance(body, Withdraw):
+                self.withdrawals[body.proposal].append(r)
+            elif isinstance(body, Vote):
+                self.votes[(body.proposal, body.cycle, body.stage, body.amendment)].append(r)
+            elif isinstance(body, Amend):
+                self.amends[(body.proposal, body.cycle)].append(r)
+            elif isinstance(body, Lease):
+                self.leases[body.cycle].append(r)
+            elif r.kind in PANEL_KINDS:
+                self.panel[body.deadline].append(r)
+
+
+class Waiting(Exception):
+    """Raised inside an evaluation when the next decision cannot be made yet (the sentence says why)."""
 
 
 class Legislature:
@@ -198,6 +268,7 @@ class Legislature:
         return (round_ - self.start) // self.p.cycle_rounds
 
     def draw_round(self, cycle: int) -> int:
+        """Where the cycle's work windows start (the draws use the intake decision's seed round)."""
         return self.cycle_start(cycle) + self.p.draw_delay
 
     def windows(self, cycle: int, stage: int) -> tuple[int, int, int]:
@@ -210,6 +281,18 @@ class Legislature:
             work, ballot = self.p.plenary.work_rounds, self.p.plenary.ballot_rounds
         return d, d + work, d + work + ballot
 
+    def deadlines(self, cycle: int) -> list[tuple[str, int, int]]:
+        """Every deadline of a cycle as (what, stage, round), in order of round."""
+        out = [("intake", 0, self.cycle_start(cycle))]
+        d = self.draw_round(cycle)
+        for k, stage in enumerate(self.p.stages, 1):
+            if stage.mode == AMEND:
+                out.append(("amendments", k, d + stage.amend_rounds))
+                out.append(("amendment ballots", k, d + stage.amend_rounds + stage.amend_ballot_rounds))
+            out.append(("ballots", k, self.windows(cycle, k)[2]))
+        out.append(("plenary", len(self.p.stages) + 1, self.windows(cycle, len(self.p.stages) + 1)[2]))
+        return sorted(out, key=lambda x: (x[2], x[1]))
+
     # ---- seats (the seam for constituencies, DESIGN.md §5)
 
     def roster_of(self, cycle: int) -> tuple[bytes, ...]:
@@ -219,74 +302,142 @@ class Legislature:
     # ---- evaluation
 
     def evaluate(self, records: Mapping[bytes, Record], beacon: Mapping[int, bytes], *, explain: bool = True) -> Result:
-        """Run every cycle whose decisions the known beacon rounds allow."""
+        """Run every cycle whose decisions the known events and beacon rounds allow."""
         result = Result()
-        subs: list[Record] = []
-        withdrawn: dict[bytes, int] = {}
-        votes: dict[tuple, list[Record]] = defaultdict(list)
-        amends: dict[tuple, list[Record]] = defaultdict(list)
-        for r in records.values():
-            body = r.body
-            if isinstance(body, Submit):
-                subs.append(r)
-            elif isinstance(body, Withdraw):
-                withdrawn[body.proposal] = min(r.round, withdrawn.get(body.proposal, r.round))
-            elif isinstance(body, Vote):
-                votes[(body.proposal, body.cycle, body.stage, body.amendment)].append(r)
-            elif isinstance(body, Amend):
-                amends[(body.proposal, body.cycle)].append(r)
-        for r in sorted(subs, key=lambda r: (r.round, r.id)):
+        inputs = _Inputs(records)
+        self._decisions: dict[tuple[str, int, int], Decision] = {}
+        self._beacon = beacon
+        self._inputs = inputs
+        self._horizon = max(beacon) if beacon else 0
+        self._result = result
+        self._committees: dict[int, dict[tuple[int, bytes], tuple[bytes, ...]]] = {}
+        for r in sorted(inputs.subs, key=lambda r: (r.round, r.id)):
             result.proposals[r.id] = ProposalState(r.id, r.author, r.body.title, r.round)
-        horizon = max(beacon) if beacon else 0
-        last_submission = max((r.round for r in subs), default=0)
+        last_submission = max((r.round for r in inputs.subs), default=0)
         incoming: dict[int, list[tuple[bytes, tuple[bytes, ...]]]] = {}
-        stages = self.p.stages
-        plenary_stage = len(stages) + 1
+        plenary_stage = len(self.p.stages) + 1
         cycle = 0
-        while True:
-            s = self.cycle_start(cycle)
-            if s > horizon:
-                result.waiting = f"Cycle {cycle} starts at beacon round {s}; the latest known round is {horizon}."
-                break
-            intake = self._intake(cycle, subs, withdrawn, result)
-            work = {1: intake, **{k: v for k, v in incoming.items() if k > 1}}
-            if not any(work.values()) and s > last_submission and cycle > 0:
+        try:
+            while True:
+                s = self.cycle_start(cycle)
+                if s > self._horizon:
+                    raise Waiting(f"Cycle {cycle} starts at beacon round {s}; the latest known round is {self._horizon}.")
+                if cycle > 0 and not any(incoming.values()) and s > last_submission and not inputs.leases.get(cycle + 1):
+                    result.waiting = "Nothing is in the pipeline."
+                    break
+                intake = self._decide("intake", cycle, 0, s)
+                work = {1: self._intake(cycle, intake), **{k: v for k, v in incoming.items() if k > 1}}
+                randomness = self._randomness(intake.seed_round, f"The draws of cycle {cycle}") if any(work.values()) else b""
+                committees = self._draw(cycle, work, randomness, intake.seed_round, explain)
+                self._committees[cycle] = committees
+                plenary_opens = self.windows(cycle, plenary_stage)[0]
+                for pid, revision in work.get(plenary_stage, []):
+                    result.proposals[pid].move(IN_PLENARY, cycle, plenary_opens, plenary_stage)
+                    result.proposals[pid].revision = revision
+                for k, stage in enumerate(self.p.stages, 1):
+                    for pid, revision in work.get(k, []):
+                        state = result.proposals[pid]
+                        state.move(IN_COMMITTEE, cycle, self.windows(cycle, k)[0], k)
+                        opens = self.windows(cycle, k)[1]
+                        state.revision = revision_at(pid, Deadline("edit", cycle, k, opens)) if stage.mode == EDIT else revision
+                promoted = self._stage_ballots(cycle, work, committees)
+                self._plenary(cycle, work.get(plenary_stage, []))
+                incoming = promoted
+                cycle += 1
                 result.cycles = cycle
-                result.waiting = "Nothing is in the pipeline."
-                break
-            d = self.draw_round(cycle)
-            if any(work.values()) and d not in beacon:
-                result.waiting = f"The draws of cycle {cycle} wait for beacon round {d}."
-                break
-            committees = self._draw(cycle, work, beacon.get(d, b""), result, explain)
-            plenary_opens = self.windows(cycle, plenary_stage)[0]
-            for pid, _ in work.get(plenary_stage, []):
-                result.proposals[pid].move(IN_PLENARY, cycle, plenary_opens, plenary_stage)
-            promoted, waiting = self._stage_ballots(cycle, work, committees, votes, amends, withdrawn, beacon, horizon, result)
-            if waiting:
-                result.waiting = waiting
-                break
-            end = self._plenary(cycle, work.get(plenary_stage, []), votes, withdrawn, beacon, horizon, result)
-            if end:
-                result.waiting = end
-                break
-            incoming = promoted
-            cycle += 1
-            result.cycles = cycle
+        except Waiting as waiting:
+            result.waiting = str(waiting)
+        result.deadlines = [d.as_dict() for d in self._decisions.values()]
         return result
 
-    def _intake(self, cycle: int, subs: list[Record], withdrawn: dict[bytes, int], result: Result):
+    # ---- deadlines
+
+    def available(self, cycle: int) -> tuple[bytes, ...]:
+        """Who may sit on this cycle's panels: leases decided at the previous boundary, or the
+        whole roster for the first two cycles (and if nobody leased)."""
+        roster = self.roster_of(cycle)
+        if cycle <= 1:
+            return roster
+        previous = self._decisions.get(("intake", cycle - 1, 0))
+        seated = set(roster)
+        leased = {r.author for r in self._inputs.leases.get(cycle, ()) if previous and previous.includes(r) and r.author in seated}
+        return tuple(sorted(leased)) or roster
+
+    def panel_of(self, what: str, cycle: int, stage: int, round_: int) -> tuple[bytes, ...]:
+        """The panel of a deadline (needs the deadline round's randomness)."""
+        from .panel import deadline_key, draw_panel
+
+        randomness = self._randomness(round_, f"The panel of the {what} deadline of cycle {cycle}")
+        return draw_panel(self.available(cycle), self.p.panel_size, deadline_key(what, cycle, stage), randomness)
+
+    def _randomness(self, round_: int, what: str) -> bytes:
+        value = self._beacon.get(round_)
+        if value is None:
+            raise Waiting(f"{what} wait for beacon round {round_} (the latest known round is {self._horizon}).")
+        return value
+
+    def _decide(self, what: str, cycle: int, stage: int, round_: int, sizes: Mapping[bytes, int] | None = None) -> Decision:
+        key = (what, cycle, stage)
+        if key in self._decisions:
+            return self._decisions[key]
+        deadline = Deadline(what, cycle, stage, round_)
+        if round_ > self._horizon:
+            raise Waiting(f"The {what} deadline of cycle {cycle} is at beacon round {round_}; the latest known round is {self._horizon}.")
+        if self.p.deadline_rule == DECLARED:
+            decision = Decision(deadline, round_ + self.p.draw_delay)
+        else:
+            from .panel import deadline_key, find_decision
+
+            panel = self.panel_of(what, cycle, stage, round_)
+            name = deadline_key(what, cycle, stage)
+            found = find_decision(name, panel, self._inputs.records, self._inputs.panel, sizes or {})
+            if found is None:
+                raise Waiting(
+                    f"The {what} deadline of cycle {cycle} (round {round_}) stays open until its panel of {len(panel)} "
+                    "publishes a commit certificate."
+                )
+            decision = Decision(deadline, found.seed_round, found.items, found.ballots, panel, found)
+        self._decisions[key] = decision
+        return decision
+
+    def ballot_sizes(self, cycle: int, what: str, stage: int) -> dict[bytes, int]:
+        """Electorate size of every ballot a deadline settles (for reading cut-off bitmaps)."""
+        from .panel import ballot_key
+
+        sizes: dict[bytes, int] = {}
+        committees = self._committees.get(cycle, {})
+        if what == "ballots":
+            for (k, pid), members in committees.items():
+                if k == stage:
+                    sizes[ballot_key(pid, cycle, stage, None)] = len(members)
+        elif what == "amendment ballots":
+            for (k, pid), members in committees.items():
+                if k == stage:
+                    for r in self._inputs.amends.get((pid, cycle), ()):
+                        sizes[ballot_key(pid, cycle, stage, r.id)] = len(members)
+        elif what == "plenary":
+            n = len(self.roster_of(cycle))
+            for pid, state in self._result.proposals.items():
+                if state.status == IN_PLENARY and state.history and state.history[-1][0] == cycle:
+                    sizes[ballot_key(pid, cycle, stage, None)] = n
+        return sizes
+
+    # ---- stages
+
+    def _intake(self, cycle: int, intake: Decision):
         """Stage 1's intake of ``cycle``: proposals submitted during the previous cycle (or before cycle 0)."""
+        result = self._result
         s = self.cycle_start(cycle)
         low = self.cycle_start(cycle - 1) if cycle > 0 else -1
-        window = [r for r in subs if low <= r.round < s] if cycle > 0 else [r for r in subs if r.round < s]
-        deadline = Deadline("intake", cycle, 0, s)
+        window = [r for r in self._inputs.subs if low <= r.round < s] if cycle > 0 else [r for r in self._inputs.subs if r.round < s]
         taken: list[tuple[bytes, tuple[bytes, ...]]] = []
         per_author: dict[bytes, int] = defaultdict(int)
         roster = set(self.roster_of(cycle))
-        for r in sorted(decided(deadline, window), key=lambda r: (r.author, r.seq)):
+        for r in sorted(window, key=lambda r: (r.author, r.seq)):
             state = result.proposals[r.id]
-            if r.id in withdrawn and withdrawn[r.id] < s:
+            if not intake.includes(r):
+                continue  # did not make this intake: it stays submitted (a later intake may not take it either)
+            if self._withdrawn(r.id, intake):
                 state.move(WITHDRAWN, cycle, s, 0, "withdrawn before the intake")
                 continue
             if r.author not in roster:
@@ -296,10 +447,15 @@ class Legislature:
             if per_author[r.author] > self.p.submissions_per_cycle:
                 state.move(REFUSED, cycle, s, 0, f"over its author's quota of {self.p.submissions_per_cycle} proposals per cycle")
                 continue
-            taken.append((r.id, revision_at(r.id, deadline)))
+            taken.append((r.id, revision_at(r.id, intake.deadline)))
         return sorted(taken)
 
-    def _draw(self, cycle, work, randomness, result: Result, explain: bool) -> dict[tuple[int, bytes], tuple[bytes, ...]]:
+    def _withdrawn(self, pid: bytes, decision: Decision) -> bool:
+        author = self._result.proposals[pid].author if pid in self._result.proposals else None
+        return any(w.author == author and decision.includes(w) for w in self._inputs.withdrawals.get(pid, ()))
+
+    def _draw(self, cycle, work, randomness, seed_round, explain: bool) -> dict[tuple[int, bytes], tuple[bytes, ...]]:
+        result = self._result
         roster = self.roster_of(cycle)
         seats: dict[bytes, int] = {}
         order = []
@@ -307,7 +463,6 @@ class Legislature:
             for pid, _ in work.get(stage, []):
                 order.append((-stage, committee_seed(pid, cycle, stage, randomness), stage, pid))
         committees = {}
-        d = self.draw_round(cycle)
         for _, seed, stage, pid in sorted(order):
             author = result.proposals[pid].author if pid in result.proposals else b""
             members, picks, short = draw_committee(
@@ -315,46 +470,41 @@ class Legislature:
                 exclude=(author,), seats=seats, max_seats=self.p.max_seats, explain=explain,
             )
             committees[(stage, pid)] = members
-            result.draws.append(Draw(pid, cycle, stage, d, seed, members, picks, short))
+            result.draws.append(Draw(pid, cycle, stage, seed_round, seed, members, picks, short))
         return committees
 
-    def _stage_ballots(self, cycle, work, committees, votes, amends, withdrawn, beacon, horizon, result: Result):
+    def _stage_ballots(self, cycle, work, committees):
+        from .panel import ballot_key
+
+        result = self._result
         promoted: dict[int, list[tuple[bytes, tuple[bytes, ...]]]] = defaultdict(list)
         for stage_no, stage in enumerate(self.p.stages, 1):
             entries = work.get(stage_no, [])
             if not entries:
                 continue
             opens_work, opens, closes = self.windows(cycle, stage_no)
-            for pid, revision in entries:
-                state = result.proposals[pid]
-                state.move(IN_COMMITTEE, cycle, opens_work, stage_no)
-                state.revision = revision_at(pid, Deadline("edit", cycle, stage_no, opens)) if stage.mode == EDIT else revision
-        for stage_no, stage in enumerate(self.p.stages, 1):
-            entries = work.get(stage_no, [])
-            if not entries:
-                continue
-            opens_work, opens, closes = self.windows(cycle, stage_no)
-            tie_round = closes + self.p.draw_delay
-            if tie_round not in beacon:
-                return promoted, f"The stage {stage_no} ballots of cycle {cycle} close at round {closes}; their outcome waits for round {tie_round}."
+            if stage.mode == AMEND:
+                for pid, _ in entries:
+                    state = result.proposals[pid]
+                    state.revision = self._amendments(cycle, stage_no, stage, pid, state.revision, committees[(stage_no, pid)])
+            decision = self._decide("ballots", cycle, stage_no, closes, self.ballot_sizes(cycle, "ballots", stage_no))
+            tie_randomness = self._randomness(decision.seed_round, f"The stage {stage_no} outcomes of cycle {cycle}")
             passing = []
             for pid, _ in entries:
                 state = result.proposals[pid]
                 members = committees[(stage_no, pid)]
                 revision = state.revision
-                if stage.mode == AMEND:
-                    revision = self._amendments(cycle, stage_no, stage, pid, revision, members, votes, amends, beacon, result)
-                    state.revision = revision
                 ballot = Ballot("stage", pid, cycle, stage_no, opens, closes, revision, len(members))
                 result.ballots.append(ballot)
-                if pid in withdrawn and withdrawn[pid] < closes:
+                if self._withdrawn(pid, decision):
                     ballot.outcome = WITHDRAWN
                     state.move(WITHDRAWN, cycle, closes, stage_no, "withdrawn by its author")
                     continue
-                self._tally(ballot, votes.get((pid, cycle, stage_no, None), []), set(members), ("promote", "kill"), beacon)
+                self._tally(ballot, self._inputs.votes.get((pid, cycle, stage_no, None), []), members, ("promote", "kill"),
+                            decision, ballot_key(pid, cycle, stage_no, None))
                 support = ballot.counts.get("promote", 0)
                 if support >= stage.needed:
-                    passing.append((-support, tiebreak(beacon[tie_round], pid), pid, revision, ballot))
+                    passing.append((-support, tiebreak(tie_randomness, pid), pid, revision, ballot))
                 else:
                     ballot.outcome = KILLED
                     ballot.reason = f"{support} of {stage.committee} promoted; {stage.needed} needed"
@@ -370,24 +520,31 @@ class Legislature:
                     ballot.outcome = NOT_ADVANCED
                     ballot.reason = f"{-neg} promote votes, rank {rank}: all {stage.slots} slots went to stronger proposals"
                     state.move(NOT_ADVANCED, cycle, closes, stage_no, ballot.reason)
-        return promoted, ""
+        return promoted
 
-    def _amendments(self, cycle, stage_no, stage, pid, base, members, votes, amends, beacon, result: Result):
+    def _amendments(self, cycle, stage_no, stage, pid, base, members):
         """Stage-2 amendments: proposed in the amendment window, each adopted or rejected; the
         adopted ones are merged (the union of their heads) before the final vote."""
+        from .panel import ballot_key
+
+        result = self._result
         d = self.draw_round(cycle)
         propose_close = d + stage.amend_rounds
         vote_close = propose_close + stage.amend_ballot_rounds
         member_set = set(members)
         adopted_heads: set[bytes] = set()
-        candidates = amends.get((pid, cycle), [])
-        on_time = decided(Deadline("amendments", cycle, stage_no, propose_close), candidates)
-        for r in sorted(on_time, key=lambda r: r.id):
-            if r.author not in member_set or r.round < d or r.body.base != base or not self._saw(r, beacon):
-                continue  # not a valid amendment: not shown as a ballot
+        proposed = self._decide("amendments", cycle, stage_no, propose_close)
+        on_time = [r for r in self._inputs.amends.get((pid, cycle), []) if proposed.includes(r)]
+        valid = [r for r in sorted(on_time, key=lambda r: r.id)
+                 if r.author in member_set and r.round >= d and r.body.base == base and self._saw(r)]
+        if not valid:
+            return base
+        votes_due = self._decide("amendment ballots", cycle, stage_no, vote_close, self.ballot_sizes(cycle, "amendment ballots", stage_no))
+        for r in valid:
             ballot = Ballot("amendment", pid, cycle, stage_no, propose_close, vote_close, r.body.heads, len(members), amendment=r.id)
             result.ballots.append(ballot)
-            self._tally(ballot, votes.get((pid, cycle, stage_no, r.id), []), member_set, ("adopt", "reject"), beacon)
+            self._tally(ballot, self._inputs.votes.get((pid, cycle, stage_no, r.id), []), members, ("adopt", "reject"),
+                        votes_due, ballot_key(pid, cycle, stage_no, r.id))
             adopt = ballot.counts.get("adopt", 0)
             if adopt > len(members) // 2:
                 ballot.outcome, ballot.reason = "adopted", f"{adopt} of {len(members)} members adopted it"
@@ -396,24 +553,27 @@ class Legislature:
                 ballot.outcome, ballot.reason = "rejected", f"{adopt} of {len(members)} adopted; a majority of the committee is needed"
         return tuple(sorted(adopted_heads)) if adopted_heads else base
 
-    def _plenary(self, cycle, entries, votes, withdrawn, beacon, horizon, result: Result) -> str:
+    def _plenary(self, cycle, entries) -> None:
+        from .panel import ballot_key
+
         if not entries:
-            return ""
+            return
+        result = self._result
         stage_no = len(self.p.stages) + 1
         opens_work, opens, closes = self.windows(cycle, stage_no)
-        if closes > horizon:
-            return f"The plenary of cycle {cycle} closes at round {closes}; the latest known round is {horizon}."
+        decision = self._decide("plenary", cycle, stage_no, closes, self.ballot_sizes(cycle, "plenary", stage_no))
         roster = self.roster_of(cycle)
         quorum = self.p.plenary.quorum(len(roster))
         for pid, revision in entries:
             state = result.proposals[pid]
             ballot = Ballot("plenary", pid, cycle, stage_no, opens, closes, revision, len(roster))
             result.ballots.append(ballot)
-            if pid in withdrawn and withdrawn[pid] < closes:
+            if self._withdrawn(pid, decision):
                 ballot.outcome = WITHDRAWN
                 state.move(WITHDRAWN, cycle, closes, stage_no, "withdrawn by its author")
                 continue
-            self._tally(ballot, votes.get((pid, cycle, stage_no, None), []), set(roster), ("yes", "no"), beacon)
+            self._tally(ballot, self._inputs.votes.get((pid, cycle, stage_no, None), []), roster, ("yes", "no"),
+                        decision, ballot_key(pid, cycle, stage_no, None))
             yes, no = ballot.counts.get("yes", 0), ballot.counts.get("no", 0)
             if yes + no < quorum:
                 ballot.outcome, ballot.reason = FAILED, f"no quorum: {yes + no} votes, {quorum} needed"
@@ -422,41 +582,42 @@ class Legislature:
             else:
                 ballot.outcome, ballot.reason = FAILED, f"{yes} yes, {no} no (quorum {quorum})"
             state.move(ballot.outcome, cycle, closes, stage_no, ballot.reason)
-        return ""
 
-    @staticmethod
-    def _saw(r: Record, beacon: Mapping[int, bytes]) -> bool:
+    def _saw(self, r: Record) -> bool:
         """The event's randomness prefix matches the round it names (when that round is known)."""
-        known = beacon.get(r.round)
+        known = self._beacon.get(r.round)
         return known is None or r.round == 0 or known[: len(r.round_prefix)] == r.round_prefix
 
-    def _tally(self, ballot: Ballot, cast: list[Record], electorate: set[bytes], choices: tuple[str, ...], beacon) -> None:
-        """Count one vote per member: the first valid one (by the author's chain order)."""
+    def _tally(self, ballot: Ballot, cast: list[Record], electorate: Iterable[bytes], choices: tuple[str, ...],
+               decision: Decision, key: bytes) -> None:
+        """Count one vote per member: the member's first vote on the ballot (by the author's chain
+        order), if it made the deadline and is valid.  Every other vote is listed with a reason."""
         counts = {c: 0 for c in choices}
-        deadline = Deadline(ballot.kind + " ballot", ballot.cycle, ballot.stage, ballot.closes)
-        on_time = decided(deadline, cast)
-        on_time_ids = {r.id for r in on_time}
-        voted: set[bytes] = set()
+        index = {m: i for i, m in enumerate(sorted(set(electorate)))}
+        first: dict[bytes, Record] = {}
         for r in sorted(cast, key=lambda r: (r.author, r.seq)):
             body: Vote = r.body
             problem = None
-            if r.id not in on_time_ids:
-                problem = ("late", f"cast after the ballot closed (it names round {r.round}; the ballot closed at round {ballot.closes})")
-            elif r.author not in electorate:
+            i = index.get(r.author)
+            if i is None:
                 problem = ("not_a_member", "the voter is not a member of this ballot's electorate")
-            elif body.choice not in choices:
-                problem = ("wrong_choice", f"this ballot's choices are {' and '.join(choices)}")
-            elif body.revision != ballot.revision:
-                problem = ("wrong_revision", "the vote names another revision of the text than the one on the ballot")
-            elif r.round < ballot.opens:
-                problem = ("too_early", f"cast before the ballot opened at round {ballot.opens}")
-            elif not self._saw(r, beacon):
-                problem = ("unseen_round", "the vote names a beacon round whose randomness it does not carry")
-            elif r.author in voted:
+            elif r.author in first:
                 problem = ("second_vote", "only a member's first vote on a ballot counts")
+            else:
+                first[r.author] = r
+                if not decision.vote_on_time(key, i, r):
+                    problem = ("late", f"it did not make the deadline at round {ballot.closes}"
+                               + (f" (it names round {r.round})" if decision.items is None else " (not in the panel's decided set)"))
+                elif body.choice not in choices:
+                    problem = ("wrong_choice", f"this ballot's choices are {' and '.join(choices)}")
+                elif body.revision != ballot.revision:
+                    problem = ("wrong_revision", "the vote names another revision of the text than the one on the ballot")
+                elif r.round < ballot.opens:
+                    problem = ("too_early", f"cast before the ballot opened at round {ballot.opens}")
+                elif not self._saw(r):
+                    problem = ("unseen_round", "the vote names a beacon round whose randomness it does not carry")
             if problem:
                 ballot.neutralised.append((r.author, r.id, *problem))
                 continue
-            voted.add(r.author)
             counts[body.choice] += 1
         ballot.counts = counts

@@ -25,6 +25,10 @@ from .errors import names, reject
 
 EDIT, AMEND, COMMENT = "edit", "amend", "comment"
 MODES = (EDIT, AMEND, COMMENT)
+#: how deadlines are settled: by lot-drawn cut-off panels (DESIGN.md §7), or, for offline tests
+#: and single-machine rehearsals only, by the rounds events declare (docs/deadlines.md)
+PANEL, DECLARED = "panel", "declared"
+DEADLINE_RULES = (PANEL, DECLARED)
 
 
 def _canonical(body: dict) -> dict:
@@ -182,6 +186,7 @@ class Parliament:
     grace_rounds: int = 2
     stages: tuple[Stage, ...] = DEFAULT_STAGES
     plenary: Plenary = field(default_factory=Plenary)
+    deadline_rule: str = PANEL
 
     SCALARS = ("start_round", "cycle_rounds", "draw_delay", "max_seats", "submissions_per_cycle", "panel_size", "grace_rounds")
     RANGES = {
@@ -196,7 +201,10 @@ class Parliament:
 
     @classmethod
     def from_body(cls, body) -> "Parliament":
-        b = _map(body, "parliament", cls.SCALARS + ("stages", "plenary"))
+        b = _map(body, "parliament", cls.SCALARS + ("stages", "plenary", "deadline_rule"))
+        rule = b.get("deadline_rule", PANEL)
+        if rule not in DEADLINE_RULES:
+            raise reject("bad_charter", f"The deadline_rule must be one of {', '.join(DEADLINE_RULES)}.")
         values = {}
         for name in cls.SCALARS:
             low, high = cls.RANGES[name]
@@ -213,7 +221,7 @@ class Parliament:
         if any(s.mode == EDIT for s in stages[1:]):
             raise reject("bad_charter", "Only the first stage may co-edit freely; later stages amend or comment.")
         plenary = Plenary.from_body(b.get("plenary", {})) if "plenary" in b else Plenary()
-        parliament = cls(stages=stages, plenary=plenary, **values)
+        parliament = cls(stages=stages, plenary=plenary, deadline_rule=rule, **values)
         longest = max([s.work_rounds + s.ballot_rounds for s in stages] + [plenary.work_rounds + plenary.ballot_rounds])
         if parliament.draw_delay + longest + parliament.draw_delay > parliament.cycle_rounds:
             raise reject(
@@ -227,6 +235,7 @@ class Parliament:
         body = {name: getattr(self, name) for name in self.SCALARS}
         body["stages"] = [s.to_body() for s in self.stages]
         body["plenary"] = self.plenary.to_body()
+        body["deadline_rule"] = self.deadline_rule
         return _canonical(body)
 
     def with_changes(self, **changes) -> "Parliament":

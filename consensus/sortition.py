@@ -14,7 +14,8 @@ The algorithm, precisely enough for a second implementation:
   seats this cycle; otherwise seat them.  Stop at the committee size.  This is uniform sampling
   without replacement among the eligible.  When fewer representatives are eligible than seats,
   all of them are seated.  After ``64 × size`` skipped candidates in a row the draw switches to
-  the same procedure over the explicit list of eligible members, so a nearly exhausted cap costs
+  the explicit list of eligible members in roster order: each further pick is a uniform index
+  into that list, and the member picked is removed from it.  A nearly exhausted cap then costs
   linear time instead of looping.
 * **Order**: committees of one cycle are drawn in order of (stage descending, seed) — the big
   scarce committees first, then by seed, which nobody can choose — and seat counts carry over
@@ -54,8 +55,8 @@ class Stream:
 
     def below(self, n: int) -> int:
         """A uniform integer in ``[0, n)`` by rejection sampling."""
-        if n <= 0:
-            raise ValueError("empty range")
+        if not 0 < n <= TWO64:
+            raise ValueError("range must be 1 to 2**64")
         limit = TWO64 - (TWO64 % n)
         while True:
             x = self.next64()
@@ -85,6 +86,11 @@ class Draw:
 
     def explain(self, member: bytes) -> str:
         """A sentence for a representative: why (or why not) they sit on this committee."""
+        if not self.picks and member in self.members:
+            return (f"You were drawn (pick {self.members.index(member) + 1}) with the seed {self.seed.hex()[:16]}… "
+                    f"from beacon round {self.round} and the proposal id.")
+        reasons = {AUTHOR: "you are an author of the proposal", ALREADY: "you were already seated on it",
+                   CAPPED: "you already hold the most seats allowed this cycle"}
         for position, (index, key, outcome) in enumerate(self.picks, 1):
             if key == member:
                 if outcome == DRAWN:
@@ -92,7 +98,7 @@ class Draw:
                         f"You were drawn as pick {position}: the seed {self.seed.hex()[:16]}… (from beacon round "
                         f"{self.round} and the proposal id) selected position {index} of the cycle's roster, which is you."
                     )
-                return f"Pick {position} selected you (roster position {index}) but you were skipped: {outcome}."
+                return f"Pick {position} selected you (roster position {index}) but you were skipped: {reasons.get(outcome, outcome)}."
         return "The lot did not select you for this committee."
 
     def as_dict(self) -> dict:

@@ -30,7 +30,7 @@ from consensus.charter import Charter, Limits
 from consensus.events import NO_ASSEMBLY, event_id, sign_event
 from consensus.legislature import IN_COMMITTEE, IN_PLENARY, Legislature
 from consensus.parliament import AMEND, Parliament
-from consensus.replica import Replica
+from consensus.replica import Record, Replica
 
 from .beacon import BeaconError, DevBeacon
 
@@ -229,36 +229,183 @@ class AssemblySim:
     # ---- the run
 
     def run(self) -> Iterator[bytes]:
-        """Yield the log: charter, rounds and events, in the order the bots produced them."""
+        """Yield the log: charter, rounds and events, in the order the bots produced them.
+
+        Time advances deadline by deadline: the bots' planned acts before a deadline are signed,
+        the deadline's round is published, and its panel (or, under the declared-round rule,
+        nobody) settles it; then what depends on the decision is planned.
+        """
         yield self.charter_wire
         leg = self.legislature
-        p = leg.p
-        # submissions before cycle 0 (they are cycle 0's intake)
-        plan = self._submissions(0, leg.start - 1, 1)
-        yield from self._emit(plan)
+        self._queue: list[Planned] = []
+        self._queue += self._submissions(0, leg.start - 1, 1)
         for cycle in range(self.cycles):
-            s = leg.cycle_start(cycle)
-            d = leg.draw_round(cycle)
-            yield from self._round(s)
-            yield from self._round(d)
-            result = leg.evaluate(self.replica.records, self.replica.beacon)
-            plan = self._cycle_plan(cycle, result)
-            yield from self._pre_signed
-            self._pre_signed.clear()
-            if cycle + 1 < self.cycles:
-                plan += self._submissions(cycle + 1, leg.cycle_start(cycle + 1) - 1, s + 1)
-            yield from self._emit(plan)
-            for stage_no in range(1, len(p.stages) + 2):
-                _, _, closes = leg.windows(cycle, stage_no)
-                yield from self._round(closes)
-                yield from self._round(closes + p.draw_delay)
+            for what, stage, at in leg.deadlines(cycle):
+                yield from self._emit_until(at)
+                yield from self._round(at)
+                yield from self._settle(what, cycle, stage, at)
+                if what == "intake":
+                    result = self._evaluate()
+                    decision = self._decision(("intake", cycle, 0))
+                    if decision is None:
+                        continue
+                    yield from self._round(decision.seed_round)
+                    result = self._evaluate()
+                    self._queue += self._cycle_plan(cycle, result)
+                    yield from self._pre_signed
+                    self._pre_signed.clear()
+                    if cycle + 1 < self.cycles:
+                        nxt = leg.cycle_start(cycle + 1)
+                        self._queue += self._submissions(cycle + 1, nxt - 1, at + 1)
+                        self._queue += self._leases(cycle + 1, at + 1, nxt - 1)
+                elif what in ("amendments", "amendment ballots"):
+                    pass
+                else:
+                    self._evaluate()
+                    decision = self._decision((what, cycle, stage))
+                    if decision is not None:
+                        yield from self._round(decision.seed_round)
+        yield from self._emit_until(leg.cycle_start(self.cycles) + 1)
         yield from self._round(leg.cycle_start(self.cycles))
 
-    def _emit(self, plan: list[Planned]) -> Iterator[bytes]:
-        for item in sorted(plan):
+    def _evaluate(self):
+        return self.legislature.evaluate(self.replica.records, self.replica.beacon)
+
+    def _decision(self, key):
+        return self.legislature._decisions.get(key)
+
+    def _emit_until(self, round_: int) -> Iterator[bytes]:
+        """Sign every planned act due before ``round_``, in round order."""
+        self._queue.sort()
+        while self._queue and self._queue[0].round < round_:
+            item = self._queue.pop(0)
             bot = self.bots[item.bot]
             fork = bot.kind == "equivocating" and not bot.forked and self.rng.random() < 0.5
             yield from self._sign(bot, item.kind, item.body, item.round, fork=fork)
+
+    def _leases(self, for_cycle: int, first: int, last: int) -> list[Planned]:
+        """Every present, honest-enough bot promises to serve on panels next cycle."""
+        plan: list[Planned] = []
+        for i, bot in enumerate(self.bots):
+            if bot.kind not in ("absent",):
+                self._plan(plan, self._pick(first, max(first + 1, last)), i, "lease", {"cycle": for_cycle})
+        return plan
+
+    # ---- cut-off panels
+
+    def _settle(self, what: str, cycle: int, stage: int, at: int) -> Iterator[bytes]:
+        """Run the deadline's cut-off panel: cut-offs, then agreement, all as signed events."""
+        from consensus.agreement import Agreement, Proposal, Vote
+        from consensus.legislature import Waiting
+        from consensus.panel import deadline_key, decode_value, encode_value, proposer_offset, valid_value
+
+        leg = self.legislature
+        if leg.p.deadline_rule != "panel":
+            return
+        self._evaluate()  # sets the evaluation context (earlier decisions, committees)
+        try:
+            panel = leg.panel_of(what, cycle, stage, at)
+        except Waiting:
+            return
+        name = deadline_key(what, cycle, stage)
+        cutoff = self._cutoff(what, cycle, stage, at)
+        seats = [self.by_key[m] for m in panel]
+        active = {pos: i for pos, i in enumerate(seats) if self.bots[i].kind not in ("absent", "equivocating")}
+        cut_ids = []
+        for pos, i in active.items():
+            mine = cutoff
+            if self.bots[i].kind == "late" and cutoff.items:
+                # a slow node: it had not yet received a few items when the round came out
+                mine = type(cutoff)(cutoff.ballots, tuple(x for x in cutoff.items if self.rng.random() > 0.2))
+            wires = list(self._sign(self.bots[i], "cutoff", {"deadline": name, "cutoff": mine.to_body()}, at))
+            cut_ids.append(event_id(wires[-1]))
+            yield from wires
+        records = self.replica.records
+        now = [at]
+
+        def make(pos: int) -> Agreement:
+            return Agreement(
+                len(panel), pos,
+                valid=lambda v: valid_value(v, name, panel, records),
+                get_value=lambda: encode_value(cut_ids, now[0] + leg.p.draw_delay),
+                offset=proposer_offset(name),
+                fresh=lambda v, b: (decode_value(v) or ((), 0))[1] > b,
+            )
+
+        agents = {pos: make(pos) for pos in active}
+        outbox: list[tuple[int, object]] = []
+        for pos, agent in agents.items():
+            outbox += [(pos, m) for m in agent.start(at)]
+        for _ in range(200):  # beacon rounds at most: bounded even if the panel cannot decide
+            while outbox:
+                pos, message = outbox.pop(0)
+                bot = self.bots[active[pos]]
+                if isinstance(message, Proposal):
+                    kind, body = "propose", {"deadline": name, "round": message.round, "valid_round": message.valid_round, "value": message.value}
+                else:
+                    kind, body = message.step, {"deadline": name, "round": message.round, "value": message.value}
+                yield from self._sign(bot, kind, body, now[0])
+                for other, agent in agents.items():
+                    if other != pos:
+                        outbox += [(other, m) for m in agent.receive(pos, message)]
+            if all(a.decision is not None for a in agents.values()):
+                return
+            now[0] += 1
+            yield from self._round(now[0])
+            for pos, agent in agents.items():
+                outbox += [(pos, m) for m in agent.tick(now[0])]
+
+    def _cutoff(self, what: str, cycle: int, stage: int, at: int):
+        """What an honest node had received when round ``at`` came out (everything naming an
+        earlier round: bots see everything at once)."""
+        from consensus.kinds import Amend, Lease, Submit, Vote, Withdraw
+        from consensus.panel import CutOff, ballot_key, bitmap
+
+        leg = self.legislature
+        records = [r for r in self.replica.records.values() if r.round < at]
+        items = {(r.author, r.seq) for r in records if isinstance(r.body, Withdraw)}
+        if what == "intake":
+            low = leg.cycle_start(cycle - 1) if cycle > 0 else -1
+            items |= {(r.author, r.seq) for r in records if isinstance(r.body, Submit) and r.round >= low}
+            items |= {(r.author, r.seq) for r in records if isinstance(r.body, Lease) and r.body.cycle == cycle + 1}
+        elif what == "amendments":
+            items |= {(r.author, r.seq) for r in records if isinstance(r.body, Amend) and r.body.cycle == cycle}
+        ballots = []
+        sizes = leg.ballot_sizes(cycle, what, stage)
+        if sizes:
+            electorates = self._electorates(cycle, what, stage)
+            first: dict[tuple[bytes, bytes], Record] = {}
+            for r in sorted((r for r in self.replica.records.values() if isinstance(r.body, Vote)), key=lambda r: (r.author, r.seq)):
+                b = r.body
+                key = ballot_key(b.proposal, b.cycle, b.stage, b.amendment)
+                if key in sizes and (key, r.author) not in first:
+                    first[(key, r.author)] = r
+            for key in sorted(sizes):
+                electorate = electorates.get(key, ())
+                on_time = [i for i, m in enumerate(electorate) if (key, m) in first and first[(key, m)].round < at]
+                ballots.append((key, bitmap(on_time, len(electorate))))
+        return CutOff(tuple(ballots), tuple(sorted(items)))
+
+    def _electorates(self, cycle: int, what: str, stage: int) -> dict[bytes, tuple[bytes, ...]]:
+        from consensus.panel import ballot_key
+
+        leg = self.legislature
+        out: dict[bytes, tuple[bytes, ...]] = {}
+        committees = leg._committees.get(cycle, {})
+        if what == "plenary":
+            roster = tuple(sorted(leg.roster_of(cycle)))
+            for key in leg.ballot_sizes(cycle, what, stage):
+                out[key] = roster
+            return out
+        for (k, pid), members in committees.items():
+            if k != stage:
+                continue
+            if what == "ballots":
+                out[ballot_key(pid, cycle, stage, None)] = tuple(sorted(members))
+            else:
+                for r in leg._inputs.amends.get((pid, cycle), ()):
+                    out[ballot_key(pid, cycle, stage, r.id)] = tuple(sorted(members))
+        return out
 
     def _plan(self, plan: list, round_: int, bot: int, kind: str, body: dict) -> None:
         self._order += 1

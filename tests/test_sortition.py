@@ -334,7 +334,6 @@ def test_stream_matches_the_specified_blocks():
     assert [stream.next64() for _ in range(12)] == expected
 
 
-@pytest.mark.xfail(strict=True, reason="below(n) for n > 2**64 loops forever (limit is 0) instead of refusing")
 def test_below_refuses_ranges_it_cannot_serve():
     """A range wider than the 64-bit words cannot be drawn from; ``below`` should say so rather
     than reject every value forever.  (Unreachable with real rosters; the script stops the loop.)"""
@@ -434,7 +433,8 @@ def test_legislature_draw_with_city_stages_respects_the_cap():
             author = roster[(stage * 41 + j * 11) % 150]
             result.proposals[pid] = ProposalState(pid, author, f"p{stage}-{j}", 0)
             work.setdefault(stage, []).append((pid, (pid,)))
-    committees = legislature._draw(0, work, RANDOMNESS, result, True)
+    legislature._result = result  # _draw is internal: it reports into the evaluation's result
+    committees = legislature._draw(0, work, RANDOMNESS, 0, True)
     assert [d.stage for d in result.draws] == sorted((d.stage for d in result.draws), reverse=True)
     seats = Counter(m for members in committees.values() for m in members)
     assert max(seats.values()) <= parliament.max_seats
@@ -595,10 +595,10 @@ def test_explain_says_why_a_picked_member_was_skipped():
         outcomes = {k: o for _, k, o in reversed(d.picks)}  # first outcome per key
         if outcomes.get(author) == AUTHOR:
             s = d.explain(author)
-            assert "skipped" in s and AUTHOR in s and "roster position 0" in s
+            assert "skipped" in s and "an author of the proposal" in s and "roster position 0" in s
             found.add(AUTHOR)
         if outcomes.get(capped) == CAPPED:
-            assert "skipped" in d.explain(capped) and CAPPED in d.explain(capped)
+            assert "skipped" in d.explain(capped) and "most seats allowed" in d.explain(capped)
             found.add(CAPPED)
         repeated = [k for _, k, o in d.picks if o == ALREADY]
         if repeated:
