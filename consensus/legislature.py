@@ -162,6 +162,8 @@ class Result:
     waiting: str = ""  # what the next decision waits for, in a sentence
     #: every deadline settled so far, with its rule and (for panels) its commit certificate
     deadlines: list[dict] = field(default_factory=list)
+    #: panel members who signed two different messages for one step of one deadline: fraud proofs
+    panel_equivocations: list[dict] = field(default_factory=list)
 
     def as_dict(self, explain: bool = True) -> dict:
         return {
@@ -171,6 +173,7 @@ class Result:
             "draws": [d.as_dict() if explain else {**d.as_dict(), "picks": []} for d in self.draws],
             "ballots": [b.as_dict() for b in self.ballots],
             "deadlines": self.deadlines,
+            "panel_equivocations": self.panel_equivocations,
         }
 
 
@@ -242,6 +245,21 @@ class _Inputs:
                 self.leases[body.cycle].append(r)
             elif r.kind in PANEL_KINDS:
                 self.panel[body.deadline].append(r)
+
+
+def panel_equivocations(messages: Mapping[bytes, list[Record]]) -> list[dict]:
+    """Two different signed messages by one member for one step of one deadline (two cut-offs, or
+    two proposals, prevotes or precommits in one agreement round): each pair is a fraud proof."""
+    seen: dict[tuple, Record] = {}
+    found = []
+    for deadline, records in messages.items():
+        for r in sorted(records, key=lambda r: (r.author, r.seq)):
+            step = (r.author, deadline, r.kind, None if r.kind == "cutoff" else r.body.round)
+            first = seen.setdefault(step, r)
+            if first.id != r.id and first.body != r.body:
+                found.append({"author": r.author.hex(), "deadline": deadline.hex(), "kind": r.kind,
+                              "round": step[3], "events": [first.id.hex(), r.id.hex()]})
+    return found
 
 
 class Waiting(Exception):
@@ -348,6 +366,7 @@ class Legislature:
         except Waiting as waiting:
             result.waiting = str(waiting)
         result.deadlines = [d.as_dict() for d in self._decisions.values()]
+        result.panel_equivocations = panel_equivocations(inputs.panel)
         return result
 
     # ---- deadlines

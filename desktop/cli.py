@@ -171,6 +171,17 @@ def _print_legislature(report) -> None:
               f"-> {b['outcome'] or 'open'}{' (' + b['reason'] + ')' if b['reason'] else ''}")
         for n in b["neutralised"]:
             print(f"      not counted: {short(n['author'])}: {n['reason']}")
+    for d in leg.get("deadlines", []):
+        cert = d.get("certificate")
+        if cert:
+            print(f"  deadline cycle {d['cycle']} {d['what']} (round {d['round']}): certificate of agreement round "
+                  f"{cert['agreement_round']}, precommits by {len(cert['signers'])} of {len(d['panel'])} panel members "
+                  f"({', '.join(short(x) for x in cert['signers'])}); draws and tie-breaks use round {d['seed_round']}")
+        else:
+            print(f"  deadline cycle {d['cycle']} {d['what']} (round {d['round']}): settled by the {d['rule']} rule")
+    for e in leg.get("panel_equivocations", []):
+        print(f"  panel equivocation: {short(e['author'])} signed two different {e['kind']} messages "
+              f"({', '.join(short(x) for x in e['events'])})")
     print("Proposals:")
     for p in leg["proposals"]:
         print(f"  {short(p['id'])} {p['title'][:50]!r}: {p['status']}" + (f" at stage {p['stage']}" if p["stage"] else ""))
