@@ -257,7 +257,8 @@ class AssemblySim:
                     if cycle + 1 < self.cycles:
                         nxt = leg.cycle_start(cycle + 1)
                         self._queue += self._submissions(cycle + 1, nxt - 1, at + 1)
-                        self._queue += self._leases(cycle + 1, at + 1, nxt - 1)
+                        # leases for cycle c + 2 are decided at the boundary of c + 1 (DESIGN §7)
+                        self._queue += self._leases(cycle + 2, at + 1, nxt - 1)
                 elif what in ("amendments", "amendment ballots"):
                     pass
                 else:
@@ -320,6 +321,11 @@ class AssemblySim:
             wires = list(self._sign(self.bots[i], "cutoff", {"deadline": name, "cutoff": mine.to_body()}, at))
             cut_ids.append(event_id(wires[-1]))
             yield from wires
+        for pos, i in enumerate(seats):
+            if self.bots[i].kind == "equivocating" and not self.bots[i].forked:
+                # a Byzantine member: two different prevotes in agreement round 0 (a fraud proof)
+                for value in (hashlib.sha256(name + b"lie").digest(), None):
+                    yield from self._sign(self.bots[i], "prevote", {"deadline": name, "round": 0, "value": value}, at)
         records = self.replica.records
         now = [at]
 

@@ -36,6 +36,8 @@ def expected_of(path: Path) -> dict:
             for b in report["ballots"]
         ],
         "draws": [{k: d[k] for k in ("proposal", "cycle", "stage", "round", "seed", "members")} for d in report["draws"]],
+        "deadlines": report["deadlines"],
+        "panel_equivocations": [{k: e[k] for k in ("author", "kind", "round")} for e in report["panel_equivocations"]],
     }
 
 

@@ -1,0 +1,157 @@
+"""Cut-off panels wired into the legislature: certificates settle deadlines, and settle them for good."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from consensus import Replica
+from consensus.agreement import quorum_size
+from consensus.events import event_id, sign_event
+from consensus.legislature import Legislature
+from consensus.panel import CutOff, bitmap, bits_of, deadline_key, decode_value, encode_value, majority
+from p2p.bots import AssemblySim, Behaviour
+
+HONEST = Behaviour(absent=0, late=0, equivocating=0, unauthorised=0)
+
+
+@pytest.fixture(scope="module")
+def run():
+    sim = AssemblySim("demo", seed=5, cycles=3, proposals=4, behaviour=HONEST)
+    items = list(sim.run())
+    result = sim.legislature.evaluate(sim.replica.records, sim.replica.beacon)
+    return sim, items, result
+
+
+def replay(items):
+    r = Replica(items[0])
+    for item in items[1:]:
+        r.add_item(item)
+    return r
+
+
+def outcome(result):
+    return [(b.kind, b.proposal, b.cycle, b.stage, b.amendment, tuple(sorted(b.counts.items())), b.outcome) for b in result.ballots]
+
+
+def test_every_deadline_is_settled_by_a_certificate(run):
+    sim, _, result = run
+    assert result.cycles == 3 and result.deadlines
+    for d in result.deadlines:
+        assert d["rule"] == "cut-off panel"
+        cert = d["certificate"]
+        assert len(cert["signers"]) >= quorum_size(len(d["panel"]))
+        assert set(cert["signers"]) <= set(d["panel"]) and set(cert["cutoffs_from"]) <= set(d["panel"])
+        assert d["seed_round"] > d["round"]  # the randomness used comes after the decision's inputs
+
+
+def test_without_certificates_the_deadline_stays_open(run):
+    sim, items, _ = run
+    stripped = [i for i in items if not (i[:1] == b"\x82" and _kind(i) in ("precommit",))]
+    r = replay(stripped)
+    result = Legislature(r.charter, r.charter_event.round).evaluate(r.records, r.beacon)
+    assert result.cycles == 0 and not result.ballots
+    assert "stays open until its panel" in result.waiting
+
+
+def _kind(item):
+    from consensus.events import split_wire
+
+    return split_wire(item, 1 << 20)[2]["kind"]
+
+
+def test_a_vote_signed_after_the_certificate_never_counts_whatever_round_it_names(run):
+    sim, items, result = run
+    ballot = next(b for b in result.ballots if b.kind == "stage" and b.stage == 1)
+    draw = next(d for d in result.draws if d.proposal == ballot.proposal and d.stage == 1 and d.cycle == ballot.cycle)
+    voted = {n[0] for n in ballot.neutralised}
+    counted_voters = _counted_voters(sim, ballot)
+    silent = [m for m in draw.members if m not in counted_voters and m not in voted]
+    assert counted_voters, "the honest run must have counted votes"
+    member = silent[0] if silent else draw.members[0]
+    bot = sim.bots[sim.by_key[member]]
+    # backdated: it names the round the ballot opened, as if cast on time
+    rnd = ballot.opens
+    late = sign_event(bot.key, assembly=sim.assembly, seq=bot.seq + 1, prev=bot.prev, kind="vote",
+                      body={"proposal": ballot.proposal, "cycle": ballot.cycle, "stage": 1, "choice": "promote",
+                            "revision": list(ballot.revision)},
+                      round=max(rnd, bot.last_round), round_prefix=sim.replica.beacon[max(rnd, bot.last_round)][:8])
+    r = replay(items + [late])
+    again = Legislature(r.charter, r.charter_event.round).evaluate(r.records, r.beacon)
+    same = next(b for b in again.ballots if (b.kind, b.proposal, b.cycle, b.stage) == (ballot.kind, ballot.proposal, ballot.cycle, 1))
+    if member in counted_voters:
+        assert same.counts == ballot.counts  # its first vote already counted; this one is a second vote
+    else:
+        assert same.counts == ballot.counts
+        assert any(n[1] == event_id(late) and n[2] == "late" for n in same.neutralised)
+    assert outcome(again) == outcome(result)
+
+
+def _counted_voters(sim, ballot):
+    from consensus.kinds import Vote
+
+    neutral = {n[1] for n in ballot.neutralised}
+    return {r.author for r in sim.replica.records.values()
+            if isinstance(r.body, Vote) and r.body.proposal == ballot.proposal and r.body.cycle == ballot.cycle
+            and r.body.stage == ballot.stage and r.body.amendment is None and r.id not in neutral}
+
+
+def test_the_more_than_half_rule_and_its_guarantee():
+    n, q = 31, quorum_size(31)
+    key = b"k" * 32
+    # a vote seen by more than n - q/2 members counts in every choice of q cut-offs
+    seen_by = int(n - q / 2) + 1
+    cutoffs = [CutOff(((key, bitmap([0] if i < seen_by else [], 1)),), ()) for i in range(n)]
+    for start in range(n):
+        used = [cutoffs[(start + j) % n] for j in range(q)]
+        # the worst case puts every member that missed it into the used set
+        worst = sorted(cutoffs, key=lambda c: bits_of(c.ballots[0][1], 1) != set())[:q]
+        for chosen in (used, worst):
+            ballots, _ = majority(chosen, {key: 1})
+            assert 0 in ballots.get(key, set())
+    # a vote seen by fewer than half of the used cut-offs never counts
+    few = [CutOff(((key, bitmap([0] if i < q // 2 else [], 1)),), ()) for i in range(q)]
+    assert 0 not in majority(few, {key: 1})[0].get(key, set())
+
+
+def test_values_encode_and_refuse_malformed_ones():
+    ids = [bytes([i]) * 32 for i in (3, 1, 2)]
+    value = encode_value(ids, 99)
+    assert decode_value(value) == (tuple(sorted(ids)), 99)
+    for bad in (b"", b"\xa0", encode_value([], 0), b"\x00" * 10):
+        assert decode_value(bad) is None or decode_value(bad)[1] >= 1
+
+
+def test_precommits_from_outside_the_panel_do_not_make_a_certificate(run):
+    sim, items, result = run
+    first = result.deadlines[0]
+    panel = {bytes.fromhex(m) for m in first["panel"]}
+    outsiders = [b for b in sim.bots if b.public not in panel]
+    name = deadline_key(first["what"], first["cycle"], first["stage"])
+    r = replay([i for i in items if not (i[:1] == b"\x82" and _kind(i) == "precommit")])
+    proposal = next(x for x in r.records.values() if x.kind == "propose" and x.body.deadline == name)
+    from consensus.agreement import value_id
+
+    forged = []
+    for bot in outsiders:
+        forged.append(sign_event(bot.key, assembly=sim.assembly, seq=bot.seq + 1, prev=bot.prev, kind="precommit",
+                                 body={"deadline": name, "round": proposal.body.round, "value": value_id(proposal.body.value)},
+                                 round=bot.last_round, round_prefix=r.beacon[bot.last_round][:8]))
+    for w in forged:
+        r.add(w)
+    result2 = Legislature(r.charter, r.charter_event.round).evaluate(r.records, r.beacon)
+    assert result2.cycles == 0 and "stays open" in result2.waiting
+
+
+def test_simulated_panels_with_absent_slow_and_byzantine_members_still_decide():
+    sim = AssemblySim("testnet", seed=3, cycles=4, proposals=5,
+                      behaviour=Behaviour(absent=0.08, late=0.08, equivocating=0.04, unauthorised=0.04))
+    list(sim.run())
+    result = sim.legislature.evaluate(sim.replica.records, sim.replica.beacon)
+    assert result.cycles == 4, result.waiting
+    leased = [d for d in result.deadlines if d["cycle"] >= 2]
+    absent = {b.public.hex() for b in sim.bots if b.kind == "absent"}
+    assert leased and not any(absent & set(d["panel"]) for d in leased), "from cycle 2 on, panels come from leases"
+    assert result.panel_equivocations, "the Byzantine panel members' double prevotes are fraud proofs"
+    assert any(b.outcome for b in result.ballots)
