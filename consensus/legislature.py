@@ -206,7 +206,9 @@ class Decision:
     def vote_on_time(self, key: bytes, index: int, r: Record) -> bool:
         if self.ballots is None:
             return r.round < self.deadline.round
-        return index in self.ballots.get(key, ())
+        from .panel import has_bit
+
+        return has_bit(self.ballots.get(key, b""), index)
 
     def as_dict(self) -> dict:
         d = self.deadline

@@ -107,8 +107,8 @@ class Decided:
     """The decided set of one deadline."""
 
     deadline: bytes
-    #: ballot key -> indices of electorate members whose first vote counts as on time
-    ballots: dict[bytes, set[int]] = field(default_factory=dict)
+    #: ballot key -> bitmap of the electorate members whose first vote counts as on time
+    ballots: dict[bytes, bytes] = field(default_factory=dict)
     items: set[tuple[bytes, int]] = field(default_factory=set)
     seed_round: int = 0
     #: the commit certificate: agreement round and the panel members who precommitted
@@ -117,20 +117,60 @@ class Decided:
     cutoff_signers: tuple[bytes, ...] = ()
 
 
-def majority(cutoffs: list[CutOff], sizes: Mapping[bytes, int]) -> tuple[dict[bytes, set[int]], set[tuple[bytes, int]]]:
-    """The more-than-half rule over the cut-offs used."""
+def majority(cutoffs: list[CutOff], sizes: Mapping[bytes, int]) -> tuple[dict[bytes, bytes], set[tuple[bytes, int]]]:
+    """The more-than-half rule over the cut-offs used.
+
+    Ballots come back as bitmaps (same layout as the cut-offs'), computed with a bit-sliced
+    counter over Python integers: a plenary of 250,000 representatives and 21 cut-offs costs a
+    few dozen big-integer operations, not five million bit tests.
+    """
     k = len(cutoffs)
-    counts: dict[bytes, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    threshold = k // 2 + 1
+    per_ballot: dict[bytes, list[int]] = defaultdict(list)
     item_counts: dict[tuple[bytes, int], int] = defaultdict(int)
     for c in cutoffs:
         for key, bits in c.ballots:
-            for i in bits_of(bits, sizes.get(key, len(bits) * 8)):
-                counts[key][i] += 1
+            size = sizes.get(key, len(bits) * 8)
+            per_ballot[key].append(int.from_bytes(bits, "little") & ((1 << size) - 1))
         for pair in c.items:
             item_counts[pair] += 1
-    ballots = {key: {i for i, n in per.items() if 2 * n > k} for key, per in counts.items()}
-    items = {pair for pair, n in item_counts.items() if 2 * n > k}
+    ballots = {}
+    for key, values in per_ballot.items():
+        size = sizes.get(key, 0) or max(v.bit_length() for v in values)
+        ballots[key] = _at_least(values, threshold).to_bytes((size + 7) // 8, "little")
+    items = {pair for pair, n in item_counts.items() if n >= threshold}
     return ballots, items
+
+
+def _at_least(values: list[int], threshold: int) -> int:
+    """Bit i of the result is set iff at least ``threshold`` of ``values`` have bit i set."""
+    counters: list[int] = []  # bit-sliced counter, least significant slice first
+    for x in values:
+        carry = x
+        for i in range(len(counters)):
+            counters[i], carry = counters[i] ^ carry, counters[i] & carry
+            if not carry:
+                break
+        if carry:
+            counters.append(carry)
+    width = max(len(counters), threshold.bit_length())
+    everything = 0
+    for c in counters:
+        everything |= c
+    greater, equal = 0, everything | (0 if threshold else -1)
+    for i in reversed(range(width)):
+        c = counters[i] if i < len(counters) else 0
+        if threshold >> i & 1:
+            equal &= c
+        else:
+            greater |= equal & c
+            equal &= ~c
+    return greater | equal if threshold else everything
+
+
+def has_bit(bits: bytes, index: int) -> bool:
+    byte = index >> 3
+    return byte < len(bits) and bool(bits[byte] >> (index & 7) & 1)
 
 
 # ---------------------------------------------------------------------- values and certificates

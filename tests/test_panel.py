@@ -10,7 +10,10 @@ from consensus import Replica
 from consensus.agreement import quorum_size
 from consensus.events import event_id, sign_event
 from consensus.legislature import Legislature
-from consensus.panel import CutOff, bitmap, bits_of, deadline_key, decode_value, encode_value, majority
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consensus.panel import CutOff, bitmap, bits_of, deadline_key, decode_value, encode_value, has_bit, majority
 from p2p.bots import AssemblySim, Behaviour
 
 HONEST = Behaviour(absent=0, late=0, equivocating=0, unauthorised=0)
@@ -109,10 +112,21 @@ def test_the_more_than_half_rule_and_its_guarantee():
         worst = sorted(cutoffs, key=lambda c: bits_of(c.ballots[0][1], 1) != set())[:q]
         for chosen in (used, worst):
             ballots, _ = majority(chosen, {key: 1})
-            assert 0 in ballots.get(key, set())
+            assert has_bit(ballots.get(key, b""), 0)
     # a vote seen by fewer than half of the used cut-offs never counts
     few = [CutOff(((key, bitmap([0] if i < q // 2 else [], 1)),), ()) for i in range(q)]
-    assert 0 not in majority(few, {key: 1})[0].get(key, set())
+    assert not has_bit(majority(few, {key: 1})[0].get(key, b""), 0)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.binary(min_size=3, max_size=3), min_size=1, max_size=12))
+def test_bit_sliced_majority_equals_counting(maps):
+    """The big-integer majority must agree with plain counting, bit by bit."""
+    key, size = b"k" * 32, 20
+    got = majority([CutOff(((key, m),), ()) for m in maps], {key: size})[0][key]
+    for i in range(size):
+        count = sum(1 for m in maps if i in bits_of(m, size))
+        assert has_bit(got, i) == (2 * count > len(maps)), (i, count, len(maps))
 
 
 def test_values_encode_and_refuse_malformed_ones():
