@@ -216,6 +216,8 @@ class Decision:
                "rule": "declared round" if self.items is None else "cut-off panel"}
         if self.certificate is not None:
             c = self.certificate
+            out["decided_items"] = [[a.hex(), q] for a, q in sorted(self.items)]
+            out["decided_ballots"] = {k.hex(): v.hex() for k, v in sorted(self.ballots.items())}
             out["panel"] = [m.hex() for m in self.panel]
             out["certificate"] = {"agreement_round": c.round, "signers": [m.hex() for m in c.signers],
                                   "cutoffs_from": [m.hex() for m in c.cutoff_signers]}
