@@ -53,15 +53,9 @@ def _check_types(value, depth: int) -> None:
         raise ValueError(f"type {t.__name__} is not allowed in events")
 
 
-def decode(data: bytes, *, what: str = "item"):
-    """Decode canonical CBOR or raise :class:`~consensus.errors.InvalidInput`.
-
-    The check is: the input decodes with strict options, every value has an allowed type,
-    re-encoding the value gives the same bytes (shortest forms, definite lengths, no tags, no
-    duplicate keys), and every map's keys are in canonical order.
-    """
+def _loads(data: bytes, what: str):
     try:
-        value = cbor2.loads(
+        return cbor2.loads(
             data,
             max_depth=MAX_DEPTH,
             allow_indefinite=False,
@@ -70,6 +64,16 @@ def decode(data: bytes, *, what: str = "item"):
         )
     except Exception as exc:  # cbor2 raises several types for hostile input
         raise reject("not_cbor", f"The {what} is not valid CBOR ({type(exc).__name__}).") from None
+
+
+def decode(data: bytes, *, what: str = "item"):
+    """Decode canonical CBOR or raise :class:`~consensus.errors.InvalidInput`.
+
+    The check is: the input decodes with strict options, every value has an allowed type,
+    re-encoding the value gives the same bytes (shortest forms, definite lengths, no tags, no
+    duplicate keys), and every map's keys are in canonical order.
+    """
+    value = _loads(data, what)
     try:
         _check_canonical_value(value, 0)
     except ValueError as exc:
@@ -94,16 +98,7 @@ def decode_fast(data: bytes, *, what: str = "item"):
     head, indefinite length, duplicate key and tag that decodes to a plain value.  It exists
     because it halves the cost of accepting an event.
     """
-    try:
-        value = cbor2.loads(
-            data,
-            max_depth=MAX_DEPTH,
-            allow_indefinite=False,
-            allow_duplicate_keys=False,
-            strict_hashable_types=True,
-        )
-    except Exception as exc:
-        raise reject("not_cbor", f"The {what} is not valid CBOR ({type(exc).__name__}).") from None
+    value = _loads(data, what)
     try:
         again = cbor2.dumps(value)
     except Exception:

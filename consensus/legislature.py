@@ -22,6 +22,7 @@ from typing import Iterable, Mapping
 
 from .charter import Charter
 from .kinds import PANEL_KINDS, Amend, Lease, Submit, Vote, Withdraw
+from .panel import ballot_key, deadline_key, draw_panel, find_decision, has_bit
 from .parliament import AMEND, DECLARED, EDIT
 from .replica import Record
 from .sortition import Draw, committee_seed, draw_committee
@@ -206,8 +207,6 @@ class Decision:
     def vote_on_time(self, key: bytes, index: int, r: Record) -> bool:
         if self.ballots is None:
             return r.round < self.deadline.round
-        from .panel import has_bit
-
         return has_bit(self.ballots.get(key, b""), index)
 
     def as_dict(self) -> dict:
@@ -388,8 +387,6 @@ class Legislature:
 
     def panel_of(self, what: str, cycle: int, stage: int, round_: int) -> tuple[bytes, ...]:
         """The panel of a deadline (needs the deadline round's randomness)."""
-        from .panel import deadline_key, draw_panel
-
         randomness = self._randomness(round_, f"The panel of the {what} deadline of cycle {cycle}")
         return draw_panel(self.available(cycle), self.p.panel_size, deadline_key(what, cycle, stage), randomness)
 
@@ -409,8 +406,6 @@ class Legislature:
         if self.p.deadline_rule == DECLARED:
             decision = Decision(deadline, round_ + self.p.draw_delay)
         else:
-            from .panel import deadline_key, find_decision
-
             panel = self.panel_of(what, cycle, stage, round_)
             name = deadline_key(what, cycle, stage)
             found = find_decision(name, panel, self._inputs.records, self._inputs.panel, sizes or {})
@@ -425,8 +420,6 @@ class Legislature:
 
     def ballot_sizes(self, cycle: int, what: str, stage: int) -> dict[bytes, int]:
         """Electorate size of every ballot a deadline settles (for reading cut-off bitmaps)."""
-        from .panel import ballot_key
-
         sizes: dict[bytes, int] = {}
         committees = self._committees.get(cycle, {})
         if what == "ballots":
@@ -497,8 +490,6 @@ class Legislature:
         return committees
 
     def _stage_ballots(self, cycle, work, committees):
-        from .panel import ballot_key
-
         result = self._result
         promoted: dict[int, list[tuple[bytes, tuple[bytes, ...]]]] = defaultdict(list)
         for stage_no, stage in enumerate(self.p.stages, 1):
@@ -515,16 +506,10 @@ class Legislature:
             passing = []
             for pid, _ in entries:
                 state = result.proposals[pid]
-                members = committees[(stage_no, pid)]
                 revision = state.revision
-                ballot = Ballot("stage", pid, cycle, stage_no, opens, closes, revision, len(members))
-                result.ballots.append(ballot)
-                if self._withdrawn(pid, decision):
-                    ballot.outcome = WITHDRAWN
-                    state.move(WITHDRAWN, cycle, closes, stage_no, "withdrawn by its author")
+                ballot = self._ballot("stage", pid, cycle, stage_no, revision, committees[(stage_no, pid)], ("promote", "kill"), decision)
+                if ballot is None:
                     continue
-                self._tally(ballot, self._inputs.votes.get((pid, cycle, stage_no, None), []), members, ("promote", "kill"),
-                            decision, ballot_key(pid, cycle, stage_no, None))
                 support = ballot.counts.get("promote", 0)
                 if support >= stage.needed:
                     passing.append((-support, tiebreak(tie_randomness, pid), pid, revision, ballot))
@@ -548,8 +533,6 @@ class Legislature:
     def _amendments(self, cycle, stage_no, stage, pid, base, members):
         """Stage-2 amendments: proposed in the amendment window, each adopted or rejected; the
         adopted ones are merged (the union of their heads) before the final vote."""
-        from .panel import ballot_key
-
         result = self._result
         d = self.draw_round(cycle)
         propose_close = d + stage.amend_rounds
@@ -577,8 +560,6 @@ class Legislature:
         return tuple(sorted(adopted_heads)) if adopted_heads else base
 
     def _plenary(self, cycle, entries) -> None:
-        from .panel import ballot_key
-
         if not entries:
             return
         result = self._result
@@ -589,14 +570,9 @@ class Legislature:
         quorum = self.p.plenary.quorum(len(roster))
         for pid, revision in entries:
             state = result.proposals[pid]
-            ballot = Ballot("plenary", pid, cycle, stage_no, opens, closes, revision, len(roster))
-            result.ballots.append(ballot)
-            if self._withdrawn(pid, decision):
-                ballot.outcome = WITHDRAWN
-                state.move(WITHDRAWN, cycle, closes, stage_no, "withdrawn by its author")
+            ballot = self._ballot("plenary", pid, cycle, stage_no, revision, roster, ("yes", "no"), decision)
+            if ballot is None:
                 continue
-            self._tally(ballot, self._inputs.votes.get((pid, cycle, stage_no, None), []), roster, ("yes", "no"),
-                        decision, ballot_key(pid, cycle, stage_no, None))
             yes, no = ballot.counts.get("yes", 0), ballot.counts.get("no", 0)
             if yes + no < quorum:
                 ballot.outcome, ballot.reason = FAILED, f"no quorum: {yes + no} votes, {quorum} needed"
@@ -605,6 +581,19 @@ class Legislature:
             else:
                 ballot.outcome, ballot.reason = FAILED, f"{yes} yes, {no} no (quorum {quorum})"
             state.move(ballot.outcome, cycle, closes, stage_no, ballot.reason)
+
+    def _ballot(self, kind, pid, cycle, stage_no, revision, electorate, choices, decision: Decision) -> Ballot | None:
+        """Open, and tally, the stage or plenary ballot of a proposal (None if it was withdrawn)."""
+        _, opens, closes = self.windows(cycle, stage_no)
+        ballot = Ballot(kind, pid, cycle, stage_no, opens, closes, revision, len(electorate))
+        self._result.ballots.append(ballot)
+        if self._withdrawn(pid, decision):
+            ballot.outcome = WITHDRAWN
+            self._result.proposals[pid].move(WITHDRAWN, cycle, closes, stage_no, "withdrawn by its author")
+            return None
+        self._tally(ballot, self._inputs.votes.get((pid, cycle, stage_no, None), []), electorate, choices,
+                    decision, ballot_key(pid, cycle, stage_no, None))
+        return ballot
 
     def _saw(self, r: Record) -> bool:
         """The event's randomness prefix matches the round it names (when that round is known)."""
