@@ -111,13 +111,21 @@ class Agreement:
     decision: bytes | None = None
     decided_round: int = -1
     beacon_round: int = 0
+    #: the first proposal received for each round (the one this member prevotes on)
     proposals: dict[int, Proposal] = field(default_factory=dict)
-    votes: dict[tuple[str, int], dict[int, bytes | None]] = field(default_factory=dict)
+    #: every distinct proposal per round and value id (an equivocating proposer may send several)
+    proposed: dict[int, dict[bytes, Proposal]] = field(default_factory=dict)
+    #: (step, round) -> sender -> every distinct value the sender voted.  Equivocating votes are
+    #: counted for each value (as Tendermint counts every message) and also kept as evidence:
+    #: ignoring them would let one Byzantine member strand honest ones on different views.
+    votes: dict[tuple[str, int], dict[int, set]] = field(default_factory=dict)
     evidence: list[Evidence] = field(default_factory=list)
     _timers: list[tuple[int, str, int]] = field(default_factory=list)
     _once: set = field(default_factory=set)
     _values: dict[bytes, bytes] = field(default_factory=dict)  # id -> value
     _validity: dict[bytes, bool] = field(default_factory=dict)
+    _started: bool = False
+    _early: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not 0 <= self.me < self.n:
@@ -131,33 +139,48 @@ class Agreement:
         return (round_ + self.offset) % self.n
 
     def start(self, beacon_round: int) -> list:
-        """Begin (round 0) at ``beacon_round``; returns messages to send."""
-        self.beacon_round = beacon_round
-        return self._start_round(0)
+        """Begin (round 0) at ``beacon_round``; returns messages to send.  Only the first call
+        counts; messages that arrived before it are handled right after."""
+        if self._started:
+            return []
+        self._started = True
+        self.beacon_round = max(self.beacon_round, beacon_round)
+        out = self._start_round(0)
+        early, self._early = self._early, []
+        for sender, message in early:
+            out += self.receive(sender, message)
+        return out
 
     def receive(self, sender: int, message) -> list:
         """Handle a message from member ``sender``; returns messages to send."""
         if self.decision is not None or not 0 <= sender < self.n:
             return []
+        if not self._started:
+            if len(self._early) < 64 * self.n:  # bounded: a flood before start is dropped
+                self._early.append((sender, message))
+            return []
         if isinstance(message, Proposal):
             if message.round < 0 or sender != self.proposer(message.round):
                 return []
-            known = self.proposals.get(message.round)
-            if known is not None:
-                if known != message:
-                    self.evidence.append(Evidence(sender, PROPOSE, message.round, known, message))
+            vid = value_id(message.value)
+            same_round = self.proposed.setdefault(message.round, {})
+            if vid in same_round:
                 return []
-            self.proposals[message.round] = message
-            self._values[value_id(message.value)] = message.value
+            if same_round:
+                self.evidence.append(Evidence(sender, PROPOSE, message.round, next(iter(same_round.values())), message))
+            same_round[vid] = message
+            self.proposals.setdefault(message.round, message)
+            self._values[vid] = message.value
         elif isinstance(message, Vote):
             if message.step not in (PREVOTE, PRECOMMIT) or message.round < 0:
                 return []
             box = self.votes.setdefault((message.step, message.round), {})
-            if sender in box:
-                if box[sender] != message.value:
-                    self.evidence.append(Evidence(sender, message.step, message.round, box[sender], message.value))
+            values = box.setdefault(sender, set())
+            if message.value in values:
                 return []
-            box[sender] = message.value
+            if values and len(values) == 1:  # the first conflicting vote is the proof; more add nothing
+                self.evidence.append(Evidence(sender, message.step, message.round, next(iter(values)), message.value))
+            values.add(message.value)
         else:
             return []
         return self._progress()
@@ -186,10 +209,11 @@ class Agreement:
         return self._is_valid(value) and bool(self.fresh(value, self.beacon_round))
 
     def _count(self, step: str, round_: int, value=...) -> int:
+        """Distinct senders of a step in a round (for one value, or any)."""
         box = self.votes.get((step, round_), {})
         if value is ...:
             return len(box)
-        return sum(1 for v in box.values() if v == value)
+        return sum(1 for values in box.values() if value in values)
 
     def _start_round(self, round_: int) -> list:
         self.round, self.step = round_, PROPOSE
@@ -198,6 +222,7 @@ class Agreement:
             if value is not None:
                 proposal = Proposal(round_, value, self.valid_round)
                 self.proposals.setdefault(round_, proposal)
+                self.proposed.setdefault(round_, {}).setdefault(value_id(value), proposal)
                 self._values[value_id(value)] = value
                 out = [proposal]
                 return out + self._progress()
@@ -209,7 +234,7 @@ class Agreement:
 
     def _send(self, step: str, value: bytes | None) -> list:
         vote = Vote(step, self.round, value)
-        self.votes.setdefault((step, self.round), {})[self.me] = value
+        self.votes.setdefault((step, self.round), {}).setdefault(self.me, set()).add(value)
         self.step = step
         return [vote]
 
@@ -244,23 +269,20 @@ class Agreement:
         for (step, r), box in self.votes.items():
             if step != PRECOMMIT:
                 continue
-            p = self.proposals.get(r)
-            if p is None:
-                continue
-            vid = value_id(p.value)
-            if sum(1 for v in box.values() if v == vid) >= self.quorum and self._is_valid(p.value):
-                self.decision, self.decided_round = p.value, r
-                return []
+            for vid, p in self.proposed.get(r, {}).items():
+                if sum(1 for values in box.values() if vid in values) >= self.quorum and self._is_valid(p.value):
+                    self.decision, self.decided_round = p.value, r
+                    return []
         return None
 
     def _rule_skip(self):
         # upon f+1 messages of a higher round: start that round
-        later = {r for (_, r) in self.votes if r > self.round} | {r for r in self.proposals if r > self.round}
+        later = {r for (_, r) in self.votes if r > self.round} | {r for r in self.proposed if r > self.round}
         for r in sorted(later, reverse=True):
             senders = set()
             for step in (PREVOTE, PRECOMMIT):
                 senders |= set(self.votes.get((step, r), {}))
-            if r in self.proposals:
+            if r in self.proposed:
                 senders.add(self.proposer(r))
             if len(senders) >= self.skip:
                 return self._start_round(r)
@@ -274,13 +296,14 @@ class Agreement:
         return self._send(PREVOTE, value_id(p.value) if ok else NIL)
 
     def _rule_propose_locked(self):
-        p = self.proposals.get(self.round)
-        if self.step != PROPOSE or p is None or not 0 <= p.valid_round < self.round:
+        if self.step != PROPOSE:
             return None
-        if self._count(PREVOTE, p.valid_round, value_id(p.value)) < self.quorum:
-            return None
-        ok = self._is_valid(p.value) and (self.locked_round <= p.valid_round or self.locked_value == p.value)
-        return self._send(PREVOTE, value_id(p.value) if ok else NIL)
+        for p in self.proposed.get(self.round, {}).values():
+            if not 0 <= p.valid_round < self.round or self._count(PREVOTE, p.valid_round, value_id(p.value)) < self.quorum:
+                continue
+            ok = self._is_valid(p.value) and (self.locked_round <= p.valid_round or self.locked_value == p.value)
+            return self._send(PREVOTE, value_id(p.value) if ok else NIL)
+        return None
 
     def _rule_prevote_timer(self):
         key = ("prevote-timer", self.round)
@@ -292,12 +315,13 @@ class Agreement:
 
     def _rule_lock(self):
         # upon PROPOSAL(r, v, *) and 2f+1 PREVOTE(r, id(v)) while valid(v) and step >= prevote, first time
-        p = self.proposals.get(self.round)
         key = ("lock", self.round)
-        if p is None or key in self._once or self.step == PROPOSE:
+        if key in self._once or self.step == PROPOSE:
             return None
-        vid = value_id(p.value)
-        if self._count(PREVOTE, self.round, vid) < self.quorum or not self._is_valid(p.value):
+        for vid, p in self.proposed.get(self.round, {}).items():
+            if self._count(PREVOTE, self.round, vid) >= self.quorum and self._is_valid(p.value):
+                break
+        else:
             return None
         self._once.add(key)
         out: list = []
@@ -342,4 +366,4 @@ def certificate_of(agreement: Agreement) -> Certificate | None:
         return None
     vid = value_id(agreement.decision)
     box = agreement.votes.get((PRECOMMIT, agreement.decided_round), {})
-    return Certificate(agreement.decided_round, agreement.decision, tuple(sorted(m for m, v in box.items() if v == vid)))
+    return Certificate(agreement.decided_round, agreement.decision, tuple(sorted(m for m, values in box.items() if vid in values)))
