@@ -5,12 +5,11 @@ events (``Replica.records``) and the verified beacon randomness by round.  Every
 itself and gets the same draws, tallies and outcomes.  See ``consensus/parliament.py`` for the
 timeline of a cycle and ``docs/legislature.md`` for the rules with a diagram.
 
-Which events made a deadline is decided behind one seam, :func:`decided`.  Until the cut-off
-panels of issue 5, it applies the *declared round* rule: an event made a deadline iff the beacon
-round it names is earlier than the deadline's round.  An event cannot claim a round it has not
-seen (it carries that round's randomness prefix, checked here), but it can claim an *older* round
-than the one it was made after: a late vote can pretend to be on time.  ``docs/deadlines.md``
-records this known weakness; the panels remove it without changing any tally code.
+Which events made a deadline is decided behind one seam, ``Legislature._decide``, which returns a
+:class:`Decision`; the tallies only ask it ``includes(event)`` and ``vote_on_time(...)``.  By
+default a deadline is settled by its cut-off panel's commit certificate (``consensus/panel.py``,
+docs/panels.md); the charter may choose the *declared round* rule instead, for offline rehearsals
+only (docs/deadlines.md records its weakness: backdating).
 """
 
 from __future__ import annotations
@@ -66,15 +65,6 @@ class Deadline:
     cycle: int
     stage: int
     round: int
-
-
-def decided(deadline: Deadline, candidates: Iterable[Record]) -> list[Record]:
-    """The events that made ``deadline``: the one seam the cut-off panels (issue 5) replace.
-
-    Declared-round rule: an event made the deadline iff the round it names is earlier than the
-    deadline's round.  (Known weakness: backdating; see docs/deadlines.md.)
-    """
-    return [r for r in candidates if r.round < deadline.round]
 
 
 def revision_at(proposal: bytes, deadline: Deadline) -> tuple[bytes, ...]:
@@ -452,7 +442,12 @@ class Legislature:
         for r in sorted(window, key=lambda r: (r.author, r.seq)):
             state = result.proposals[r.id]
             if not intake.includes(r):
-                continue  # did not make this intake: it stays submitted (a later intake may not take it either)
+                # no later intake takes it either (its round belongs to this one's window)
+                state.move(REFUSED, cycle, s, 0, "it did not reach the intake deadline (not in the decided set)")
+                continue
+            if not self._saw(r):
+                state.move(REFUSED, cycle, s, 0, "it names a beacon round whose randomness it does not carry")
+                continue
             if self._withdrawn(r.id, intake):
                 state.move(WITHDRAWN, cycle, s, 0, "withdrawn before the intake")
                 continue
@@ -468,7 +463,7 @@ class Legislature:
 
     def _withdrawn(self, pid: bytes, decision: Decision) -> bool:
         author = self._result.proposals[pid].author if pid in self._result.proposals else None
-        return any(w.author == author and decision.includes(w) for w in self._inputs.withdrawals.get(pid, ()))
+        return any(w.author == author and decision.includes(w) and self._saw(w) for w in self._inputs.withdrawals.get(pid, ()))
 
     def _draw(self, cycle, work, randomness, seed_round, explain: bool) -> dict[tuple[int, bytes], tuple[bytes, ...]]:
         result = self._result
@@ -540,9 +535,25 @@ class Legislature:
         member_set = set(members)
         adopted_heads: set[bytes] = set()
         proposed = self._decide("amendments", cycle, stage_no, propose_close)
-        on_time = [r for r in self._inputs.amends.get((pid, cycle), []) if proposed.includes(r)]
-        valid = [r for r in sorted(on_time, key=lambda r: r.id)
-                 if r.author in member_set and r.round >= d and r.body.base == base and self._saw(r)]
+        valid = []
+        for r in sorted(self._inputs.amends.get((pid, cycle), []), key=lambda r: r.id):
+            problem = None
+            if not proposed.includes(r):
+                problem = "it did not make the amendment deadline"
+            elif r.author not in member_set:
+                problem = "its author is not a member of this committee"
+            elif r.round < d:
+                problem = "it was proposed before the committee was drawn"
+            elif r.body.base != base:
+                problem = "it amends another revision than the one the committee received"
+            elif not self._saw(r):
+                problem = "it names a beacon round whose randomness it does not carry"
+            if problem:
+                refused = Ballot("amendment", pid, cycle, stage_no, propose_close, vote_close, r.body.heads, len(members), amendment=r.id)
+                refused.outcome, refused.reason = "refused", problem
+                result.ballots.append(refused)
+            else:
+                valid.append(r)
         if not valid:
             return base
         votes_due = self._decide("amendment ballots", cycle, stage_no, vote_close, self.ballot_sizes(cycle, "amendment ballots", stage_no))
@@ -596,9 +607,15 @@ class Legislature:
         return ballot
 
     def _saw(self, r: Record) -> bool:
-        """The event's randomness prefix matches the round it names (when that round is known)."""
+        """The event carries the randomness of the round it names, and that round is known.
+
+        An event naming a round nobody has cannot prove it saw it: it does not count (a log or a
+        node that carries the event must carry the rounds it names).  Round 0 is "no round yet".
+        """
+        if r.round == 0:
+            return True
         known = self._beacon.get(r.round)
-        return known is None or r.round == 0 or known[: len(r.round_prefix)] == r.round_prefix
+        return known is not None and known[: len(r.round_prefix)] == r.round_prefix
 
     def _tally(self, ballot: Ballot, cast: list[Record], electorate: Iterable[bytes], choices: tuple[str, ...],
                decision: Decision, key: bytes) -> None:

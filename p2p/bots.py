@@ -245,7 +245,7 @@ class AssemblySim:
                 yield from self._round(at)
                 yield from self._settle(what, cycle, stage, at)
                 if what == "intake":
-                    result = self._evaluate()
+                    self._evaluate()
                     decision = self._decision(("intake", cycle, 0))
                     if decision is None:
                         continue
@@ -259,13 +259,8 @@ class AssemblySim:
                         self._queue += self._submissions(cycle + 1, nxt - 1, at + 1)
                         # leases for cycle c + 2 are decided at the boundary of c + 1 (DESIGN §7)
                         self._queue += self._leases(cycle + 2, at + 1, nxt - 1)
-                elif what in ("amendments", "amendment ballots"):
-                    pass
-                else:
-                    self._evaluate()
-                    decision = self._decision((what, cycle, stage))
-                    if decision is not None:
-                        yield from self._round(decision.seed_round)
+                elif leg.p.deadline_rule != "panel":
+                    yield from self._round(at + leg.p.draw_delay)
         yield from self._emit_until(leg.cycle_start(self.cycles) + 1)
         yield from self._round(leg.cycle_start(self.cycles))
 
@@ -355,6 +350,9 @@ class AssemblySim:
                     if other != pos:
                         outbox += [(other, m) for m in agent.receive(pos, message)]
             if all(a.decision is not None for a in agents.values()):
+                # publish the round the decision names: draws or tie-breaks use its randomness
+                decided = next(iter(agents.values())).decision
+                yield from self._round((decode_value(decided) or ((), 0))[1])
                 return
             now[0] += 1
             yield from self._round(now[0])

@@ -39,3 +39,5 @@ def test_vectors_cover_rejections_equivocations_and_neutralised_votes():
     assert data["equivocations"]
     assert {"late", "not_a_member"} <= {c for b in data["ballots"] for c in b["neutralised"]}
     assert any(p["status"] == "promoted" for p in data["proposals"])
+    assert data["deadlines"] and all("certificate" in d for d in data["deadlines"])
+    assert data["panel_equivocations"]
