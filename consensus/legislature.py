@@ -266,6 +266,9 @@ class Legislature:
         self.charter = charter
         self.p = charter.parliament
         self.start = self.p.start_round or charter_round + 1
+        self._decisions: dict[tuple[str, int, int], Decision] = {}
+        self._committees: dict[int, dict[tuple[int, bytes], tuple[bytes, ...]]] = {}
+        self._inputs = _Inputs({})
 
     # ---- time
 
@@ -361,6 +364,20 @@ class Legislature:
         result.deadlines = [d.as_dict() for d in self._decisions.values()]
         result.panel_equivocations = panel_equivocations(inputs.panel)
         return result
+
+    # ---- what the last evaluation found (for node shells and bots that act on it)
+
+    def decision(self, what: str, cycle: int, stage: int) -> Decision | None:
+        """How a deadline was settled in the last evaluation (None if it is still open)."""
+        return self._decisions.get((what, cycle, stage))
+
+    def committees(self, cycle: int) -> dict[tuple[int, bytes], tuple[bytes, ...]]:
+        """(stage, proposal) -> members, as drawn in the last evaluation."""
+        return dict(self._committees.get(cycle, {}))
+
+    def amendments(self, proposal: bytes, cycle: int) -> list[Record]:
+        """Amendment events naming a proposal and cycle, in the last evaluation's records."""
+        return list(self._inputs.amends.get((proposal, cycle), ()))
 
     # ---- deadlines
 

@@ -268,7 +268,7 @@ class AssemblySim:
         return self.legislature.evaluate(self.replica.records, self.replica.beacon)
 
     def _decision(self, key):
-        return self.legislature._decisions.get(key)
+        return self.legislature.decision(*key)
 
     def _emit_until(self, round_: int) -> Iterator[bytes]:
         """Sign every planned act due before ``round_``, in round order."""
@@ -395,7 +395,7 @@ class AssemblySim:
 
         leg = self.legislature
         out: dict[bytes, tuple[bytes, ...]] = {}
-        committees = leg._committees.get(cycle, {})
+        committees = leg.committees(cycle)
         if what == "plenary":
             roster = tuple(sorted(leg.roster_of(cycle)))
             for key in leg.ballot_sizes(cycle, what, stage):
@@ -407,7 +407,7 @@ class AssemblySim:
             if what == "ballots":
                 out[ballot_key(pid, cycle, stage, None)] = tuple(sorted(members))
             else:
-                for r in leg._inputs.amends.get((pid, cycle), ()):
+                for r in leg.amendments(pid, cycle):
                     out[ballot_key(pid, cycle, stage, r.id)] = tuple(sorted(members))
         return out
 
