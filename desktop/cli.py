@@ -225,6 +225,16 @@ def cmd_status(args) -> int:
         counts = store.counts()
         print("Stored events: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
         print(f"Proposals: {len(r.proposals)} ({sum(1 for x in r.proposals.values() if x.withdrawn)} withdrawn)")
+        from consensus.beacon import beacon_status
+
+        latest = max(r.beacon) if r.beacon else 0
+        status = beacon_status(r.charter.beacon, latest, time.time())
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(status.since)) if status.since else ""
+        print(f"Beacon: {status.sentence()}" + (f" Rounds stopped arriving at {when}." if status.stalled else ""))
+        from consensus.legislature import Legislature
+
+        result = Legislature(r.charter, r.charter_event.round).evaluate(r.records, r.beacon, explain=False)
+        print(f"Legislature: {result.cycles} cycles decided; {result.waiting or 'nothing pending'}")
         print(f"State hash: {store.state_hash().hex()}")
     return 0
 
