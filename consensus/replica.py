@@ -355,9 +355,14 @@ class Replica:
                 invalid.append((current.id, problem))
                 break
             self._apply_effects(current)
-            in_round = head.in_round + 1 if head and head.round == current.round else 1
             self.ledger.put(author, current.seq, Stored(current.id, current.wire, APPLIED))
-            self._set_head(author, Head(current.seq, current.id, current.round, in_round))
+            if head is None:
+                self._set_head(author, Head(current.seq, current.id, current.round, 1))
+            else:  # the hot path: update the head in place
+                head.in_round = head.in_round + 1 if head.round == current.round else 1
+                head.seq, head.id, head.round = current.seq, current.id, current.round
+                self._hash_dirty.add(author)
+                self.changes.authors.add(author)
             applied.append(current.id)
             waiting = self.pending.get(author)
             nxt = current.seq + 1
@@ -367,11 +372,9 @@ class Replica:
                 if not waiting:
                     del self.pending[author]
                 current = self._trusted(self.ledger.get(author, nxt))
-        if ev.id in applied:
-            status, rejection = APPLIED, None
-        else:
-            status, rejection = INVALID, invalid[0][1]
-        return Outcome(status, ev.id, rejection, tuple(applied), tuple(invalid))
+        if invalid and invalid[0][0] == ev.id:
+            return Outcome(INVALID, ev.id, invalid[0][1], tuple(applied), tuple(invalid))
+        return Outcome(APPLIED, ev.id, None, tuple(applied), tuple(invalid))
 
     def _chain_problem(self, ev: Event, head: Head | None) -> Rejection | None:
         if head is not None:
@@ -400,6 +403,8 @@ class Replica:
 
     def _apply_effects(self, ev: Event) -> None:
         body = ev.body
+        if type(body) is Comment:
+            return  # the most frequent kind: comments change no record
         if ev.kind in LEGISLATIVE:
             self.records[ev.id] = Record(ev.id, ev.author, ev.seq, ev.round, ev.round_prefix, ev.kind, body)
             self.changes.records.add(ev.id)
