@@ -83,7 +83,9 @@ def cmd_import(args) -> int:
             yield item[2]
 
     with store:
-        for n, outcome in enumerate(store.add_many(wires()), 1):
+        from p2p.pipeline import default_workers
+
+        for n, outcome in enumerate(store.add_many(wires(), workers=default_workers()), 1):
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
             if show and n % 5000 == 0:
                 show(n)

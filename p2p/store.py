@@ -344,7 +344,9 @@ class ReplicaStore:
         charter = self._meta("charter")
         fresh = ReplicaStore.create(target, charter, durable=self.durable)
         count = 0
-        for outcome in fresh.add_many(self.wires()):
+        from .pipeline import default_workers
+
+        for outcome in fresh.add_many(self.wires(), workers=default_workers()):
             count += 1
             if progress and count % 10000 == 0:
                 progress(count)
