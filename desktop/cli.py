@@ -151,42 +151,66 @@ def cmd_verify(args) -> int:
             print("Equivocations: none")
         if report.damage:
             print(f"The log is damaged: {report.damage['reason']}")
-        _print_legislature(report)
+        _print_legislature(report, args.details)
         print(f"State hash: {report.state_hash}")
     return 0 if report.clean else 1
 
 
-def _print_legislature(report) -> None:
+def _print_legislature(report, details: bool) -> None:
+    """The legislature's decisions: a summary per cycle, or every draw, ballot and certificate."""
+    from collections import Counter
+
     leg = report.legislature
     if not leg or not leg.get("proposals"):
         print(f"Beacon rounds: {report.rounds}; no proposals yet.")
         return
     print(f"Beacon rounds: {report.rounds}; cycles decided: {leg['cycles']}")
     short = lambda h: h[:12]  # noqa: E731
-    for d in leg["draws"]:
-        print(f"  draw  cycle {d['cycle']} stage {d['stage']} proposal {short(d['proposal'])}: "
-              f"{len(d['members'])} members from round {d['round']} (seed {d['seed'][:12]}…){' SHORT' if d['short'] else ''}")
-    for b in leg["ballots"]:
-        counts = ", ".join(f"{v} {k}" for k, v in b["counts"].items())
-        what = f"amendment {short(b['amendment'])} of " if b["amendment"] else ""
-        print(f"  ballot cycle {b['cycle']} stage {b['stage']} {what}proposal {short(b['proposal'])}: {counts or 'no votes'} "
-              f"-> {b['outcome'] or 'open'}{' (' + b['reason'] + ')' if b['reason'] else ''}")
-        for n in b["neutralised"]:
-            print(f"      not counted: {short(n['author'])}: {n['reason']}")
-    for d in leg.get("deadlines", []):
-        cert = d.get("certificate")
-        if cert:
-            print(f"  deadline cycle {d['cycle']} {d['what']} (round {d['round']}): certificate of agreement round "
-                  f"{cert['agreement_round']}, precommits by {len(cert['signers'])} of {len(d['panel'])} panel members "
-                  f"({', '.join(short(x) for x in cert['signers'])}); draws and tie-breaks use round {d['seed_round']}")
-        else:
-            print(f"  deadline cycle {d['cycle']} {d['what']} (round {d['round']}): settled by the {d['rule']} rule")
-    for e in leg.get("panel_equivocations", []):
-        print(f"  panel equivocation: {short(e['author'])} signed two different {e['kind']} messages "
-              f"({', '.join(short(x) for x in e['events'])})")
+    if not details:
+        for cycle in sorted({d["cycle"] for d in leg["draws"]} | {b["cycle"] for b in leg["ballots"]}):
+            draws = [d for d in leg["draws"] if d["cycle"] == cycle]
+            ballots = [b for b in leg["ballots"] if b["cycle"] == cycle]
+            outcomes = Counter(b["outcome"] or "open" for b in ballots)
+            unseen = Counter(n["code"] for b in ballots for n in b["neutralised"])
+            certs = [d for d in leg.get("deadlines", []) if d["cycle"] == cycle]
+            line = (f"  cycle {cycle}: {len(draws)} committees drawn ({sum(d['short'] for d in draws)} short), "
+                    f"{len(ballots)} ballots ({', '.join(f'{v} {k}' for k, v in sorted(outcomes.items()))}), "
+                    f"{len(certs)} deadlines settled")
+            if unseen:
+                line += f"; votes not counted: {', '.join(f'{v} {k}' for k, v in sorted(unseen.items()))}"
+            print(line)
+        if leg.get("panel_equivocations"):
+            print(f"  panel equivocations (fraud proofs): {len(leg['panel_equivocations'])}")
+        print("  (klero verify --details lists every draw, ballot, vote not counted and certificate)")
+    else:
+        for d in leg["draws"]:
+            print(f"  draw  cycle {d['cycle']} stage {d['stage']} proposal {short(d['proposal'])}: "
+                  f"{len(d['members'])} members from round {d['round']} (seed {d['seed'][:12]}…){' SHORT' if d['short'] else ''}")
+        for b in leg["ballots"]:
+            counts = ", ".join(f"{v} {k}" for k, v in b["counts"].items())
+            what = f"amendment {short(b['amendment'])} of " if b["amendment"] else ""
+            print(f"  ballot cycle {b['cycle']} stage {b['stage']} {what}proposal {short(b['proposal'])}: {counts or 'no votes'} "
+                  f"-> {b['outcome'] or 'open'}{' (' + b['reason'] + ')' if b['reason'] else ''}")
+            for n in b["neutralised"]:
+                print(f"      not counted: {short(n['author'])}: {n['reason']}")
+        for d in leg.get("deadlines", []):
+            cert = d.get("certificate")
+            if cert:
+                print(f"  deadline cycle {d['cycle']} {d['what']} (round {d['round']}): certificate of agreement round "
+                      f"{cert['agreement_round']}, precommits by {len(cert['signers'])} of {len(d['panel'])} panel members "
+                      f"({', '.join(short(x) for x in cert['signers'])}); draws and tie-breaks use round {d['seed_round']}")
+            else:
+                print(f"  deadline cycle {d['cycle']} {d['what']} (round {d['round']}): settled by the {d['rule']} rule")
+        for e in leg.get("panel_equivocations", []):
+            print(f"  panel equivocation: {short(e['author'])} signed two different {e['kind']} messages "
+                  f"({', '.join(short(x) for x in e['events'])})")
     print("Proposals:")
-    for p in leg["proposals"]:
-        print(f"  {short(p['id'])} {p['title'][:50]!r}: {p['status']}" + (f" at stage {p['stage']}" if p["stage"] else ""))
+    statuses = Counter(p["status"] for p in leg["proposals"])
+    print("  " + ", ".join(f"{v} {k}" for k, v in sorted(statuses.items())))
+    shown = leg["proposals"] if details else [p for p in leg["proposals"] if p["status"] in ("passed", "failed", "in plenary", "promoted")]
+    for p in shown:
+        where = " in the plenary" if p["status"] in ("passed", "failed", "in plenary") else (f" at stage {p['stage']}" if p["stage"] else "")
+        print(f"  {short(p['id'])} {p['title'][:50]!r}: {p['status']}{where}")
     if leg.get("waiting"):
         print(f"Next: {leg['waiting']}")
 
@@ -389,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="replay a log from nothing and report what it proves")
     p.add_argument("log", help="a log file (CBOR sequence of signed events)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--details", action="store_true", help="list every draw, ballot, vote not counted and certificate")
     p.add_argument("--assembly", help="which assembly to check when the log holds several (hex id)")
     p.set_defaults(func=cmd_verify)
 

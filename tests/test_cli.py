@@ -195,8 +195,11 @@ def test_simulate_then_verify_reports_draws_and_ballots(tmp_path):
     result = klero("verify", out)
     assert result.returncode == 0, result.stdout
     assert "Rejected items: none" in result.stdout and "Equivocations: none" in result.stdout
+    assert "cycle 0: 5 committees drawn" in result.stdout and "votes not counted" in result.stdout
+    result = klero("verify", out, "--details")
     assert "draw  cycle 0 stage 1" in result.stdout and "ballot cycle 0 stage 1" in result.stdout
     assert "not counted" in result.stdout  # late and unauthorised votes are shown, with reasons
+    assert "certificate of agreement round" in result.stdout
     as_json = json.loads(klero("verify", out, "--json").stdout)
     assert as_json["draws"] and as_json["ballots"] and as_json["proposals"]
     assert {"late", "not_a_member"} <= {n["code"] for b in as_json["ballots"] for n in b["neutralised"]}
