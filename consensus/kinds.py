@@ -269,6 +269,42 @@ class Amend:
         return {"proposal": self.proposal, "cycle": self.cycle, "base": list(self.base), "heads": list(self.heads), "summary": self.summary}
 
 
+@dataclass(frozen=True, slots=True)
+class DocChange:
+    """One Automerge change to a proposal's text.  The event declares the change's hash and
+    dependencies, and they are checked against the bytes here, so the core can reason about
+    revisions (sets of heads) without Automerge.  The change's actor must be its signer."""
+
+    KIND: ClassVar[str] = "doc.change"
+    WHO: ClassVar[tuple[str, ...]] = (REPRESENTATIVE,)
+    proposal: bytes
+    change: bytes
+    hash: bytes
+    deps: tuple[bytes, ...]
+
+    @classmethod
+    def from_body(cls, body, limits: Limits) -> "DocChange":
+        from .changes import read_change
+
+        b = _fields(body, cls.KIND, ("proposal", "change", "hash", "deps"))
+        proposal = _bytes(b["proposal"], ID_BYTES, cls.KIND, "proposal")
+        if type(b["change"]) is not bytes or not 10 <= len(b["change"]) <= limits.max_event_bytes:
+            raise reject("bad_body", "A document change must be 10 bytes to the charter's event size limit.")
+        declared = _bytes(b["hash"], ID_BYTES, cls.KIND, "hash")
+        deps = b["deps"]
+        if type(deps) is not list or len(deps) > MAX_HEADS or any(type(d) is not bytes or len(d) != ID_BYTES for d in deps) or deps != sorted(set(deps)):
+            raise reject("bad_body", f"The deps of a doc.change event must be at most {MAX_HEADS} sorted, distinct 32-byte hashes.")
+        header = read_change(b["change"])
+        if header.hash != declared:
+            raise reject("bad_change", "The document change's bytes do not hash to the hash the event declares.")
+        if tuple(sorted(header.deps)) != tuple(deps):
+            raise reject("bad_change", "The document change depends on other changes than the event declares.")
+        return cls(proposal, b["change"], declared, tuple(deps))
+
+    def to_body(self) -> dict:
+        return {"proposal": self.proposal, "change": self.change, "hash": self.hash, "deps": list(self.deps)}
+
+
 def _deadline(value, kind: str) -> bytes:
     if type(value) is not bytes or not 1 <= len(value) <= 64:
         raise reject("bad_body", f"The deadline of a {kind} event must be a deadline name of 1 to 64 bytes.")
@@ -366,7 +402,7 @@ Prevote = _step_vote("prevote")
 Precommit = _step_vote("precommit")
 
 KINDS: dict[str, type] = {
-    k.KIND: k for k in (CharterBody, Certify, Revoke, Submit, Withdraw, Comment, Vote, Amend, Lease, Cut, Propose, Prevote, Precommit)
+    k.KIND: k for k in (CharterBody, Certify, Revoke, Submit, Withdraw, Comment, Vote, Amend, Lease, Cut, Propose, Prevote, Precommit, DocChange)
 }
 #: kinds whose events the legislature reads (kept as records by the replica)
 LEGISLATIVE = (Submit.KIND, Withdraw.KIND, Vote.KIND, Amend.KIND, Lease.KIND, Cut.KIND, Propose.KIND, Prevote.KIND, Precommit.KIND)

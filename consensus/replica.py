@@ -47,8 +47,13 @@ from .events import (
     split_wire,
     verify_signature,
 )
+from .changes import read_change
 from .kinds import CONVENOR, LEGISLATIVE, REGISTRAR, REPRESENTATIVE, Certify, Comment, Revoke, Submit, Withdraw
 from .lthash import LtHash
+
+def read_actor(body) -> bytes:
+    return read_change(body.change).actor
+
 
 APPLIED, PENDING, INVALID, EXCLUDED = "applied", "pending", "invalid", "excluded"
 DUPLICATE, REJECTED, EQUIVOCATION = "duplicate", "rejected", "equivocation"
@@ -292,6 +297,8 @@ class Replica:
         if not roles:
             raise reject("unknown_author", "The author is neither the convenor, a registrar nor a representative of this assembly.")
         body = parse_body(kind, fields["body"], self.limits)
+        if kind == "doc.change" and read_actor(body) != author:
+            raise reject("bad_change", "A document change's actor must be the key that signs it.")
         if not roles.intersection(body.WHO):
             raise reject("not_authorised", f"Only a {' or '.join(body.WHO)} may sign a {kind} event.")
         if check_signature:

@@ -1,0 +1,119 @@
+"""Proposal documents (issue 6, first part): signed Automerge changes, any order, any revision."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consensus import Replica
+from consensus.changes import read_change
+from consensus.errors import InvalidInput
+from consensus.events import sign_event
+from crdt import DocumentError, ProposalDocument
+from p2p.simulate import Simulation
+
+A, B, C = b"A" * 32, b"B" * 32, b"C" * 32
+
+
+def co_edit():
+    doc, first = ProposalDocument.create(A, "Open the library", "On Sundays too", "The library opens on Sundays.")
+    b, _ = ProposalDocument.from_changes([first.bytes], actor=B)
+    c, _ = ProposalDocument.from_changes([first.bytes], actor=C)
+    changes = [first]
+    changes.append(doc.edit("body", [(4, 7, "city library")]))
+    changes.append(b.edit("body", [(28, 1, ", 10 to 4 ✓.")]))
+    changes.append(c.edit("title", [(0, 4, "Keep")]))
+    changes.append(doc.edit("summary", [(0, 0, "Also ")]))
+    return changes
+
+
+def test_concurrent_edits_merge_into_one_text_in_any_order():
+    changes = co_edit()
+    results = set()
+    for seed in range(12):
+        order = [c.bytes for c in changes]
+        random.Random(seed).shuffle(order)
+        doc, waiting = ProposalDocument.from_changes(order + order[:2])  # duplicates too
+        assert not waiting
+        results.add((doc.text("title"), doc.text("summary"), doc.text("body"), doc.heads()))
+    assert len(results) == 1
+    title, summary, body, heads = results.pop()
+    assert (title, summary, body) == ("Keep the library", "Also On Sundays too", "The city library opens on Sundays, 10 to 4 ✓.")
+    assert len(heads) == 3  # three concurrent branches
+
+
+def test_every_revision_can_be_read_and_every_change_has_its_signer():
+    changes = co_edit()
+    doc, _ = ProposalDocument.from_changes([c.bytes for c in changes])
+    assert doc.text("body", (changes[0].hash,)) == "The library opens on Sundays."
+    assert doc.text("body", (changes[1].hash,)) == "The city library opens on Sundays."
+    actors = {actor for _, actor, _ in doc.history()}
+    assert actors == {A, B, C}
+
+
+def test_a_change_waits_for_its_dependencies():
+    changes = co_edit()
+    doc, waiting = ProposalDocument.from_changes([changes[0].bytes, changes[4].bytes])
+    assert waiting == [changes[4].bytes]  # it depends on changes[1], which is missing
+    assert doc.apply([changes[1].bytes, changes[4].bytes]) == []
+    assert doc.text("summary") == "Also On Sundays too"
+
+
+def test_edits_outside_the_text_are_refused_and_change_nothing():
+    doc, _ = ProposalDocument.create(A, "T", "", "short")
+    before = doc.heads()
+    with pytest.raises(DocumentError, match="outside"):
+        doc.edit("body", [(3, 10, "x")])
+    with pytest.raises(DocumentError, match="no field"):
+        doc.edit("preamble", [(0, 0, "x")])
+    assert doc.edit("body", []) is None and doc.heads() == before
+
+
+def test_the_core_reads_hash_deps_and_actor_from_the_bytes():
+    changes = co_edit()
+    for change in changes:
+        header = read_change(change.bytes)
+        assert header.hash == change.hash and tuple(sorted(header.deps)) == change.deps
+    assert read_change(changes[2].bytes).actor == B
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_are_not_a_change(data):
+    try:
+        read_change(data)
+    except InvalidInput as exc:
+        assert exc.rejection.code == "bad_change"
+
+
+def test_signed_doc_change_events_are_checked_against_their_bytes():
+    sim = Simulation(seed=3, reps=3)
+    rep = sim.rep_authors[0]
+    r = Replica(sim.charter_wire)
+    doc, first = ProposalDocument.create(rep.public, "T", "", "text")
+    pid = bytes(32)
+
+    def event(seq, body):
+        return sign_event(rep.key, assembly=sim.assembly, seq=seq, prev=None if seq == 1 else prev[0], kind="doc.change", body=body)
+
+    prev = [None]
+    good = event(1, first.body(pid))
+    assert r.add(good).status == "applied"
+    from consensus.events import event_id
+
+    prev[0] = event_id(good)
+    edit = doc.edit("body", [(0, 0, "More ")])
+    lying_hash = {**edit.body(pid), "hash": bytes(32)}
+    lying_deps = {**edit.body(pid), "deps": []}
+    flipped = {**edit.body(pid), "change": edit.bytes[:-1] + bytes([edit.bytes[-1] ^ 1])}
+    for body, code in ((lying_hash, "bad_change"), (lying_deps, "bad_change"), (flipped, "bad_change")):
+        out = r.add(event(2, body))
+        assert out.status == "rejected" and out.rejection.code == code, out
+    # a change whose actor is somebody else, signed by this representative
+    other, theirs = ProposalDocument.create(sim.rep_authors[1].public, "T", "", "x")
+    out = r.add(event(2, theirs.body(pid)))
+    assert out.rejection.code == "bad_change" and "actor" in out.rejection.reason
+    assert r.add(event(2, edit.body(pid))).status == "applied"
