@@ -405,6 +405,8 @@ KINDS: dict[str, type] = {
     k.KIND: k for k in (CharterBody, Certify, Revoke, Submit, Withdraw, Comment, Vote, Amend, Lease, Cut, Propose, Prevote, Precommit, DocChange)
 }
 #: kinds whose events the legislature reads (kept as records by the replica)
-LEGISLATIVE = (Submit.KIND, Withdraw.KIND, Vote.KIND, Amend.KIND, Lease.KIND, Cut.KIND, Propose.KIND, Prevote.KIND, Precommit.KIND)
+LEGISLATIVE = (
+    Submit.KIND, Withdraw.KIND, Vote.KIND, Amend.KIND, Lease.KIND, Cut.KIND, Propose.KIND, Prevote.KIND, Precommit.KIND, DocChange.KIND,
+)
 #: agreement messages, for equivocation checks
 PANEL_KINDS = (Cut.KIND, Propose.KIND, Prevote.KIND, Precommit.KIND)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from .charter import Charter
-from .kinds import PANEL_KINDS, Amend, Lease, Submit, Vote, Withdraw
+from .kinds import PANEL_KINDS, Amend, DocChange, Lease, Submit, Vote, Withdraw
 from .panel import ballot_key, deadline_key, draw_panel, find_decision, has_bit
 from .parliament import AMEND, DECLARED, EDIT
 from .replica import Record
@@ -68,9 +68,25 @@ class Deadline:
 
 
 def revision_at(proposal: bytes, deadline: Deadline) -> tuple[bytes, ...]:
-    """The frozen revision of a proposal's text at a deadline: the seam issue 6 fills with the
-    document's heads.  Until proposal documents exist, a proposal's only revision is its id."""
+    """The revision of a proposal that has no document (no ``doc.change`` events): its own id."""
     return (proposal,)
+
+
+def heads_of(changes: Iterable[Record]) -> tuple[tuple[bytes, ...], list[Record]]:
+    """The revision (sorted heads) made by the document changes whose dependencies are all among
+    them, and the changes left out because a dependency is missing or was itself left out."""
+    by_hash = {r.body.hash: r for r in changes}
+    kept: set[bytes] = set()
+    progress = True
+    while progress:
+        progress = False
+        for h in sorted(by_hash):
+            if h not in kept and all(d in kept for d in by_hash[h].body.deps):
+                kept.add(h)
+                progress = True
+    referenced = {d for h in kept for d in by_hash[h].body.deps}
+    left_out = [by_hash[h] for h in sorted(by_hash) if h not in kept]
+    return tuple(sorted(kept - referenced)), left_out
 
 
 # ---------------------------------------------------------------------- reports
@@ -155,6 +171,8 @@ class Result:
     deadlines: list[dict] = field(default_factory=list)
     #: panel members who signed two different messages for one step of one deadline: fraud proofs
     panel_equivocations: list[dict] = field(default_factory=list)
+    #: document changes that do not count towards a frozen revision, with reasons
+    ignored_changes: list[dict] = field(default_factory=list)
 
     def as_dict(self, explain: bool = True) -> dict:
         return {
@@ -165,6 +183,7 @@ class Result:
             "ballots": [b.as_dict() for b in self.ballots],
             "deadlines": self.deadlines,
             "panel_equivocations": self.panel_equivocations,
+            "ignored_changes": self.ignored_changes,
         }
 
 
@@ -224,6 +243,7 @@ class _Inputs:
         self.amends: dict[tuple, list[Record]] = defaultdict(list)
         self.leases: dict[int, list[Record]] = defaultdict(list)
         self.panel: dict[bytes, list[Record]] = defaultdict(list)
+        self.changes: dict[bytes, list[Record]] = defaultdict(list)
         for r in records.values():
             body = r.body
             if isinstance(body, Submit):
@@ -236,6 +256,8 @@ class _Inputs:
                 self.amends[(body.proposal, body.cycle)].append(r)
             elif isinstance(body, Lease):
                 self.leases[body.cycle].append(r)
+            elif isinstance(body, DocChange):
+                self.changes[body.proposal].append(r)
             elif r.kind in PANEL_KINDS:
                 self.panel[body.deadline].append(r)
 
@@ -300,6 +322,8 @@ class Legislature:
         out = [("intake", 0, self.cycle_start(cycle))]
         d = self.draw_round(cycle)
         for k, stage in enumerate(self.p.stages, 1):
+            if stage.mode == EDIT:
+                out.append(("edit", k, self.windows(cycle, k)[1]))
             if stage.mode == AMEND:
                 out.append(("amendments", k, d + stage.amend_rounds))
                 out.append(("amendment ballots", k, d + stage.amend_rounds + stage.amend_ballot_rounds))
@@ -353,7 +377,7 @@ class Legislature:
                         state = result.proposals[pid]
                         state.move(IN_COMMITTEE, cycle, self.windows(cycle, k)[0], k)
                         opens = self.windows(cycle, k)[1]
-                        state.revision = revision_at(pid, Deadline("edit", cycle, k, opens)) if stage.mode == EDIT else revision
+                        state.revision = revision
                 promoted = self._stage_ballots(cycle, work, committees)
                 self._plenary(cycle, work.get(plenary_stage, []))
                 incoming = promoted
@@ -509,6 +533,9 @@ class Legislature:
             if not entries:
                 continue
             opens_work, opens, closes = self.windows(cycle, stage_no)
+            if stage.mode == EDIT:
+                for pid, _ in entries:
+                    result.proposals[pid].revision = self._frozen_revision(pid, cycle, stage_no, committees[(stage_no, pid)])
             if stage.mode == AMEND:
                 for pid, _ in entries:
                     state = result.proposals[pid]
@@ -541,6 +568,39 @@ class Legislature:
                     ballot.reason = f"{-neg} promote votes, rank {rank}: all {stage.slots} slots went to stronger proposals"
                     state.move(NOT_ADVANCED, cycle, closes, stage_no, ballot.reason)
         return promoted
+
+    def _frozen_revision(self, pid: bytes, cycle: int, stage_no: int, members) -> tuple[bytes, ...]:
+        """The text the drafting committee votes on: the document as its author and the committee
+        left it when the editing window closed (as decided at that deadline).  Changes by anyone
+        else, after the window, or depending on such changes do not count, each with a reason."""
+        changes = self._inputs.changes.get(pid, [])
+        if not changes:
+            return revision_at(pid, Deadline("edit", cycle, stage_no, 0))
+        _, opens, _ = self.windows(cycle, stage_no)
+        decision = self._decide("edit", cycle, stage_no, opens)
+        author = self._result.proposals[pid].author
+        editors = set(members)
+        d = self.draw_round(cycle)
+        allowed = []
+        for r in sorted(changes, key=lambda r: r.id):
+            problem = None
+            if not decision.includes(r):
+                problem = "it did not make the end of the editing window"
+            elif r.author != author and r.author not in editors:
+                problem = "its author is neither an author of the proposal nor on its drafting committee"
+            elif r.author != author and r.round < d:
+                problem = "it was made before the committee was drawn"
+            elif not self._saw(r):
+                problem = "it names a beacon round whose randomness it does not carry"
+            if problem:
+                self._result.ignored_changes.append({"proposal": pid.hex(), "change": r.body.hash.hex(), "author": r.author.hex(), "reason": problem})
+            else:
+                allowed.append(r)
+        heads, left_out = heads_of(allowed)
+        for r in left_out:
+            self._result.ignored_changes.append({"proposal": pid.hex(), "change": r.body.hash.hex(), "author": r.author.hex(),
+                                                 "reason": "it depends on a change that does not count"})
+        return heads or revision_at(pid, decision.deadline)
 
     def _amendments(self, cycle, stage_no, stage, pid, base, members):
         """Stage-2 amendments: proposed in the amendment window, each adopted or rejected; the

@@ -362,7 +362,7 @@ class AssemblySim:
     def _cutoff(self, what: str, cycle: int, stage: int, at: int):
         """What an honest node had received when round ``at`` came out (everything naming an
         earlier round: bots see everything at once)."""
-        from consensus.kinds import Amend, Lease, Submit, Vote, Withdraw
+        from consensus.kinds import Amend, DocChange, Lease, Submit, Vote, Withdraw
         from consensus.panel import CutOff, ballot_key, bitmap
 
         leg = self.legislature
@@ -374,6 +374,8 @@ class AssemblySim:
             items |= {(r.author, r.seq) for r in records if isinstance(r.body, Lease) and r.body.cycle == cycle + 1}
         elif what == "amendments":
             items |= {(r.author, r.seq) for r in records if isinstance(r.body, Amend) and r.body.cycle == cycle}
+        elif what == "edit":
+            items |= {(r.author, r.seq) for r in records if isinstance(r.body, DocChange)}
         ballots = []
         sizes = leg.ballot_sizes(cycle, what, stage)
         if sizes:

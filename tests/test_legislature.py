@@ -69,7 +69,7 @@ from consensus.replica import APPLIED, REJECTED, Replica
 from p2p.bots import AssemblySim, Behaviour, load_template, seeded_dev_beacon
 
 HONEST = Behaviour(absent=0, late=0, equivocating=0, unauthorised=0)
-SEED = 0
+SEED = 2
 CYCLES = 5
 LAST = CYCLES - 1
 #: the demo charter's stage numbers (the plenary comes after the three committee stages)
