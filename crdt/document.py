@@ -173,4 +173,6 @@ class ProposalDocument:
         return found[1]
 
     def _changes_since(self, heads) -> list[Change]:
-        return [Change(c.bytes, c.hash, tuple(sorted(c.deps))) for c in self.doc.get_changes(list(heads))]
+        # raw_bytes: the uncompressed chunk, whose header the core can read (Automerge compresses
+        # large changes in ``bytes``; both load the same)
+        return [Change(bytes(c.raw_bytes), c.hash, tuple(sorted(c.deps))) for c in self.doc.get_changes(list(heads))]

@@ -147,7 +147,9 @@ class AssemblySim:
         behaviour: Behaviour | None = None,
         name: str | None = None,
         dev_beacon: bool = False,
+        documents: bool = True,
     ):
+        self.documents = documents
         spec = load_template(template)
         if dev_beacon and spec.get("beacon") != "dev":
             # a production template on a dev beacon with the same period (benchmarks, rehearsals)
@@ -451,6 +453,8 @@ class AssemblySim:
                 self._plan(plan, opens_work + 1, member_bots[0], "comment", {"proposal": pid, "text": "Reading it now; the second paragraph needs work."})
             if stage.mode == AMEND:
                 revision = self._amendments(plan, cycle, stage_no, stage, pid, revision, member_bots, opens_work)
+            elif stage.mode == "edit" and self.documents:
+                revision = self._draft(pid, state, member_bots, opens_work, opens) or revision
             for i in member_bots:
                 self._vote(plan, i, pid, cycle, stage_no, revision, opens, closes,
                            "promote" if self.rng.random() < quality[pid] else "kill")
@@ -463,6 +467,28 @@ class AssemblySim:
                     self._vote(plan, self.by_key[key], pid, cycle, len(leg.p.stages) + 1, state.revision, opens, closes,
                                "yes" if self.rng.random() < 0.7 else "no")
         return plan
+
+    def _draft(self, pid: bytes, state, member_bots: list[int], start: int, end: int) -> tuple[bytes, ...] | None:
+        """The author writes the proposal's document and a committee member edits it, during the
+        editing window; returns the revision the committee will vote on (the document's heads).
+        Signed right away, like amendments: the votes must name the heads."""
+        from crdt import ProposalDocument
+
+        author = self.bots[self.by_key[state.author]]
+        if author.kind in ("absent", "equivocating"):
+            return None
+        doc, first = ProposalDocument.create(author.public, state.title, "A simulated proposal.",
+                                             f"# {state.title}\n\nThe council shall {state.title.split(': ', 1)[-1].lower()}.\n")
+        self._pre_signed.extend(self._sign(author, "doc.change", first.body(pid), start))
+        editors = [i for i in member_bots if self.bots[i].kind not in ("absent", "equivocating")]
+        if editors and end - start > 2:
+            editor = self.bots[editors[0]]
+            mine, _ = ProposalDocument.from_changes([first.bytes], actor=editor.public)
+            body = mine.text("body")
+            change = mine.edit("body", [(len(body), 0, "It takes effect next year.\n")])
+            self._pre_signed.extend(self._sign(editor, "doc.change", change.body(pid), start + 1))
+            return (change.hash,)
+        return (first.hash,)
 
     def _amendments(self, plan, cycle, stage_no, stage, pid, base, member_bots, d) -> tuple[bytes, ...]:
         """Members propose amendments, then vote on each; returns the revision the final vote names

@@ -170,6 +170,9 @@ class HostileSim(AssemblySim):
     """
 
     def __init__(self, *args, attack=None, policy=None, **kwargs):
+        # the scenarios here are about votes, amendments and withdrawals on fixed texts; drafting
+        # proposal documents is covered by tests/test_crdt.py and tests/test_panel.py
+        kwargs.setdefault("documents", False)
         self.attack, self.policy = attack, policy
         self.hostile: list[Hostile] = []
         self._special: dict[int, Hostile] = {}  # by id() of the planned body

@@ -169,3 +169,37 @@ def test_simulated_panels_with_absent_slow_and_byzantine_members_still_decide():
     assert leased and not any(absent & set(d["panel"]) for d in leased), "from cycle 2 on, panels come from leases"
     assert result.panel_equivocations, "the Byzantine panel members' double prevotes are fraud proofs"
     assert any(b.outcome for b in result.ballots)
+
+
+def test_drafting_committees_vote_on_the_document_heads_and_outsiders_cannot_edit():
+    """With proposal documents, the stage-1 ballot's revision is the document's heads when the
+    editing window closed (decided by the edit deadline's panel); a change by someone who is
+    neither author nor committee member is listed as ignored, with its reason, and changes nothing."""
+    from consensus.kinds import DocChange
+    from crdt import ProposalDocument
+
+    sim = AssemblySim("demo", seed=5, cycles=2, proposals=3, behaviour=HONEST)
+    items = list(sim.run())
+    result = sim.legislature.evaluate(sim.replica.records, sim.replica.beacon)
+    stage1 = [b for b in result.ballots if b.kind == "stage" and b.stage == 1]
+    assert stage1 and all(b.revision != (b.proposal,) for b in stage1)
+    assert not any(n[2] == "wrong_revision" for b in result.ballots for n in b.neutralised)
+    assert any(d["what"] == "edit" for d in result.deadlines)
+    # an outsider's change to a proposal in the drafting stage
+    ballot = stage1[0]
+    draw = next(d for d in result.draws if (d.proposal, d.stage, d.cycle) == (ballot.proposal, 1, ballot.cycle))
+    changes = [r.body.change for r in sim.replica.records.values() if isinstance(r.body, DocChange) and r.body.proposal == ballot.proposal]
+    author = result.proposals[ballot.proposal].author
+    outsider = next(b for b in sim.bots if b.public not in draw.members and b.public != author)
+    doc, _ = ProposalDocument.from_changes(changes, actor=outsider.public)
+    change = doc.edit("body", [(0, 0, "Sneaky words. ")])
+    at = sim.legislature.windows(ballot.cycle, 1)[0] + 1
+    at = max(at, outsider.last_round)
+    wire = sign_event(outsider.key, assembly=sim.assembly, seq=outsider.seq + 1, prev=outsider.prev, kind="doc.change",
+                      body=change.body(ballot.proposal), round=at, round_prefix=sim.replica.beacon[at][:8])
+    r = replay(items + [wire])
+    again = Legislature(r.charter, r.charter_event.round).evaluate(r.records, r.beacon)
+    assert outcome(again) == outcome(result)
+    ignored = [c for c in again.ignored_changes if c["change"] == change.hash.hex()]
+    # the outsider signed it after the edit deadline's cut-offs, or is not an editor: either way it does not count
+    assert ignored and ignored[0]["reason"]
