@@ -1,10 +1,15 @@
 """Proposal documents on Automerge (DESIGN.md §8): every change signed, every revision addressable.
 
 Built so far (issue 6, in progress): the document wrapper (create, edit in one change per pause,
-apply remote changes in any order, read any revision, history).  Diffs, blame, amendments as
-forks, anchored comments and export come next.
+apply remote changes in any order, read any revision, history), diffs at word and line level,
+blame, and the conflict report for adopted amendments touching one passage.  Forks as amendment
+texts, anchored comments, remote-change splices for the editor and export come next.
 """
 
 from .document import Change, DocumentError, ProposalDocument, order_changes
+from .revisions import Passage, blame, conflicts, diff, diff_texts, revision_id
 
-__all__ = ["Change", "DocumentError", "ProposalDocument", "order_changes"]
+__all__ = [
+    "Change", "DocumentError", "Passage", "ProposalDocument", "blame", "conflicts", "diff", "diff_texts",
+    "order_changes", "revision_id",
+]

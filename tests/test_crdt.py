@@ -117,3 +117,45 @@ def test_signed_doc_change_events_are_checked_against_their_bytes():
     out = r.add(event(2, theirs.body(pid)))
     assert out.rejection.code == "bad_change" and "actor" in out.rejection.reason
     assert r.add(event(2, edit.body(pid))).status == "applied"
+
+
+def test_diff_between_revisions_at_word_and_line_level():
+    from crdt.revisions import diff, diff_texts, revision_id
+
+    changes = co_edit()
+    doc, _ = ProposalDocument.from_changes([c.bytes for c in changes])
+    words = diff(doc, "body", (changes[0].hash,), doc.heads(), "word")
+    assert any(op == "+" and "city" in t for op, t in words)
+    assert "".join(t for op, t in words if op != "+") == "The library opens on Sundays."
+    assert "".join(t for op, t in words if op != "-") == doc.text("body")
+    lines = diff_texts("one\ntwo\nthree\n", "one\n2\nthree\n", "line")
+    assert lines == [("=", "one\n"), ("-", "two\n"), ("+", "2\n"), ("=", "three\n")]
+    assert revision_id(doc.heads()) == revision_id(list(reversed(doc.heads())))
+
+
+def test_blame_names_who_wrote_each_passage():
+    from crdt.revisions import blame
+
+    changes = co_edit()
+    doc, _ = ProposalDocument.from_changes([c.bytes for c in changes])
+    passages = blame(doc, "body")
+    assert "".join(p.text for p in passages) == doc.text("body")
+    by_author = {}
+    for p in passages:
+        by_author.setdefault(p.author, "")
+        by_author[p.author] += p.text
+    assert "city library" in by_author[A] and "10 to 4" in by_author[B]
+
+
+def test_adopted_amendments_touching_one_passage_are_reported():
+    from crdt.revisions import conflicts
+
+    base = "Parks close at dusk. Dogs must be leashed. Fees are waived on Sundays."
+    amendments = {
+        "a": base.replace("dusk", "ten at night"),
+        "b": base.replace("close at dusk", "stay open all night"),
+        "c": base.replace("Fees are waived", "Entry is free"),
+    }
+    found = conflicts(base, amendments)
+    assert [(a, b) for a, b, _ in found] == [("a", "b")]
+    assert "dusk" in found[0][2]
