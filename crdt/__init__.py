@@ -6,10 +6,10 @@ blame, and the conflict report for adopted amendments touching one passage.  For
 texts, anchored comments, remote-change splices for the editor and export come next.
 """
 
-from .document import Change, DocumentError, ProposalDocument, order_changes
-from .revisions import Passage, blame, conflicts, diff, diff_texts, revision_id
+from .document import Change, DocumentError, ProposalDocument, move_cursor, order_changes
+from .revisions import Passage, blame, conflicts, diff, diff_texts, revision_id, to_markdown
 
 __all__ = [
     "Change", "DocumentError", "Passage", "ProposalDocument", "blame", "conflicts", "diff", "diff_texts",
-    "order_changes", "revision_id",
+    "move_cursor", "order_changes", "revision_id", "to_markdown",
 ]

@@ -43,6 +43,18 @@ class Change:
         return {"proposal": proposal, "change": self.bytes, "hash": self.hash, "deps": sorted(self.deps)}
 
 
+def move_cursor(position: int, splices: Iterable[tuple[int, int, str]]) -> int:
+    """Where a cursor at ``position`` belongs after remote splices (in order): text inserted or
+    deleted before it moves it by as much; if it sat inside a replaced passage it goes to the end
+    of the replacement; splices after it leave it alone."""
+    for pos, deleted, inserted in splices:
+        if pos + deleted <= position:
+            position += len(inserted) - deleted
+        elif pos < position:
+            position = pos + len(inserted)
+    return position
+
+
 def order_changes(changes: Iterable[bytes], known: Iterable[bytes] = ()) -> tuple[list[bytes], list[bytes]]:
     """Split change chunks into (applicable, in dependency order; waiting for a missing change),
     given the hashes of changes already ``known`` (applied).
@@ -125,6 +137,23 @@ class ProposalDocument:
             doc.set_actor(actor)
             self.doc = doc
         return waiting
+
+    def receive(self, changes: Iterable[bytes], field: str) -> tuple[list[tuple[int, int, str]], list[bytes]]:
+        """Apply remote changes and say what they did to ``field`` as splices
+        ``(position, deleted, inserted)`` in order, so an editor can update its widget without
+        losing the cursor (see :func:`move_cursor`); also returns the changes still waiting."""
+        import difflib
+
+        before = self.text(field)
+        waiting = self.apply(changes)
+        after = self.text(field)
+        splices = []
+        shift = 0
+        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, before, after, autojunk=False).get_opcodes():
+            if tag != "equal":
+                splices.append((i1 + shift, i2 - i1, after[j1:j2]))
+                shift += (j2 - j1) - (i2 - i1)
+        return splices, waiting
 
     # ---- editing
 

@@ -110,3 +110,20 @@ def conflicts(base: str, amendments: dict[str, str]) -> list[tuple[str, str, str
                         lo, hi = min(a1, b1), max(a2, b2)
                         found.append((a, b, base[lo:hi]))
     return found
+
+
+def to_markdown(doc: ProposalDocument, revision, signers: list[str], beacon_round: int) -> str:
+    """A revision as a Markdown file, with a footer naming the revision, its signers and the
+    beacon round it was frozen at (the app's "export"; PDF comes from the desktop layer)."""
+    revision = tuple(revision)
+    title = doc.text("title", revision).strip() or "Untitled proposal"
+    summary = doc.text("summary", revision).strip()
+    body = doc.text("body", revision).rstrip()
+    parts = [f"# {title}", ""]
+    if summary:
+        parts += [f"*{summary}*", ""]
+    parts += [body, "", "---", "",
+              f"Revision {revision_id(revision)} (heads {', '.join(h.hex()[:12] for h in sorted(revision))}), "
+              f"frozen at beacon round {beacon_round}.",
+              f"Signed by: {', '.join(signers) if signers else 'nobody yet'}.", ""]
+    return "\n".join(parts)

@@ -159,3 +159,33 @@ def test_adopted_amendments_touching_one_passage_are_reported():
     found = conflicts(base, amendments)
     assert [(a, b) for a, b, _ in found] == [("a", "b")]
     assert "dusk" in found[0][2]
+
+
+def test_remote_changes_arrive_as_splices_that_keep_the_local_cursor():
+    from crdt import move_cursor
+
+    mine, first = ProposalDocument.create(A, "T", "", "The library opens on Sundays.")
+    theirs, _ = ProposalDocument.from_changes([first.bytes], actor=B)
+    remote = theirs.edit("body", [(0, 3, "Our"), (len("Our library opens on "), 7, "weekends")])
+    cursor = mine.text("body").index("opens")  # the local user's cursor before "opens"
+    splices, waiting = mine.receive([remote.bytes], "body")
+    assert not waiting
+    text = "The library opens on Sundays."
+    for pos, deleted, inserted in splices:  # the editor applies the splices to its widget
+        text = text[:pos] + inserted + text[pos + deleted:]
+    assert text == mine.text("body") == "Our library opens on weekends."
+    assert mine.text("body")[move_cursor(cursor, splices):].startswith("opens")
+    assert move_cursor(5, [(2, 6, "xy")]) == 4  # inside a replaced passage: after the replacement
+    assert move_cursor(1, [(3, 0, "abc")]) == 1  # after the cursor: no move
+
+
+def test_markdown_export_of_any_revision_names_it_in_the_footer():
+    from crdt import revision_id, to_markdown
+
+    changes = co_edit()
+    doc, _ = ProposalDocument.from_changes([c.bytes for c in changes])
+    old = (changes[0].hash,)
+    text = to_markdown(doc, old, ["Ada (a1b2…)", "Ben (c3d4…)"], 1234)
+    assert text.startswith("# Open the library") and "The library opens on Sundays." in text
+    assert "city library" not in text  # the old revision, not the current one
+    assert revision_id(old) in text and "beacon round 1234" in text and "Ada" in text
