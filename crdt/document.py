@@ -155,6 +155,13 @@ class ProposalDocument:
                 shift += (j2 - j1) - (i2 - i1)
         return splices, waiting
 
+    def fork(self, revision, actor: bytes) -> "ProposalDocument":
+        """A copy of the document at ``revision`` for an amendment's proposer to edit: its
+        changes depend on that revision only, so its diff against the base is the amendment."""
+        forked = self.doc.fork(list(revision))
+        forked.set_actor(actor)
+        return ProposalDocument(forked)
+
     # ---- editing
 
     def edit(self, field: str, splices: Iterable[tuple[int, int, str]]) -> Change | None:

@@ -189,3 +189,20 @@ def test_markdown_export_of_any_revision_names_it_in_the_footer():
     assert text.startswith("# Open the library") and "The library opens on Sundays." in text
     assert "city library" not in text  # the old revision, not the current one
     assert revision_id(old) in text and "beacon round 1234" in text and "Ada" in text
+
+
+def test_amendments_are_forks_whose_adopted_changes_merge_into_the_base():
+    from crdt.revisions import conflicts, diff
+
+    base_doc, first = ProposalDocument.create(A, "Parks", "", "Parks close at dusk. Dogs must be leashed.")
+    base = base_doc.heads()
+    one = base_doc.fork(base, B)
+    c1 = one.edit("body", [(len("Parks close at "), 4, "ten at night")])
+    two = base_doc.fork(base, C)
+    c2 = two.edit("body", [(len("Parks close at dusk. "), 0, "Bikes are welcome. ")])
+    assert c1.deps == base and c2.deps == base  # each amendment depends on the base revision only
+    assert any(op == "+" and "ten at night" in t for op, t in diff(one, "body", base, one.heads()))
+    assert conflicts(base_doc.text("body"), {"one": one.text("body"), "two": two.text("body")}) == []
+    assert base_doc.apply([c1.bytes, c2.bytes]) == []
+    assert base_doc.text("body") == "Parks close at ten at night. Bikes are welcome. Dogs must be leashed."
+    assert base_doc.heads() == tuple(sorted((c1.hash, c2.hash)))  # the merged revision: the union of the forks' heads
