@@ -142,14 +142,14 @@ class ProposalDocument:
         """Apply remote changes and say what they did to ``field`` as splices
         ``(position, deleted, inserted)`` in order, so an editor can update its widget without
         losing the cursor (see :func:`move_cursor`); also returns the changes still waiting."""
-        import difflib
+        from .revisions import opcodes
 
         before = self.text(field)
         waiting = self.apply(changes)
         after = self.text(field)
         splices = []
         shift = 0
-        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, before, after, autojunk=False).get_opcodes():
+        for tag, i1, i2, j1, j2 in opcodes(before, after):
             if tag != "equal":
                 splices.append((i1 + shift, i2 - i1, after[j1:j2]))
                 shift += (j2 - j1) - (i2 - i1)

@@ -1,0 +1,60 @@
+"""Proposal documents at bill scale (issue 6, first measurements).
+
+Usage: python bench/documents.py [--chars 300000] [--edits 200]
+
+Builds a document of ``--chars`` characters (generated legislative-style prose), then measures
+the time to create it, to apply one typical remote change (a one-word edit by another member)
+with ``ProposalDocument.apply``, to read an old revision, to diff two revisions at word level,
+and the saved size.  Baseline for ratios: one Ed25519 verification in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--chars", type=int, default=300_000)
+    args = ap.parse_args()
+    from crdt import ProposalDocument
+    from crdt.revisions import diff
+
+    sentence = "Section {n}. The council shall publish every decision within seven days of its adoption. "
+    text, n = [], 0
+    while sum(map(len, text)) < args.chars:
+        n += 1
+        text.append(sentence.format(n=n))
+    body = "".join(text)[: args.chars]
+    t = time.perf_counter()
+    doc, first = ProposalDocument.create(b"A" * 32, "A long bill", "", body)
+    create = time.perf_counter() - t
+    other, _ = ProposalDocument.from_changes([first.bytes], actor=b"B" * 32)
+    remote = other.edit("body", [(len(body) // 2, 0, "promptly ")])
+    t = time.perf_counter()
+    doc.apply([remote.bytes])
+    apply_s = time.perf_counter() - t
+    t = time.perf_counter()
+    doc.text("body", (first.hash,))
+    old = time.perf_counter() - t
+    t = time.perf_counter()
+    d = diff(doc, "body", (first.hash,), doc.heads())
+    diff_s = time.perf_counter() - t
+    saved = len(doc.doc.save())
+    print(f"chars: {len(body)}")
+    print(f"create_s: {create:.2f}")
+    print(f"apply_one_remote_change_ms: {apply_s * 1000:.0f}")
+    print(f"read_old_revision_ms: {old * 1000:.0f}")
+    print(f"word_diff_ms: {diff_s * 1000:.0f} ({len(d)} runs)")
+    print(f"saved_kib: {saved / 1024:.0f}")
+    print(f"change_bytes_uncompressed_kib: {len(first.bytes) / 1024:.0f}")
+
+
+if __name__ == "__main__":
+    main()
