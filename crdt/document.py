@@ -94,18 +94,38 @@ class ProposalDocument:
 
     # ---- building
 
+    #: characters of initial text per change: an uncompressed change costs about a byte per
+    #: character, and every change must fit in one event (the charter's 64 KiB by default)
+    CHUNK_CHARS = 16_000
+
     @classmethod
     def create(cls, author: bytes, title: str, summary: str = "", body: str = "") -> tuple["ProposalDocument", Change]:
-        """A new document by ``author`` (32-byte public key) and the change that creates it."""
+        """A new document by ``author`` (32-byte public key) and its last creating change.
+
+        A long body is written in several changes of at most ``CHUNK_CHARS`` characters, so that
+        each fits in an event; publish them all with :meth:`all_changes`.
+        """
         doc = Document()
         doc.set_actor(author)
+        chunks = [body[i : i + cls.CHUNK_CHARS] for i in range(0, len(body), cls.CHUNK_CHARS)] or [""]
         with doc.transaction() as tx:
-            for name, text in (("title", title), ("summary", summary), ("body", body)):
-                obj = tx.put_object(ROOT, name, ObjType.Text)
+            objs = {}
+            for name, text in (("title", title), ("summary", summary), ("body", chunks[0])):
+                objs[name] = obj = tx.put_object(ROOT, name, ObjType.Text)
                 for i, ch in enumerate(text):
                     tx.insert(obj, i, ScalarType.Str, ch)
+        offset = len(chunks[0])
+        for chunk in chunks[1:]:
+            with doc.transaction() as tx:
+                for i, ch in enumerate(chunk):
+                    tx.insert(objs["body"], offset + i, ScalarType.Str, ch)
+            offset += len(chunk)
         made = cls(doc)
         return made, made._changes_since(())[-1]
+
+    def all_changes(self) -> list[Change]:
+        """Every change of the document, in causal order (to publish or to seed another node)."""
+        return self._changes_since(())
 
     @classmethod
     def from_changes(cls, changes: Iterable[bytes], actor: bytes | None = None) -> tuple["ProposalDocument", list[bytes]]:

@@ -206,3 +206,15 @@ def test_amendments_are_forks_whose_adopted_changes_merge_into_the_base():
     assert base_doc.apply([c1.bytes, c2.bytes]) == []
     assert base_doc.text("body") == "Parks close at ten at night. Bikes are welcome. Dogs must be leashed."
     assert base_doc.heads() == tuple(sorted((c1.hash, c2.hash)))  # the merged revision: the union of the forks' heads
+
+
+def test_a_long_initial_text_is_split_into_changes_that_fit_in_events():
+    from consensus.charter import Limits
+
+    body = "Section 1. The council shall publish its decisions. " * 800  # about 42,000 characters
+    doc, last = ProposalDocument.create(A, "A long bill", "", body)
+    changes = doc.all_changes()
+    assert len(changes) == 3 and changes[-1] == last
+    assert all(len(c.bytes) < Limits().max_event_bytes for c in changes)
+    again, waiting = ProposalDocument.from_changes([c.bytes for c in reversed(changes)])
+    assert not waiting and again.text("body") == body
