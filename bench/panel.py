@@ -39,7 +39,7 @@ def main() -> None:
     key = bytes(32)
     turnout = [i for i in range(args.reps) if rng.random() < 0.8]
     cutoffs = []
-    for member in range(args.panel):
+    for _ in range(args.panel):
         seen = [i for i in turnout if rng.random() < 0.98]
         cutoffs.append(CutOff(((key, bitmap(seen, args.reps)),), ()))
     signer = SigningKey(bytes(range(32)))

@@ -372,11 +372,10 @@ class Legislature:
                 for pid, revision in work.get(plenary_stage, []):
                     result.proposals[pid].move(IN_PLENARY, cycle, plenary_opens, plenary_stage)
                     result.proposals[pid].revision = revision
-                for k, stage in enumerate(self.p.stages, 1):
+                for k in range(1, len(self.p.stages) + 1):
                     for pid, revision in work.get(k, []):
                         state = result.proposals[pid]
                         state.move(IN_COMMITTEE, cycle, self.windows(cycle, k)[0], k)
-                        opens = self.windows(cycle, k)[1]
                         state.revision = revision
                 promoted = self._stage_ballots(cycle, work, committees)
                 self._plenary(cycle, work.get(plenary_stage, []))

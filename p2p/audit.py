@@ -173,7 +173,7 @@ def verify_log(
                 if eid != outcome.event_id and eid in waiting:
                     report.rejected.append({"index": waiting.pop(eid), **rejection.as_dict()})
         store.flush()
-        for eid, index in sorted(waiting.items(), key=lambda kv: kv[1]):
+        for index in sorted(waiting.values()):
             report.rejected.append({
                 "index": index,
                 "code": "missing_predecessor",

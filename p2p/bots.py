@@ -293,7 +293,7 @@ class AssemblySim:
 
     def _settle(self, what: str, cycle: int, stage: int, at: int) -> Iterator[bytes]:
         """Run the deadline's cut-off panel: cut-offs, then agreement, all as signed events."""
-        from consensus.agreement import Agreement, Proposal, Vote
+        from consensus.agreement import Agreement, Proposal
         from consensus.legislature import Waiting
         from consensus.panel import deadline_key, decode_value, encode_value, proposer_offset, valid_value
 
@@ -310,7 +310,7 @@ class AssemblySim:
         seats = [self.by_key[m] for m in panel]
         active = {pos: i for pos, i in enumerate(seats) if self.bots[i].kind not in ("absent", "equivocating")}
         cut_ids = []
-        for pos, i in active.items():
+        for i in active.values():
             mine = cutoff
             if self.bots[i].kind == "late" and cutoff.items:
                 # a slow node: it had not yet received a few items when the round came out
@@ -318,7 +318,7 @@ class AssemblySim:
             wires = list(self._sign(self.bots[i], "cutoff", {"deadline": name, "cutoff": mine.to_body()}, at))
             cut_ids.append(event_id(wires[-1]))
             yield from wires
-        for pos, i in enumerate(seats):
+        for i in seats:
             if self.bots[i].kind == "equivocating" and not self.bots[i].forked:
                 # a Byzantine member: two different prevotes in agreement round 0 (a fraud proof)
                 for value in (hashlib.sha256(name + b"lie").digest(), None):

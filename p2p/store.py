@@ -346,7 +346,7 @@ class ReplicaStore:
         count = 0
         from .pipeline import default_workers
 
-        for outcome in fresh.add_many(self.wires(), workers=default_workers()):
+        for _ in fresh.add_many(self.wires(), workers=default_workers()):
             count += 1
             if progress and count % 10000 == 0:
                 progress(count)

@@ -27,7 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consensus.legislature import Legislature, ProposalState, Result
-from consensus.parliament import Parliament, Stage
+from consensus.parliament import Parliament
 from consensus.sortition import (
     ALREADY,
     AUTHOR,
