@@ -34,13 +34,20 @@ class Limits:
     #: predecessors.  Bounds the memory a single author can make a node spend on gaps;
     #: anything further is fetched again by sync once the gap is filled.
     max_pending_ahead: int = 4096
+    #: Document changes one author may make to one proposal per beacon round.  An editor makes
+    #: one signed change per pause of typing (about a second), so a 3-second round needs about
+    #: 3; 8 leaves room for fast pauses.  Changes above it do not count towards the text (each
+    #: listed with a reason), so a flood of tiny changes cannot bloat what others must apply.
+    max_doc_changes_per_round: int = 8
 
     _RANGES = {
         "max_event_bytes": (1024, 1 << 24),
         "max_text_chars": (16, 1 << 22),
         "max_events_per_round": (1, 1 << 16),
         "max_pending_ahead": (1, 1 << 20),
+        "max_doc_changes_per_round": (1, 1 << 16),
     }
+    _FIRST = ("max_event_bytes", "max_text_chars", "max_events_per_round", "max_pending_ahead")
 
     @classmethod
     def from_body(cls, body) -> "Limits":
@@ -69,8 +76,13 @@ class Limits:
         return limits
 
     def to_body(self) -> dict:
-        """The limits as a map in canonical key order (so ``from_body(to_body())`` round-trips)."""
-        return {name: getattr(self, name) for name in sorted(self._RANGES, key=key_order)}
+        """The limits as a map in canonical key order (so ``from_body(to_body())`` round-trips).
+        The first version's limits are always written; a limit added later is written only when
+        it differs from its default, so adding one keeps every existing charter's bytes, and so
+        its assembly id, unchanged (``max_doc_changes_per_round`` came after the first charters)."""
+        default = Limits()
+        return {name: getattr(self, name) for name in sorted(self._RANGES, key=key_order)
+                if name in self._FIRST or getattr(self, name) != getattr(default, name)}
 
 
 @dataclass(frozen=True, slots=True)

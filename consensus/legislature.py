@@ -74,19 +74,39 @@ def revision_at(proposal: bytes, deadline: Deadline) -> tuple[bytes, ...]:
 
 def heads_of(changes: Iterable[Record]) -> tuple[tuple[bytes, ...], list[Record]]:
     """The revision (sorted heads) made by the document changes whose dependencies are all among
-    them, and the changes left out because a dependency is missing or was itself left out."""
+    them, and the changes left out because a dependency is missing or was itself left out.
+    Linear in changes and dependencies (Kahn's algorithm): a bill's history has thousands."""
     by_hash = {r.body.hash: r for r in changes}
+    missing = {h: sum(1 for d in set(r.body.deps) if d != h) for h, r in by_hash.items()}
+    dependents: dict[bytes, list[bytes]] = defaultdict(list)
+    for h, r in by_hash.items():
+        for d in set(r.body.deps):
+            if d != h:
+                dependents[d].append(h)
+    ready = [h for h, r in by_hash.items() if all(d in by_hash for d in r.body.deps) and missing[h] == 0]
     kept: set[bytes] = set()
-    progress = True
-    while progress:
-        progress = False
-        for h in sorted(by_hash):
-            if h not in kept and all(d in kept for d in by_hash[h].body.deps):
-                kept.add(h)
-                progress = True
+    while ready:
+        h = ready.pop()
+        kept.add(h)
+        for child in dependents.get(h, ()):
+            missing[child] -= 1
+            if missing[child] == 0:
+                ready.append(child)
     referenced = {d for h in kept for d in by_hash[h].body.deps}
     left_out = [by_hash[h] for h in sorted(by_hash) if h not in kept]
     return tuple(sorted(kept - referenced)), left_out
+
+
+def over_rate(changes: Iterable[Record], per_round: int) -> set[bytes]:
+    """Ids of the document changes beyond ``per_round`` by one author in one beacon round (in the
+    author's chain order: the first ones count)."""
+    seen: dict[tuple[bytes, int], int] = defaultdict(int)
+    over = set()
+    for r in sorted(changes, key=lambda r: (r.author, r.seq)):
+        seen[(r.author, r.round)] += 1
+        if seen[(r.author, r.round)] > per_round:
+            over.add(r.id)
+    return over
 
 
 # ---------------------------------------------------------------------- reports
@@ -117,6 +137,7 @@ class ProposalState:
             "title": self.title,
             "status": self.status,
             "stage": self.stage,
+            "revision": [h.hex() for h in self.revision],
             "history": [{"cycle": c, "round": r, "status": s, "stage": k, "reason": why} for c, r, s, k, why in self.history],
         }
 
@@ -581,9 +602,13 @@ class Legislature:
         editors = set(members)
         d = self.draw_round(cycle)
         allowed = []
+        per_round = self.charter.limits.max_doc_changes_per_round
+        flood = over_rate(changes, per_round)
         for r in sorted(changes, key=lambda r: r.id):
             problem = None
-            if not decision.includes(r):
+            if r.id in flood:
+                problem = f"its author made more than the charter's {per_round} document changes in one beacon round"
+            elif not decision.includes(r):
                 problem = "it did not make the end of the editing window"
             elif r.author != author and r.author not in editors:
                 problem = "its author is neither an author of the proposal nor on its drafting committee"

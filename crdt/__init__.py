@@ -1,15 +1,15 @@
 """Proposal documents on Automerge (DESIGN.md §8): every change signed, every revision addressable.
 
-Built so far (issue 6, in progress): the document wrapper (create, edit in one change per pause,
-apply remote changes in any order, read any revision, history), diffs at word and line level,
-blame, and the conflict report for adopted amendments touching one passage.  Forks as amendment
-texts, anchored comments, remote-change splices for the editor and export come next.
+The document wrapper (create, edit in one change per pause, apply remote changes in any order
+and turn them into splices for the editor, read any revision, history, forks for amendments,
+anchored comments), diffs at word and line level, blame, the conflict report for adopted
+amendments touching one passage, and Markdown export (PDF is in ``desktop/export.py``).
 """
 
-from .document import Change, DocumentError, ProposalDocument, move_cursor, order_changes
-from .revisions import Passage, blame, conflicts, diff, diff_texts, revision_id, to_markdown
+from .document import Anchor, Change, DocumentError, ProposalDocument, move_cursor, order_changes
+from .revisions import Passage, blame, conflicts, diff, diff_texts, footer, revision_id, to_markdown
 
 __all__ = [
-    "Change", "DocumentError", "Passage", "ProposalDocument", "blame", "conflicts", "diff", "diff_texts",
-    "move_cursor", "order_changes", "revision_id", "to_markdown",
+    "Anchor", "Change", "DocumentError", "Passage", "ProposalDocument", "blame", "conflicts", "diff", "diff_texts",
+    "footer", "move_cursor", "order_changes", "revision_id", "to_markdown",
 ]

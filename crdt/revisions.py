@@ -131,9 +131,16 @@ def conflicts(base: str, amendments: dict[str, str]) -> list[tuple[str, str, str
     return found
 
 
+def footer(revision, signers: list[str], beacon_round: int) -> str:
+    """The line that names a revision wherever it is printed: its id, heads, round and signers."""
+    revision = tuple(revision)
+    return (f"Revision {revision_id(revision)} (heads {', '.join(h.hex()[:12] for h in sorted(revision))}), "
+            f"as of beacon round {beacon_round}. Signed by: {', '.join(signers) if signers else 'nobody yet'}.")
+
+
 def to_markdown(doc: ProposalDocument, revision, signers: list[str], beacon_round: int) -> str:
     """A revision as a Markdown file, with a footer naming the revision, its signers and the
-    beacon round it was frozen at (the app's "export"; PDF comes from the desktop layer)."""
+    beacon round of its last change (the app's "export"; PDF comes from the desktop layer)."""
     revision = tuple(revision)
     title = doc.text("title", revision).strip() or "Untitled proposal"
     summary = doc.text("summary", revision).strip()
@@ -141,8 +148,5 @@ def to_markdown(doc: ProposalDocument, revision, signers: list[str], beacon_roun
     parts = [f"# {title}", ""]
     if summary:
         parts += [f"*{summary}*", ""]
-    parts += [body, "", "---", "",
-              f"Revision {revision_id(revision)} (heads {', '.join(h.hex()[:12] for h in sorted(revision))}), "
-              f"frozen at beacon round {beacon_round}.",
-              f"Signed by: {', '.join(signers) if signers else 'nobody yet'}.", ""]
+    parts += [body, "", "---", "", footer(revision, signers, beacon_round), ""]
     return "\n".join(parts)

@@ -286,6 +286,32 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def cmd_document(args) -> int:
+    from crdt import footer, to_markdown
+    from p2p.documents import proposal_text, replay_log
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".md", ".pdf"):
+        print(f"--out must end in .md or .pdf (not {out.name!r}): the format follows the name.", file=sys.stderr)
+        return 2
+    if not Path(args.log).is_file():
+        print(f"There is no log file at {args.log}.", file=sys.stderr)
+        return 2
+    found = proposal_text(replay_log(args.log), args.proposal, latest=args.latest)
+    signers = [k.hex()[:16] for k in found.signers]
+    if out.suffix.lower() == ".md":
+        out.write_text(to_markdown(found.document, found.revision, signers, found.beacon_round), encoding="utf-8")
+        pages = ""
+    else:
+        from desktop.export import write_pdf
+
+        count = write_pdf(to_markdown(found.document, found.revision, signers, found.beacon_round),
+                          footer(found.revision, signers, found.beacon_round), out, title=found.title)
+        pages = f" ({count} page{'' if count == 1 else 's'})"
+    print(f"Wrote {found.which} of {found.title!r} to {out}{pages}.")
+    return 0
+
+
 def _hex_arg(value: str, what: str) -> bytes:
     from consensus.errors import KleroError
 
@@ -437,6 +463,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--equivocating", type=float, default=0.0, help="share who sign a fork once (default 0)")
     p.add_argument("--unauthorised", type=float, default=0.05, help="share who vote where they have no seat (default 0.05)")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("document", help="export a proposal's text (a revision) as Markdown or PDF")
+    p.add_argument("log", help="log file holding the proposal and its document changes")
+    p.add_argument("--proposal", required=True, help="the proposal's id, or enough of its start to be unique")
+    p.add_argument("--out", required=True, help="file to write: NAME.md or NAME.pdf")
+    p.add_argument("--latest", action="store_true", help="the latest revision, not the one the assembly last decided on")
+    p.set_defaults(func=cmd_document)
 
     beacon = sub.add_parser("beacon", help="verify, fetch or serve randomness beacon rounds")
     bsub = beacon.add_subparsers(dest="beacon_command", metavar="ACTION")

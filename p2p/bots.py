@@ -478,7 +478,8 @@ class AssemblySim:
         if author.kind in ("absent", "equivocating"):
             return None
         doc, first = ProposalDocument.create(author.public, state.title, "A simulated proposal.",
-                                             f"# {state.title}\n\nThe council shall {state.title.split(': ', 1)[-1].lower()}.\n")
+                                             f"The council shall {state.title.split(': ', 1)[-1].lower()}.\n",
+                                             proposal=pid)
         self._pre_signed.extend(self._sign(author, "doc.change", first.body(pid), start))
         editors = [i for i in member_bots if self.bots[i].kind not in ("absent", "equivocating")]
         if editors and end - start > 2:

@@ -93,3 +93,14 @@ def test_arbitrary_parliaments_give_a_reason_or_a_valid_one(body):
         assert exc.rejection.code in ("bad_charter", "not_canonical") and exc.rejection.reason
     else:
         assert Parliament.from_body(p.to_body()) == p
+
+
+def test_a_limit_added_later_is_written_only_when_set():
+    """Adding a limit to the protocol keeps existing charters' bytes (and assembly ids) the same."""
+    from consensus.charter import Limits
+
+    assert "max_doc_changes_per_round" not in Limits().to_body()
+    assert set(Limits().to_body()) == set(Limits._FIRST)
+    tight = Limits(max_doc_changes_per_round=2)
+    assert tight.to_body()["max_doc_changes_per_round"] == 2
+    assert Limits.from_body(tight.to_body()) == tight

@@ -218,3 +218,93 @@ def test_a_long_initial_text_is_split_into_changes_that_fit_in_events():
     assert all(len(c.bytes) < Limits().max_event_bytes for c in changes)
     again, waiting = ProposalDocument.from_changes([c.bytes for c in reversed(changes)])
     assert not waiting and again.text("body") == body
+
+
+# ---- incremental apply, anchored comments, metadata
+
+
+def edit_session(seed: int, n: int = 30):
+    """Three members editing concurrently, syncing now and then: the changes, in order made."""
+    rng = random.Random(seed)
+    doc, _ = ProposalDocument.create(A, "Parks", "", "Parks close at dusk. Dogs must be leashed.")
+    made = [c.bytes for c in doc.all_changes()]
+    members = [doc] + [ProposalDocument.from_changes(made, actor=k)[0] for k in (B, C)]
+    for _ in range(n):
+        m = rng.choice(members)
+        text = m.text("body")
+        pos = rng.randrange(len(text) + 1)
+        cut = rng.randrange(min(5, len(text) - pos) + 1)
+        made.append(m.edit("body", [(pos, cut, rng.choice(["the ", "é", "", "council ", "🙂"]) or "x")]).bytes)
+        if rng.random() < 0.3:
+            other = rng.choice(members)
+            other.apply(made)
+    return made
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.randoms(use_true_random=False), st.integers(1, 6))
+def test_incremental_apply_in_any_batches_equals_loading_everything(seed, rng, batches):
+    made = edit_session(seed)
+    whole, waiting = ProposalDocument.from_changes(made)
+    assert not waiting
+    shuffled = made[:]
+    rng.shuffle(shuffled)
+    doc, waiting = ProposalDocument.from_changes(made[:1])
+    held = waiting
+    for i in range(batches):
+        part = shuffled[i::batches]
+        held = doc.apply(held + part)
+    held = doc.apply(held)
+    assert held == []
+    assert doc.heads() == whole.heads() and doc.text("body") == whole.text("body")
+    # and it saves to the same document another node would load
+    assert ProposalDocument.from_changes([c.bytes for c in doc.all_changes()])[0].text("body") == whole.text("body")
+
+
+def test_a_corrupt_change_leaves_the_document_readable():
+    doc, _ = ProposalDocument.create(A, "T", "", "Some text here.")
+    other, _ = ProposalDocument.from_changes([c.bytes for c in doc.all_changes()], actor=B)
+    good = other.edit("body", [(0, 0, "Really, ")])
+    text, heads = doc.text("body"), doc.heads()
+    for bad in (good.bytes[:-3], good.bytes[:8] + bytes(len(good.bytes) - 8), b"\x85o\x4a\x83" + bytes(40)):
+        left = doc.apply([bad])
+        assert left in ([], [bad])
+        assert doc.text("body") == text and doc.heads() == heads
+    assert doc.apply([good.bytes]) == [] and doc.text("body") == "Really, Some text here."
+
+
+def test_anchored_comments_follow_their_passage_and_say_when_it_changed():
+    doc, _ = ProposalDocument.create(A, "Parks", "", "Parks close at dusk. Dogs must be leashed. Bikes are welcome.", proposal=b"P" * 32)
+    dusk, dogs, bikes = b"1" * 32, b"2" * 32, b"3" * 32
+    anchored = [doc.anchor(dusk, "body", 0, 19), doc.anchor(dogs, "body", 21, 42), doc.anchor(bikes, "body", 43, 61)]
+    assert all(a.deps for a in anchored)  # anchors are ordinary signed changes
+    other, _ = ProposalDocument.from_changes([c.bytes for c in doc.all_changes()], actor=B)
+    # concurrently: A inserts at the start, B rewrites "close" and deletes the dogs sentence
+    doc.edit("body", [(0, 0, "New rule: ")])
+    other.edit("body", [(21, 22, "")])
+    other.edit("body", [(6, 5, "shut")])
+    assert doc.apply([c.bytes for c in other.all_changes()]) == []
+    text = doc.text("body")
+    assert text == "New rule: Parks shut at dusk. Bikes are welcome."
+    now = {a.comment: a for a in doc.anchors()}
+    assert now[bikes].state == "intact" and text[slice(*now[bikes].span)] == "Bikes are welcome."
+    assert now[dusk].state == "edited" and now[dusk].quote == "Parks close at dusk" and now[dusk].now == "Parks shut at dusk"
+    assert "rewritten" in now[dusk].describe() and "'Parks close at dusk'" in now[dusk].describe()
+    assert now[dogs].state == "deleted" and now[dogs].span is None and "deleted" in now[dogs].describe()
+    # at the revision where it was anchored, every anchor was intact
+    assert {a.state for a in doc.anchors(anchored[-1].deps + (anchored[-1].hash,))} == {"intact"}
+    with pytest.raises(DocumentError, match="inside"):
+        doc.anchor(b"4" * 32, "body", 5, 500)
+    assert doc.metadata() == {"proposal": b"P" * 32, "authors": [A]}
+
+
+def test_a_flood_of_document_changes_does_not_count_towards_the_text():
+    from consensus.legislature import over_rate
+    from consensus.replica import Record
+
+    def rec(author, seq, rnd):
+        return Record(bytes([seq]) * 32, author, seq, rnd, b"", "doc.change", None)
+
+    records = [rec(A, s, 10) for s in range(1, 13)] + [rec(B, 20 + s, 10 + s) for s in range(12)]
+    over = over_rate(records, 8)
+    assert over == {bytes([s]) * 32 for s in range(9, 13)}  # A's 9th to 12th in round 10; B spread out

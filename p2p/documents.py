@@ -1,0 +1,80 @@
+"""A proposal's document as a replica holds it: its signed ``doc.change`` events made into a
+:class:`crdt.ProposalDocument`, with the signers and beacon round of any revision (for exports)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from consensus.errors import KleroError
+from consensus.kinds import DocChange, Submit
+from consensus.legislature import Legislature
+from consensus.replica import Record, Replica
+from crdt import ProposalDocument
+
+from .audit import _leading_charter, find_charters
+from .logfile import LogDamage, read_items
+
+
+@dataclass
+class ProposalText:
+    """One proposal's document and what its footer must say."""
+
+    proposal: bytes
+    title: str
+    document: ProposalDocument
+    revision: tuple[bytes, ...]
+    signers: list[bytes]
+    beacon_round: int
+    #: "the revision the assembly last decided on", or "the latest revision"
+    which: str
+
+
+def replay_log(path: str | Path) -> Replica:
+    """Every event and beacon round of a log, in a replica held in memory (read-only uses)."""
+    charters = _leading_charter(path) or find_charters(path)
+    if len(charters) != 1:
+        raise KleroError(f"{path} must hold exactly one assembly's charter to read its documents (it holds {len(charters)}).")
+    replica = Replica(charters[0])
+    for item in read_items(path):
+        if isinstance(item, LogDamage):
+            break
+        replica.add_item(item[2])
+    return replica
+
+
+def proposal_text(replica: Replica, prefix: str, *, latest: bool = False) -> ProposalText:
+    """The proposal whose id starts with the hex ``prefix``: its document at the revision the
+    assembly last decided on (or the ``latest`` one), with that revision's signers and round."""
+    prefix = prefix.strip().lower()
+    subs = {rid: r for rid, r in replica.records.items() if isinstance(r.body, Submit)}
+    found = [rid for rid in subs if rid.hex().startswith(prefix)]
+    if not found:
+        raise KleroError(f"No proposal's id starts with {prefix!r}; `klero verify --details` lists them.")
+    if len(found) > 1:
+        raise KleroError(f"{len(found)} proposals' ids start with {prefix!r}; give more of the id.")
+    pid = found[0]
+    changes = [r for r in replica.records.values() if isinstance(r.body, DocChange) and r.body.proposal == pid]
+    if not changes:
+        raise KleroError(f"Proposal {pid.hex()[:16]} has no document: its text is its summary, {subs[pid].body.summary!r}.")
+    doc, waiting = ProposalDocument.from_changes([r.body.change for r in changes])
+    decided = Legislature(replica.charter).evaluate(replica.records, replica.beacon).proposals.get(pid)
+    by_hash = {r.body.hash: r for r in changes}
+    which = "the latest revision"
+    revision = doc.heads()
+    if not latest and decided is not None and decided.revision and all(h in by_hash for h in decided.revision):
+        revision, which = tuple(decided.revision), "the revision the assembly last decided on"
+    closure = _closure(revision, by_hash)
+    signers = sorted({by_hash[h].author for h in closure})
+    return ProposalText(pid, subs[pid].body.title, doc, revision, signers, max(by_hash[h].round for h in closure), which)
+
+
+def _closure(revision, by_hash: dict[bytes, Record]) -> set[bytes]:
+    seen: set[bytes] = set()
+    todo = [h for h in revision if h in by_hash]
+    while todo:
+        h = todo.pop()
+        if h not in seen:
+            seen.add(h)
+            todo.extend(d for d in by_hash[h].body.deps if d in by_hash)
+    return seen
