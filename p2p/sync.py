@@ -1,0 +1,226 @@
+"""The sync protocol: what a peer lacks, computed from its frontier, sent in chain order.
+
+This is the path a third-party observer would implement first (STACK.md: gossip is best effort),
+so it stays small and documented (docs/sync.md):
+
+* **Request** (canonical CBOR map, at most ``MAX_REQUEST`` bytes)::
+
+      {"assembly": 32 bytes, "have": [[author, seq], ...], "forks": [author, ...],
+       "rounds": [[first, last], ...], "max": n}
+
+  ``have`` is the requester's frontier: for each author, the highest seq up to which it stores
+  every event (sorted by author, distinct); ``forks`` the authors whose fork proof it holds; ``rounds`` the intervals of
+  beacon rounds it holds (sorted, disjoint); ``max`` how many items it wants at most.
+* **Response**: frames of at most ``MAX_FRAME`` bytes, each a CBOR array of items (beacon rounds
+  ``[round, signature, previous]`` first, then signed events by author and seq, then the second
+  side of fork proofs); an empty array ends the response.  Items are exactly what a log holds,
+  so the requester feeds them to ``ReplicaStore.add_item`` like a log import.
+
+Everything that arrives is validated by the replica as if it came from a file: the protocol
+trusts nothing but framing sizes, and those are checked before decoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+from consensus import cbor
+from consensus.errors import reject
+
+PROTOCOL = "/klero/sync/1.0.0"
+MAX_REQUEST = 4 << 20  # a frontier of ~100,000 authors
+MAX_FRAME = 1 << 20
+MAX_ITEMS = 20_000  # per response; the requester asks again for more
+MAX_INTERVALS = 4096
+
+
+@dataclass(frozen=True)
+class Request:
+    assembly: bytes
+    have: dict[bytes, int]
+    forks: frozenset[bytes]
+    rounds: tuple[tuple[int, int], ...]
+    max: int = MAX_ITEMS
+
+    def encode(self) -> bytes:
+        return cbor.encode({
+            "assembly": self.assembly,
+            "have": [[a, s] for a, s in sorted(self.have.items())],
+            "forks": sorted(self.forks),
+            "rounds": [list(r) for r in self.rounds],
+            "max": self.max,
+        })
+
+
+def decode_request(data: bytes) -> Request:
+    """A request from a peer, or ``InvalidInput`` with the reason."""
+    if type(data) is not bytes or len(data) > MAX_REQUEST:
+        raise reject("sync_bad_request", f"A sync request must be at most {MAX_REQUEST} bytes.")
+    value = cbor.decode(data, what="sync request")
+    if type(value) is not dict or set(value) != {"assembly", "have", "forks", "rounds", "max"}:
+        raise reject("sync_bad_request", "A sync request is a map of assembly, have, forks, rounds and max.")
+    assembly, have, forks, rounds, most = (value[k] for k in ("assembly", "have", "forks", "rounds", "max"))
+    if type(assembly) is not bytes or len(assembly) != 32:
+        raise reject("sync_bad_request", "A sync request names its assembly by a 32-byte id.")
+    if type(have) is not list or any(
+        type(p) is not list or len(p) != 2 or type(p[0]) is not bytes or len(p[0]) != 32 or type(p[1]) is not int or p[1] < 0
+        for p in have
+    ):
+        raise reject("sync_bad_request", "A sync request's frontier lists [author, seq] pairs.")
+    authors = [p[0] for p in have]
+    if authors != sorted(set(authors)):
+        raise reject("sync_bad_request", "A sync request's frontier must be sorted by author, each once.")
+    if type(forks) is not list or any(type(a) is not bytes or len(a) != 32 for a in forks) or forks != sorted(set(forks)):
+        raise reject("sync_bad_request", "A sync request's forks must be sorted, distinct 32-byte authors.")
+    if type(rounds) is not list or len(rounds) > MAX_INTERVALS or any(
+        type(r) is not list or len(r) != 2 or any(type(x) is not int for x in r) or not 1 <= r[0] <= r[1] for r in rounds
+    ):
+        raise reject("sync_bad_request", f"A sync request's rounds must be at most {MAX_INTERVALS} [first, last] intervals.")
+    if any(a[1] >= b[0] for a, b in zip(rounds, rounds[1:])):
+        raise reject("sync_bad_request", "A sync request's round intervals must be sorted and disjoint.")
+    if type(most) is not int or not 1 <= most <= MAX_ITEMS:
+        raise reject("sync_bad_request", f"A sync request asks for 1 to {MAX_ITEMS} items.")
+    return Request(assembly, {a: s for a, s in have}, frozenset(forks), tuple((r[0], r[1]) for r in rounds), most)
+
+
+def intervals(numbers: list[int], limit: int = MAX_INTERVALS) -> tuple[tuple[int, int], ...]:
+    """Sorted numbers as disjoint [first, last] intervals; beyond ``limit`` intervals the rest is
+    left out (the peer then sends those rounds again, which costs bandwidth, never correctness)."""
+    out: list[list[int]] = []
+    for n in numbers:
+        if out and n == out[-1][1] + 1:
+            out[-1][1] = n
+        elif out and n <= out[-1][1]:
+            continue
+        else:
+            if len(out) == limit:
+                break
+            out.append([n, n])
+    return tuple((a, b) for a, b in out)
+
+
+def _covered(n: int, spans: tuple[tuple[int, int], ...]) -> bool:
+    import bisect
+
+    i = bisect.bisect_right(spans, (n, float("inf"))) - 1
+    return i >= 0 and spans[i][0] <= n <= spans[i][1]
+
+
+def request_for(store, most: int = MAX_ITEMS) -> Request:
+    """This replica's frontier, as a request to a peer."""
+    db = store.db
+    # the frontier is the top of each author's gap-free run from seq 1 (applied, invalid, excluded
+    # or pending alike): what lies beyond a gap is sent again, which costs bytes, never correctness
+    have = {a: s for a, s in db.execute(
+        """SELECT author, min(seq) FROM events e
+           WHERE NOT EXISTS (SELECT 1 FROM events n WHERE n.author = e.author AND n.seq = e.seq + 1)
+             AND EXISTS (SELECT 1 FROM events f WHERE f.author = e.author AND f.seq = 1)
+           GROUP BY author""")}
+    forks = frozenset(a for (a,) in db.execute("SELECT DISTINCT author FROM forks"))
+    chain = store.replica.charter.beacon.hash
+    numbers = [n for (n,) in db.execute("SELECT round FROM beacon_rounds WHERE chain = ? ORDER BY round", [chain])]
+    return Request(store.assembly, have, forks, intervals(numbers), most)
+
+
+def missing(store, request: Request) -> Iterator[bytes]:
+    """The items ``request``'s sender lacks, in the order it can apply them, at most ``request.max``."""
+    if request.assembly != store.assembly:
+        raise reject("sync_wrong_assembly", "The peer asked for another assembly.")
+    budget = request.max
+    db = store.db
+    chain = store.replica.charter.beacon.hash
+    from consensus.beacon import BeaconRound, encode_round
+
+    for number, sig, prev in db.execute(
+        "SELECT round, signature, previous_signature FROM beacon_rounds WHERE chain = ? ORDER BY round", [chain]
+    ):
+        if budget <= 0:
+            return
+        if not _covered(number, request.rounds):
+            budget -= 1
+            yield encode_round(BeaconRound(number, sig, prev))
+    charter = store.assembly
+    for author, top in db.execute("SELECT author, max(seq) FROM events GROUP BY author ORDER BY author").fetchall():
+        theirs = request.have.get(author, 0)
+        if top <= theirs:
+            continue
+        for (wire,) in db.execute(
+            "SELECT wire FROM events WHERE author = ? AND seq > ? AND id != ? ORDER BY seq LIMIT ?", [author, theirs, charter, budget]
+        ):
+            budget -= 1
+            yield wire
+        if budget <= 0:
+            return
+    for author, second in db.execute("SELECT author, second FROM forks ORDER BY author, seq").fetchall():
+        if author not in request.forks and budget > 0:
+            budget -= 1
+            yield second
+
+
+def frames(items: Iterator[bytes], max_frame: int = MAX_FRAME) -> Iterator[bytes]:
+    """Items packed into CBOR-array frames of at most ``max_frame`` bytes; then the empty frame."""
+    batch: list[bytes] = []
+    size = 0
+    for item in items:
+        if batch and size + len(item) + 16 > max_frame:
+            yield cbor.encode(batch)
+            batch, size = [], 0
+        batch.append(item)
+        size += len(item) + 9
+    if batch:
+        yield cbor.encode(batch)
+    yield cbor.encode([])
+
+
+def decode_frame(data: bytes, max_item: int) -> list[bytes]:
+    """One response frame: a list of byte strings, each at most ``max_item`` bytes."""
+    if type(data) is not bytes or len(data) > MAX_FRAME:
+        raise reject("sync_bad_frame", f"A sync frame must be at most {MAX_FRAME} bytes.")
+    value = cbor.decode(data, what="sync frame")
+    if type(value) is not list or any(type(i) is not bytes or not 0 < len(i) <= max_item for i in value):
+        raise reject("sync_bad_frame", "A sync frame is a list of items (byte strings within the event size limit).")
+    return value
+
+
+# ---------------------------------------------------------------------- framing on a stream
+
+
+def uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | 0x80 if n else b)
+        if not n:
+            return bytes(out)
+
+
+async def read_frame(stream, limit: int) -> bytes:
+    """One uvarint-length-prefixed frame from a libp2p stream; refuses a length over ``limit``
+    before reading the body."""
+    length, shift = 0, 0
+    for _ in range(10):
+        byte = await _read_exactly(stream, 1)
+        length |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            break
+        shift += 7
+    else:
+        raise reject("sync_bad_frame", "A frame length is a varint of at most 10 bytes.")
+    if length > limit:
+        raise reject("sync_bad_frame", f"The peer announced a frame of {length} bytes; the limit is {limit}.")
+    return await _read_exactly(stream, length)
+
+
+async def _read_exactly(stream, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = await stream.read(n - len(buf))
+        if not chunk:
+            raise reject("sync_closed", "The peer closed the stream mid-frame.")
+        buf += chunk
+    return bytes(buf)
+
+
+async def write_frame(stream, data: bytes) -> None:
+    await stream.write(uvarint(len(data)) + data)
