@@ -312,6 +312,85 @@ def cmd_document(args) -> int:
     return 0
 
 
+def cmd_node(args) -> int:
+    import logging
+    import signal
+
+    import trio
+
+    from p2p import profile
+    from p2p.audit import _leading_charter, find_charters
+    from p2p.logfile import LogDamage, read_items
+    from p2p.store import ReplicaStore
+
+    p = profile.existing(args.profile)
+    key = profile.unlock(p, profile.read_passphrase(args.passphrase_file))
+    if not p.replica_path.exists():
+        if not args.join:
+            print(f"Profile {p.name!r} has no replica yet: import a log (klero import) or give --join LOG "
+                  "with the assembly's charter.", file=sys.stderr)
+            return 2
+        charters = _leading_charter(args.join) or find_charters(args.join)
+        if len(charters) != 1:
+            print(f"{args.join} must hold exactly one assembly's charter to join it.", file=sys.stderr)
+            return 2
+        ReplicaStore.create(p.replica_path, charters[0]).close()
+    logging.basicConfig(level=logging.WARNING if not args.verbose else logging.INFO, format="%(message)s")
+    from p2p.node import Node
+
+    def say(line: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
+
+    if args.observer and args.publish:
+        print("An observer never publishes events: drop --observer or --publish.", file=sys.stderr)
+        return 2
+    with ReplicaStore(p.replica_path) as store:
+        node = Node(store, bytes(key), port=args.port, bootstrap=tuple(args.bootstrap or ()), observer=args.observer,
+                    sync_interval=args.sync_interval, status_path=p.path / "node-status.json", say=say)
+
+        async def main() -> None:
+            stop = trio.Event()
+
+            def ready(n):
+                say(f"Listening on {n.address}")
+                say(f"{'Observer' if n.observer else 'Representative'} node of {n.store.replica.charter.name!r}; "
+                    f"state {n.store.state_hash().hex()[:16]}; stop with Ctrl-C.")
+
+            async def signals():
+                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+                    async for signum in received:
+                        say(f"Stopping ({signal.Signals(signum).name}): closing connections and flushing the replica.")
+                        stop.set()
+                        return
+
+            async def feed():
+                # testing and testnets: publish a log's items at a steady pace (the bot driver)
+                while not node.address:
+                    await trio.sleep(0.05)
+                count = 0
+                for item in read_items(args.publish):
+                    if isinstance(item, LogDamage):
+                        say(f"Stopped publishing {args.publish}: {item.reason}")
+                        break
+                    await node.publish(item[2])
+                    count += 1
+                    if args.pace:
+                        await trio.sleep(args.pace)
+                say(f"Published {count} items of {args.publish}.")
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(signals)
+                if args.publish:
+                    nursery.start_soon(feed)
+                await node.run(ready=ready, stop=stop)
+                nursery.cancel_scope.cancel()
+
+        trio.run(main)
+        node.write_status()
+        say(f"Stopped; state {store.state_hash().hex()}")
+    return 0
+
+
 def _hex_arg(value: str, what: str) -> bytes:
     from consensus.errors import KleroError
 
@@ -470,6 +549,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="file to write: NAME.md or NAME.pdf")
     p.add_argument("--latest", action="store_true", help="the latest revision, not the one the assembly last decided on")
     p.set_defaults(func=cmd_document)
+
+    p = sub.add_parser("node", help="run a headless peer-to-peer node for a profile's assembly")
+    profile_arg(p)
+    p.add_argument("--passphrase-file", help="read the passphrase from this file (else $KLERO_PASSPHRASE, else ask)")
+    p.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default: any free port)")
+    p.add_argument("--bootstrap", action="append", metavar="ADDR", help="a peer's /ip4/.../tcp/.../p2p/... address (repeatable)")
+    p.add_argument("--observer", action="store_true", help="validate, store and relay, never publish legislative events")
+    p.add_argument("--join", metavar="LOG", help="start the replica from this log's charter if the profile has none")
+    p.add_argument("--publish", metavar="LOG", help="publish this log's items (testing and testnets)")
+    p.add_argument("--pace", type=float, default=0.0, help="seconds between published items (default 0)")
+    p.add_argument("--sync-interval", type=float, default=5.0, help="seconds between syncs with every peer (default 5)")
+    p.add_argument("--verbose", action="store_true", help="log connection and sync details")
+    p.set_defaults(func=cmd_node)
 
     beacon = sub.add_parser("beacon", help="verify, fetch or serve randomness beacon rounds")
     bsub = beacon.add_subparsers(dest="beacon_command", metavar="ACTION")

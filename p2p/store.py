@@ -70,6 +70,13 @@ def m004_legislative_records(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE records (id BLOB PRIMARY KEY)")
 
 
+@migrations()
+def m005_peers(db: sqlite_utils.Database) -> None:
+    # peer addresses a node learned (p2p/node.py); never libp2p's peerstore, which writes the
+    # host's private key beside them
+    db.execute("CREATE TABLE peers (address TEXT PRIMARY KEY, last_seen REAL NOT NULL)")
+
+
 class StoreError(KleroError):
     """The replica file cannot be used as asked."""
 

@@ -1,0 +1,369 @@
+"""A headless node: a libp2p host that replicates one assembly (issue 7, DESIGN.md §9).
+
+* **Host**: the peer id is the representative's own Ed25519 key (the libp2p key pair comes from
+  the signing key's seed); Noise security, Yamux multiplexing, TCP; one connection per peer
+  (else every dial waits ~250 ms, STACK.md).  No libp2p peerstore file is written (it would hold
+  the private key in clear); peer addresses are kept in the replica store's ``peers`` table.
+* **Gossip**: topics ``/klero/<assembly>/events/1`` and ``/klero/<assembly>/rounds/1``.  Message
+  ids are content hashes, so an event relayed by several peers is one message.  The validator
+  runs the item through the replica before gossipsub accepts or forwards it: an item the replica
+  rejects (bad signature, wrong assembly, oversized...) is refused, which penalises the sender's
+  score; duplicates are accepted quietly (the replica ignores them).  gossipsub's own spam limit,
+  which drops even our own publishes above 10/s, is off; the charter's per-author limits apply.
+* **Sync** (``p2p/sync.py``): on connect and every ``sync_interval`` seconds the node asks each
+  peer for what it lacks, in bounded frames, until a round teaches it nothing new.
+* **Status**: every second the node writes ``status.json`` next to its replica (state hash,
+  peers, counts, beacon round, lag) and logs a line every few seconds.
+
+Only this module imports libp2p (slow to import): the rest of ``p2p`` runs without it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import trio
+
+from consensus.errors import InvalidInput
+
+from . import sync
+from .store import ReplicaStore
+
+log = logging.getLogger("klero.node")
+
+#: how long a sync exchange with one peer may take before it is abandoned (it resumes next time)
+SYNC_TIMEOUT = 30.0
+
+
+@dataclass
+class NodeStats:
+    gossip_accepted: int = 0
+    gossip_refused: int = 0
+    synced_items: int = 0
+    sync_refused: int = 0
+    published: int = 0
+    refusals: dict[str, int] = field(default_factory=dict)
+
+
+def topics(assembly: bytes) -> tuple[str, str]:
+    a = assembly.hex()
+    return f"/klero/{a}/events/1", f"/klero/{a}/rounds/1"
+
+
+class Node:
+    def __init__(self, store: ReplicaStore, seed: bytes, *, port: int = 0, bootstrap: tuple[str, ...] = (),
+                 observer: bool = False, sync_interval: float = 5.0, status_path: Path | None = None,
+                 say: Callable[[str], None] = print):
+        self.store = store
+        self.seed = seed
+        self.port = port
+        self.bootstrap = tuple(bootstrap)
+        self.observer = observer
+        self.sync_interval = sync_interval
+        self.status_path = status_path
+        self.say = say
+        self.stats = NodeStats()
+        self.events_topic, self.rounds_topic = topics(store.assembly)
+        self.started = time.monotonic()
+        self.host = None
+        self.pubsub = None
+        self.address = ""
+        self._syncing: set = set()
+
+    # ------------------------------------------------------------------ building the host
+
+    def _make_host(self):
+        import multiaddr
+        from libp2p import new_host
+        from libp2p.crypto.ed25519 import create_new_key_pair as ed25519_key_pair
+        from libp2p.crypto.x25519 import create_new_key_pair as x25519_key_pair
+        from libp2p.network.config import ConnectionConfig
+        from libp2p.security.noise.transport import PROTOCOL_ID as NOISE, Transport as Noise
+        from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX, Yamux
+        from libp2p.transport.tcp.tcp import TCP
+
+        logging.getLogger("libp2p").setLevel(logging.CRITICAL)  # its warnings would bypass our log
+        pair = ed25519_key_pair(self.seed)
+        self._listen = [multiaddr.Multiaddr(f"/ip4/127.0.0.1/tcp/{self.port}")]
+        return new_host(
+            key_pair=pair,
+            sec_opt={NOISE: Noise(pair, noise_privkey=x25519_key_pair().private_key)},
+            muxer_opt={YAMUX: Yamux},
+            transports=[TCP()],
+            listen_addrs=self._listen,
+            connection_config=ConnectionConfig(max_connections_per_peer=1),
+        )
+
+    def _make_pubsub(self, host):
+        from libp2p.pubsub.gossipsub import PROTOCOL_ID as V10, PROTOCOL_ID_V11 as V11, GossipSub
+        from libp2p.pubsub.pubsub import Pubsub, get_content_addressed_msg_id
+        from libp2p.pubsub.score import ScoreParams, TopicScoreParams
+
+        score = ScoreParams(
+            # each refused message costs its forwarder 10 points (capped), decaying by 10 % a beat
+            p4_invalid_messages=TopicScoreParams(weight=10.0, cap=100.0, decay=0.9),
+            p5_behavior_penalty_weight=1.0,
+            p5_behavior_penalty_threshold=0.0,
+            publish_threshold=-50.0,  # below: we stop sending them what we publish
+            gossip_threshold=-20.0,  # below: no gossip to or from them
+            graylist_threshold=-80.0,  # below: everything from them is ignored
+            accept_px_threshold=10.0,
+        )
+        router = GossipSub(
+            protocols=[V11, V10], degree=6, degree_low=4, degree_high=12,
+            heartbeat_initial_delay=0.1, heartbeat_interval=1, time_to_live=60,
+            gossip_window=3, gossip_history=5,
+            spam_protection_enabled=False,  # STACK.md: it silently drops our own publishes
+            score_params=score,
+        )
+        limit = self.store.replica.limits.max_event_bytes + 4096
+        pubsub = Pubsub(host, router, strict_signing=True, msg_id_constructor=get_content_addressed_msg_id,
+                        max_inbound_rpc_size=max(limit, 1 << 20))
+        return pubsub, router
+
+    # ------------------------------------------------------------------ validation
+
+    def _accept(self, data: bytes, source: str, flush: bool = True) -> str | None:
+        """Run one item from the network through the replica: its status, or None if refused
+        (then it is neither stored nor relayed)."""
+        limit = self.store.replica.limits.max_event_bytes
+        if len(data) > limit:
+            self._refuse(source, "too_large")
+            return None
+        try:
+            outcome = self.store.add_item(data)
+        except InvalidInput as exc:
+            self._refuse(source, exc.rejection.code)
+            return None
+        if outcome.status == "rejected":
+            if outcome.rejection is not None and not outcome.rejection.fatal:
+                return "duplicate"  # e.g. the assembly's own charter: nothing wrong, nothing new
+            self._refuse(source, outcome.rejection.code if outcome.rejection else "rejected")
+            return None
+        if flush:
+            self.store.flush()
+        return outcome.status
+
+    def _refuse(self, source: str, code: str) -> None:
+        self.stats.refusals[code] = self.stats.refusals.get(code, 0) + 1
+        if source == "gossip":
+            self.stats.gossip_refused += 1
+        else:
+            self.stats.sync_refused += 1
+
+    def _validator(self, forwarder, msg) -> bool:
+        status = self._accept(bytes(msg.data), "gossip")
+        if status is not None and status != "duplicate":
+            self.stats.gossip_accepted += 1
+        return status is not None
+
+    # ------------------------------------------------------------------ publishing
+
+    async def publish(self, item: bytes) -> str:
+        """Add a signed event (or a beacon round) to the replica and gossip it; returns its status.
+        An observer relays beacon rounds but never publishes events."""
+        if self.observer and item[:1] != b"\x83":
+            raise PermissionError("An observer node never publishes events.")
+        outcome = self.store.add_item(item)
+        self.store.flush()
+        if outcome.status in ("applied", "pending", "equivocation", "invalid"):
+            topic = self.rounds_topic if item[:1] == b"\x83" else self.events_topic
+            await self.pubsub.publish(topic, item)
+            self.stats.published += 1
+        return outcome.status
+
+    # ------------------------------------------------------------------ sync
+
+    async def _serve_sync(self, stream) -> None:
+        try:
+            with trio.fail_after(SYNC_TIMEOUT):
+                request = sync.decode_request(await sync.read_frame(stream, sync.MAX_REQUEST))
+                for frame in sync.frames(sync.missing(self.store, request)):
+                    await sync.write_frame(stream, frame)
+            await stream.close()
+        except (InvalidInput, trio.TooSlowError, Exception) as exc:  # a peer's fault must not stop the node
+            log.debug("sync request refused: %s", exc)
+            with trio.CancelScope(shield=True):
+                try:
+                    await stream.reset()
+                except Exception:
+                    pass
+
+    async def sync_with(self, peer_id) -> int:
+        """Fetch what ``peer_id`` has and we lack, until it teaches nothing new (bounded)."""
+        if peer_id in self._syncing:
+            return 0
+        self._syncing.add(peer_id)
+        learned = 0
+        max_item = self.store.replica.limits.max_event_bytes
+        try:
+            for _ in range(1000):  # 1000 x 20,000 items: far beyond any assembly here
+                new = 0
+                stream = await self.host.new_stream(peer_id, [sync.PROTOCOL])
+                try:
+                    with trio.fail_after(SYNC_TIMEOUT):
+                        await sync.write_frame(stream, sync.request_for(self.store).encode())
+                        while True:
+                            items = sync.decode_frame(await sync.read_frame(stream, sync.MAX_FRAME), max_item)
+                            if not items:
+                                break
+                            for item in items:
+                                if self._accept(item, "sync", flush=False) not in (None, "duplicate"):
+                                    new += 1
+                            self.store.flush()
+                            await trio.sleep(0)
+                    await stream.close()
+                except BaseException:
+                    with trio.CancelScope(shield=True):
+                        try:
+                            await stream.reset()
+                        except Exception:
+                            pass
+                    raise
+                learned += new
+                if new == 0:  # duplicates teach nothing: the peer has nothing more for us
+                    break
+        except (InvalidInput, trio.TooSlowError, Exception) as exc:
+            log.info("sync with %s stopped: %s", str(peer_id)[-8:], exc)
+        finally:
+            self._syncing.discard(peer_id)
+        self.stats.synced_items += learned
+        return learned
+
+    # ------------------------------------------------------------------ peers
+
+    def known_addresses(self) -> list[str]:
+        rows = self.store.db.execute("SELECT address FROM peers ORDER BY last_seen DESC LIMIT 64").fetchall()
+        return [a for (a,) in rows]
+
+    def _remember(self, address: str) -> None:
+        self.store.db.execute(
+            "INSERT INTO peers VALUES (?, ?) ON CONFLICT (address) DO UPDATE SET last_seen = excluded.last_seen",
+            [address, time.time()],
+        )
+
+    async def connect(self, address: str) -> bool:
+        import multiaddr
+        from libp2p.peer.peerinfo import info_from_p2p_addr
+
+        try:
+            info = info_from_p2p_addr(multiaddr.Multiaddr(address))
+        except Exception:
+            self.say(f"Ignoring the peer address {address!r}: it must look like /ip4/HOST/tcp/PORT/p2p/PEER-ID.")
+            return False
+        if info.peer_id == self.host.get_id():
+            return False
+        try:
+            with trio.fail_after(10):
+                await self.host.connect(info)
+        except Exception as exc:
+            log.info("could not reach %s: %s", address, exc)
+            return False
+        self._remember(address)
+        return True
+
+    async def _keep_connected(self) -> None:
+        """Dial the bootstrap and remembered peers, again whenever we have none, and sync with
+        every peer on connect and every ``sync_interval`` seconds."""
+        synced: set = set()
+        last_full = 0.0
+        while True:
+            peers = set(self.host.get_connected_peers())
+            if len(peers) < 3:
+                for address in dict.fromkeys(self.bootstrap + tuple(self.known_addresses())):
+                    await self.connect(address)
+                peers = set(self.host.get_connected_peers())
+            now = time.monotonic()
+            due = peers - synced if now - last_full < self.sync_interval else peers
+            if now - last_full >= self.sync_interval:
+                last_full = now
+            for peer in due:
+                await self.sync_with(peer)
+            synced = peers
+            await trio.sleep(0.5)
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> dict:
+        r = self.store.replica
+        beacon = max(r.beacon) if r.beacon else 0
+        counts = self.store.counts()
+        return {
+            "peer_id": str(self.host.get_id()) if self.host else "",
+            "address": self.address,
+            "observer": self.observer,
+            "state_hash": self.store.state_hash().hex(),
+            "events": sum(v for k, v in counts.items() if k != "forks"),
+            "applied": counts.get("applied", 0),
+            "pending": counts.get("pending", 0),
+            "peers": len(self.host.get_connected_peers()) if self.host else 0,
+            "beacon_round": beacon,
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "gossip_accepted": self.stats.gossip_accepted,
+            "gossip_refused": self.stats.gossip_refused,
+            "synced_items": self.stats.synced_items,
+            "sync_refused": self.stats.sync_refused,
+            "published": self.stats.published,
+            "refusals": dict(sorted(self.stats.refusals.items())),
+            "pid": os.getpid(),
+        }
+
+    def write_status(self) -> None:
+        if self.status_path is None:
+            return
+        tmp = self.status_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.status(), indent=1))
+        os.replace(tmp, self.status_path)
+
+    async def _report(self) -> None:
+        last_line = 0.0
+        while True:
+            self.write_status()
+            if time.monotonic() - last_line >= 5:
+                last_line = time.monotonic()
+                s = self.status()
+                self.say(f"state {s['state_hash'][:16]}  events {s['events']} ({s['pending']} pending)  "
+                         f"peers {s['peers']}  beacon round {s['beacon_round']}  refused {s['gossip_refused'] + s['sync_refused']}")
+            await trio.sleep(1)
+
+    # ------------------------------------------------------------------ running
+
+    async def _read_topic(self, subscription) -> None:
+        async for _ in subscription:  # validation already stored it; read promptly (32-message queue)
+            pass
+
+    async def run(self, *, ready: Callable[["Node"], None] | None = None, stop: trio.Event | None = None) -> None:
+        """Run until ``stop`` is set or the task is cancelled; shuts down in order."""
+        from libp2p.tools.anyio_service import background_trio_service
+
+        self.host = self._make_host()
+        self.pubsub, router = self._make_pubsub(self.host)
+        self.host.set_stream_handler(sync.PROTOCOL, self._serve_sync)
+        async with self.host.run(self._listen):
+            try:
+                async with background_trio_service(self.pubsub), background_trio_service(router):
+                    await self.pubsub.wait_until_ready()
+                    for topic in (self.events_topic, self.rounds_topic):
+                        self.pubsub.set_topic_validator(topic, self._validator, is_async_validator=False)
+                    subs = [await self.pubsub.subscribe(t) for t in (self.events_topic, self.rounds_topic)]
+                    self.address = str(self.host.get_addrs()[0])
+                    async with trio.open_nursery() as nursery:
+                        for sub in subs:
+                            nursery.start_soon(self._read_topic, sub)
+                        nursery.start_soon(self._keep_connected)
+                        nursery.start_soon(self._report)
+                        self.write_status()
+                        if ready:
+                            ready(self)
+                        await (stop.wait() if stop is not None else trio.sleep_forever())
+                        nursery.cancel_scope.cancel()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self.host.close()
+                self.store.flush()
