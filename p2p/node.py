@@ -97,10 +97,19 @@ class Node:
             muxer_opt={YAMUX: Yamux},
             transports=[TCP()],
             listen_addrs=self._listen,
-            connection_config=ConnectionConfig(max_connections_per_peer=1),
+            # one connection per peer (else each dial waits ~250 ms); no auto-connector: it would
+            # redial every peer it ever saw, undoing our own choice of peers
+            connection_config=ConnectionConfig(max_connections_per_peer=1, min_connections=0, low_watermark=0),
         )
 
     def _make_pubsub(self, host):
+        import libp2p.pubsub.pubsub as pubsub_module
+        from libp2p.pubsub.rpc_queue import RpcQueue
+
+        # two hidden 32-deep queues drop messages silently (STACK.md): the subscription channel
+        # (read at subscribe time) and each peer's outbound queue (only its defaults can be set)
+        pubsub_module.SUBSCRIPTION_CHANNEL_SIZE = 1024
+        RpcQueue.__init__.__defaults__ = (1024, 1 << 20)
         from libp2p.pubsub.gossipsub import PROTOCOL_ID as V10, PROTOCOL_ID_V11 as V11, GossipSub
         from libp2p.pubsub.pubsub import Pubsub, get_content_addressed_msg_id
         from libp2p.pubsub.score import ScoreParams, TopicScoreParams
@@ -174,6 +183,11 @@ class Node:
         self.store.flush()
         if outcome.status in ("applied", "pending", "equivocation", "invalid"):
             topic = self.rounds_topic if item[:1] == b"\x83" else self.events_topic
+            # back-pressure: a full outbound queue would drop the message silently
+            for _ in range(5000):
+                if all(len(q) < 512 for q in list(self.pubsub.peer_queues.values())):
+                    break
+                await trio.sleep(0.002)
             await self.pubsub.publish(topic, item)
             self.stats.published += 1
         return outcome.status
@@ -257,8 +271,10 @@ class Node:
         except Exception:
             self.say(f"Ignoring the peer address {address!r}: it must look like /ip4/HOST/tcp/PORT/p2p/PEER-ID.")
             return False
-        if info.peer_id == self.host.get_id():
+        if info.peer_id == self.host.get_id() or info.peer_id in self.host.get_connected_peers():
             return False
+        network = self.host.get_network()
+        network.unblock_peer(info.peer_id)  # else a peer that was down stays refused for 60 s
         try:
             with trio.fail_after(10):
                 await self.host.connect(info)
@@ -366,4 +382,5 @@ class Node:
             finally:
                 with trio.CancelScope(shield=True):
                     await self.host.close()
+                self.pubsub.seen_messages.stop()  # else its cleanup thread outlives the node
                 self.store.flush()

@@ -1,0 +1,77 @@
+"""Replication over libp2p with real `klero node` processes on 127.0.0.1 (issue 7)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from netharness import Net
+
+VECTORS = Path(__file__).resolve().parent / "vectors"
+LOG = VECTORS / "demo-run.log"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def net(tmp_path):
+    n = Net(tmp_path / "home")
+    yield n
+    n.close()
+
+
+@pytest.fixture(scope="module")
+def expected():
+    """The state hash `klero verify` computes for the log the nodes will replicate."""
+    n = Net(Path("/nonexistent"))
+    done = n.klero("verify", LOG, "--json")
+    return json.loads(done.stdout)["state_hash"]
+
+
+def test_a_published_log_reaches_every_node_of_a_line_and_all_agree_with_verify(net, expected):
+    a = net.start("a", "--join", LOG, "--publish", LOG, "--pace", "0.002")
+    b = net.start("b", "--join", LOG, "--bootstrap", a)
+    c = net.start("c", "--join", LOG, "--bootstrap", b)  # a line: c hears a only through b
+    net.start("d", "--join", LOG, "--bootstrap", c, "--observer")
+    final = net.wait_for("abcd", lambda s: s["state_hash"] == expected, 120, "every node to reach the log's state")
+    assert all(s["refusals"] == {} for s in final.values()), final
+    assert final["d"]["observer"] and final["d"]["published"] == 0
+    for name in "abcd":
+        assert net.stop(name) == 0
+        assert "Stopped; state " + expected in net.output(name)
+
+
+def test_a_node_killed_mid_stream_catches_up_after_restart(net, expected):
+    a = net.start("a", "--join", LOG, "--publish", LOG, "--pace", "0.01")
+    net.start("b", "--join", LOG, "--bootstrap", a)
+    net.start("c", "--join", LOG, "--bootstrap", a)
+    net.wait_for("c", lambda s: s["events"] > 100, 60, "c to store some events")
+    net.kill("c")  # SIGKILL, mid-stream
+    net.wait_for("ab", lambda s: s["state_hash"] == expected, 120, "the others to finish")
+    net.start("c", "--bootstrap", a)  # same profile, same replica file
+    net.wait_for("abc", lambda s: s["state_hash"] == expected, 60, "the restarted node to catch up")
+
+
+def test_a_partition_heals(net, tmp_path, expected):
+    """Two halves publish different parts of one log without reaching each other; a node
+    restarted with a link across the partition heals it and everyone converges."""
+    from p2p.logfile import read_items, write_log
+
+    items = [i[2] for i in read_items(LOG)]
+    half = len(items) // 2
+    write_log(tmp_path / "first.log", items[:half])
+    write_log(tmp_path / "second.log", items[:1] + items[half:])
+    a = net.start("a", "--join", LOG, "--publish", tmp_path / "first.log")
+    net.start("b", "--join", LOG, "--bootstrap", a)
+    c = net.start("c", "--join", LOG, "--publish", tmp_path / "second.log")
+    net.start("d", "--join", LOG, "--bootstrap", c)
+    split = net.wait_for("abcd", lambda s: s["published"] > 0 or s["events"] > 1, 60, "both halves to publish")
+    net.wait_for("ab", lambda s: s["state_hash"] == net.status("a")["state_hash"], 60, "the first half to agree")
+    assert net.status("a")["state_hash"] != net.status("c")["state_hash"] and split
+    net.stop("d")
+    net.start("d", "--bootstrap", c, "--bootstrap", a)  # the healing link
+    net.wait_for("abcd", lambda s: s["state_hash"] == expected, 120, "the healed network to converge")
