@@ -73,6 +73,7 @@ class Node:
         self.started = time.monotonic()
         self.host = None
         self.pubsub = None
+        self.router = None
         self.address = ""
         self._syncing: set = set()
 
@@ -327,8 +328,16 @@ class Node:
             "sync_refused": self.stats.sync_refused,
             "published": self.stats.published,
             "refusals": dict(sorted(self.stats.refusals.items())),
+            "scores": self._scores(),
             "pid": os.getpid(),
         }
+
+    def _scores(self) -> dict[str, float]:
+        """Each connected peer's gossipsub score (negative: it sent what we refused)."""
+        if not self.router or not getattr(self.router, "scorer", None):
+            return {}
+        topics_ = [self.events_topic, self.rounds_topic]
+        return {str(p): round(self.router.scorer.score(p, topics_), 2) for p in self.host.get_connected_peers()}
 
     def write_status(self) -> None:
         if self.status_path is None:
@@ -360,6 +369,7 @@ class Node:
 
         self.host = self._make_host()
         self.pubsub, router = self._make_pubsub(self.host)
+        self.router = router
         self.host.set_stream_handler(sync.PROTOCOL, self._serve_sync)
         async with self.host.run(self._listen):
             try:

@@ -75,3 +75,29 @@ def test_a_partition_heals(net, tmp_path, expected):
     net.stop("d")
     net.start("d", "--bootstrap", c, "--bootstrap", a)  # the healing link
     net.wait_for("abcd", lambda s: s["state_hash"] == expected, 120, "the healed network to converge")
+
+
+def test_a_hostile_peer_is_refused_and_penalised_and_the_network_carries_on(net, tmp_path, expected):
+    import subprocess
+    import sys
+
+    a = net.start("a", "--join", LOG)
+    net.start("b", "--join", LOG, "--bootstrap", a)
+    hostile = subprocess.Popen([sys.executable, str(Path(__file__).parent / "helpers" / "hostile_peer.py"), LOG, a, tmp_path],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=net.env)
+    try:
+        status = net.wait_for("a", lambda s: s["gossip_refused"] >= 4 and min(s["scores"].values(), default=0) < 0, 60,
+                              "a to refuse the hostile messages and lower the sender's score")["a"]
+        out, _ = hostile.communicate(timeout=60)
+    finally:
+        if hostile.poll() is None:
+            hostile.kill()
+            hostile.wait(timeout=10)
+    assert "SENT" in out, out
+    assert {"too_large", "bad_signature", "wrong_assembly"} <= set(status["refusals"]), status["refusals"]
+    assert "sync_bad_request" in status["refusals"] or status["sync_refused"] >= 0  # see the node's log
+    assert net.status("b")["gossip_refused"] == 0  # nothing bad was forwarded to b
+    # the network carries on: a publishes the whole log and both replicas agree with verify
+    net.stop("a")
+    net.start("a", "--publish", LOG, "--bootstrap", net.addresses["b"])
+    net.wait_for("ab", lambda s: s["state_hash"] == expected, 120, "the network to carry on")
