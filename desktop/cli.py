@@ -367,11 +367,16 @@ def cmd_node(args) -> int:
                 # testing and testnets: publish a log's items at a steady pace (the bot driver)
                 while not node.address:
                     await trio.sleep(0.05)
+                from p2p.testnet import item_round
+
                 count = 0
                 for item in read_items(args.publish):
                     if isinstance(item, LogDamage):
                         say(f"Stopped publishing {args.publish}: {item.reason}")
                         break
+                    if args.start_at is not None:  # each item when the beacon reaches its round
+                        due = args.start_at + (item_round(item[2]) - args.round_zero) * args.round_seconds
+                        await trio.sleep(max(0.0, due - time.time()))
                     await node.publish(item[2])
                     count += 1
                     if args.pace:
@@ -389,6 +394,77 @@ def cmd_node(args) -> int:
         node.write_status()
         say(f"Stopped; state {store.state_hash().hex()}")
     return 0
+
+
+def _testnet_behaviour(args):
+    from p2p.bots import Behaviour
+
+    shares = {"absent": args.absent, "late": args.late, "equivocating": args.equivocating, "unauthorised": args.unauthorised}
+    if any(not 0 <= v <= 1 for v in shares.values()) or sum(shares.values()) > 1:
+        raise SystemExit("--absent, --late, --equivocating and --unauthorised are shares from 0 to 1, together at most 1.")
+    return Behaviour(**shares)
+
+
+def _print_testnet(rows, expected: str) -> None:
+    print(f"{'node':8} {'run':4} {'peers':>5} {'events':>7} {'round':>6} {'lag':>4} {'published':>10} {'cycles':>6}  state")
+    for r in rows:
+        mark = "= plan" if r["state_hash"] == expected else ""
+        print(f"{r['name']:8} {'yes' if r['running'] else 'no':4} {r['peers']:>5} {r['events']:>7} {r['beacon_round']:>6} "
+              f"{r['lag_rounds']:>4} {r['published']:>5}/{r['planned']:<4} {r['cycles_decided'] if r['cycles_decided'] is not None else '-':>6}  "
+              f"{r['state_hash'][:16]} {mark}")
+
+
+def cmd_testnet(args) -> int:
+    from p2p.testnet import Testnet
+
+    net = Testnet(args.dir)
+    if args.action == "up":
+        net.up(nodes=args.nodes, reps=args.reps, charter=args.charter, cycles=args.cycles, seed=args.seed,
+               round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args))
+        print(f"Watch it with: klero testnet status --dir {args.dir}")
+        return 0
+    if args.action == "status":
+        info = net.info()
+        rows = net.status()
+        if args.json:
+            print(json.dumps({"expected_state_hash": info["expected_state_hash"], "nodes": rows}, indent=2))
+        else:
+            _print_testnet(rows, info["expected_state_hash"])
+        return 0
+    if args.action == "down":
+        rows = net.down()
+        if not args.json:
+            _print_testnet(rows, net.info()["expected_state_hash"])
+        return 0
+    # run: up, wait, down, summary
+    say = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    started = time.time()
+    info = net.up(nodes=args.nodes, reps=args.reps, charter=args.charter, cycles=args.cycles, seed=args.seed,
+                  round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args), say=say)
+    planned_s = (info["last_round"] - info["round_zero"] + 1) * info["round_seconds"]
+    ok = False
+    try:
+        ok = net.wait(timeout=args.timeout or planned_s + 120, say=say)
+        converged = time.time()
+    finally:
+        rows = net.down(say=say)
+    summary = {
+        "converged": ok,
+        "expected_state_hash": info["expected_state_hash"],
+        "nodes": {r["name"]: {"state_hash": r["state_hash"], "events": r["events"], "refused": r["refused"],
+                              "published": r["published"], "planned": r["planned"]} for r in rows},
+        "outcomes": info["expected"],
+        "timings": {"planned_s": round(planned_s, 1), "until_converged_s": round(converged - info["start_at"], 1),
+                    "total_s": round(time.time() - started, 1)},
+        "dir": str(args.dir),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_testnet(rows, info["expected_state_hash"])
+        print(("Every node reached the plan's state" if ok else "The nodes did NOT all reach the plan's state")
+              + f" ({summary['timings']['until_converged_s']} s after the first round was due).")
+    return 0 if ok else 1
 
 
 def _hex_arg(value: str, what: str) -> bytes:
@@ -559,9 +635,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--join", metavar="LOG", help="start the replica from this log's charter if the profile has none")
     p.add_argument("--publish", metavar="LOG", help="publish this log's items (testing and testnets)")
     p.add_argument("--pace", type=float, default=0.0, help="seconds between published items (default 0)")
+    p.add_argument("--start-at", type=float, help="with --publish: Unix time at which --round-zero is due; each item is "
+                   "published when the beacon reaches the round it names (testnets)")
+    p.add_argument("--round-zero", type=int, default=0, help="the round due at --start-at")
+    p.add_argument("--round-seconds", type=float, default=1.0, help="seconds per beacon round for --start-at (default 1)")
     p.add_argument("--sync-interval", type=float, default=5.0, help="seconds between syncs with every peer (default 5)")
     p.add_argument("--verbose", action="store_true", help="log connection and sync details")
     p.set_defaults(func=cmd_node)
+
+    testnet = sub.add_parser("testnet", help="run a local network of node processes with bot representatives")
+    tsub = testnet.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (("up", "start the nodes and the bots"), ("run", "start, run the cycles, stop, summarise"),
+                         ("status", "show each node's state hash, peers, lag and progress"),
+                         ("down", "stop every node (logs and replicas are kept)")):
+        t = tsub.add_parser(action, help=text)
+        t.add_argument("--dir", default="testnet", help="folder of the testnet (default ./testnet)")
+        t.add_argument("--json", action="store_true", help="machine-readable output")
+        if action in ("up", "run"):
+            t.add_argument("--nodes", type=int, default=5, help="node processes (default 5)")
+            t.add_argument("--reps", type=int, default=25, help="bot representatives spread over the nodes (default 25)")
+            t.add_argument("--charter", default="testnet", help="charter template (default testnet)")
+            t.add_argument("--cycles", type=int, default=4, help="legislative cycles (default 4: every stage and a plenary)")
+            t.add_argument("--seed", type=int, default=1, help="seed of the bots and the dev beacon")
+            t.add_argument("--round-seconds", type=float, help="seconds per beacon round (default: the charter's period)")
+            for share in ("absent", "late", "equivocating", "unauthorised"):
+                t.add_argument(f"--{share}", type=float, default=0.0, help=f"share of {share} bots (default 0)")
+        if action == "run":
+            t.add_argument("--timeout", type=float, help="seconds to wait for convergence (default: the run's length + 2 min)")
+        t.set_defaults(func=cmd_testnet)
 
     beacon = sub.add_parser("beacon", help="verify, fetch or serve randomness beacon rounds")
     bsub = beacon.add_subparsers(dest="beacon_command", metavar="ACTION")

@@ -76,6 +76,7 @@ class Node:
         self.router = None
         self.address = ""
         self._syncing: set = set()
+        self._legislature: dict = {}
 
     # ------------------------------------------------------------------ building the host
 
@@ -329,6 +330,7 @@ class Node:
             "published": self.stats.published,
             "refusals": dict(sorted(self.stats.refusals.items())),
             "scores": self._scores(),
+            **self._legislature,
             "pid": os.getpid(),
         }
 
@@ -338,6 +340,21 @@ class Node:
             return {}
         topics_ = [self.events_topic, self.rounds_topic]
         return {str(p): round(self.router.scorer.score(p, topics_), 2) for p in self.host.get_connected_peers()}
+
+    def _evaluate(self) -> None:
+        """Where the legislature stands, for the status file (pure and fast at testnet scale)."""
+        from consensus.legislature import Legislature
+
+        r = self.store.replica
+        try:
+            result = Legislature(r.charter, r.charter_event.round).evaluate(r.records, r.beacon)
+        except Exception as exc:  # a status line must never stop the node
+            log.warning("could not evaluate the legislature: %s", exc)
+            return
+        statuses: dict[str, int] = {}
+        for p in result.proposals.values():
+            statuses[p.status] = statuses.get(p.status, 0) + 1
+        self._legislature = {"cycles_decided": result.cycles, "proposals": dict(sorted(statuses.items()))}
 
     def write_status(self) -> None:
         if self.status_path is None:
@@ -352,6 +369,7 @@ class Node:
             self.write_status()
             if time.monotonic() - last_line >= 5:
                 last_line = time.monotonic()
+                self._evaluate()
                 s = self.status()
                 self.say(f"state {s['state_hash'][:16]}  events {s['events']} ({s['pending']} pending)  "
                          f"peers {s['peers']}  beacon round {s['beacon_round']}  refused {s['gossip_refused'] + s['sync_refused']}")
