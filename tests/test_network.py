@@ -101,3 +101,24 @@ def test_a_hostile_peer_is_refused_and_penalised_and_the_network_carries_on(net,
     net.stop("a")
     net.start("a", "--publish", LOG, "--bootstrap", net.addresses["b"])
     net.wait_for("ab", lambda s: s["state_hash"] == expected, 120, "the network to carry on")
+
+
+def test_a_late_observer_catches_up_with_100000_events(net, tmp_path):
+    import time
+
+    from p2p.logfile import write_log
+    from p2p.simulate import Simulation
+
+    log = tmp_path / "big.log"
+    write_log(log, Simulation(seed=42, reps=200, events_per_round=50).log(100_000))
+    net.profile("a")
+    imported = net.klero("import", "--profile", "a", log, timeout=600)
+    assert imported.returncode == 0, imported.stderr
+    expected = imported.stdout.split("State hash: ")[1].strip()
+    a = net.start("a")
+    started = time.monotonic()
+    net.start("late", "--join", log, "--bootstrap", a, "--observer")
+    status = net.wait_for(["late"], lambda s: s["state_hash"] == expected, 300, "the late observer to catch up")["late"]
+    elapsed = time.monotonic() - started
+    assert status["events"] >= 100_000 and status["refusals"] == {}
+    print(f"late joiner: {status['events']} events in {elapsed:.1f} s ({status['events'] / elapsed:.0f} events/s)")
