@@ -346,7 +346,8 @@ def cmd_node(args) -> int:
         return 2
     with ReplicaStore(p.replica_path) as store:
         node = Node(store, bytes(key), port=args.port, bootstrap=tuple(args.bootstrap or ()), observer=args.observer,
-                    sync_interval=args.sync_interval, status_path=p.path / "node-status.json", say=say)
+                    sync_interval=args.sync_interval, status_path=p.path / "node-status.json", say=say,
+                    trace=Path(args.trace) if args.trace else None)
 
         async def main() -> None:
             stop = trio.Event()
@@ -641,6 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--round-seconds", type=float, default=1.0, help="seconds per beacon round for --start-at (default 1)")
     p.add_argument("--sync-interval", type=float, default=5.0, help="seconds between syncs with every peer (default 5)")
     p.add_argument("--verbose", action="store_true", help="log connection and sync details")
+    p.add_argument("--trace", metavar="FILE", help="append the arrival time of every new item to FILE (benchmarks)")
     p.set_defaults(func=cmd_node)
 
     testnet = sub.add_parser("testnet", help="run a local network of node processes with bot representatives")

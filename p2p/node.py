@@ -51,6 +51,19 @@ class NodeStats:
     refusals: dict[str, int] = field(default_factory=dict)
 
 
+def _rss_mib() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def topics(assembly: bytes) -> tuple[str, str]:
     a = assembly.hex()
     return f"/klero/{a}/events/1", f"/klero/{a}/rounds/1"
@@ -59,7 +72,7 @@ def topics(assembly: bytes) -> tuple[str, str]:
 class Node:
     def __init__(self, store: ReplicaStore, seed: bytes, *, port: int = 0, bootstrap: tuple[str, ...] = (),
                  observer: bool = False, sync_interval: float = 5.0, status_path: Path | None = None,
-                 say: Callable[[str], None] = print):
+                 say: Callable[[str], None] = print, trace: Path | None = None):
         self.store = store
         self.seed = seed
         self.port = port
@@ -69,6 +82,8 @@ class Node:
         self.status_path = status_path
         self.say = say
         self.stats = NodeStats()
+        # benchmarks: one line "<sha256 of the item> <unix time>" per item new to this node
+        self._trace = open(trace, "a", buffering=1) if trace else None
         self.events_topic, self.rounds_topic = topics(store.assembly)
         self.started = time.monotonic()
         self.host = None
@@ -159,7 +174,14 @@ class Node:
             return None
         if flush:
             self.store.flush()
+        if self._trace is not None and outcome.status != "duplicate":
+            self._trace_item(data)
         return outcome.status
+
+    def _trace_item(self, data: bytes) -> None:
+        import hashlib
+
+        self._trace.write(f"{hashlib.sha256(data).hexdigest()[:16]} {time.time():.6f}\n")
 
     def _refuse(self, source: str, code: str) -> None:
         self.stats.refusals[code] = self.stats.refusals.get(code, 0) + 1
@@ -183,6 +205,8 @@ class Node:
             raise PermissionError("An observer node never publishes events.")
         outcome = self.store.add_item(item)
         self.store.flush()
+        if self._trace is not None:
+            self._trace_item(item)
         if outcome.status in ("applied", "pending", "equivocation", "invalid"):
             topic = self.rounds_topic if item[:1] == b"\x83" else self.events_topic
             # back-pressure: a full outbound queue would drop the message silently
@@ -332,6 +356,7 @@ class Node:
             "scores": self._scores(),
             **self._legislature,
             "pid": os.getpid(),
+            "rss_mib": _rss_mib(),
         }
 
     def _scores(self) -> dict[str, float]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 
 import pytest
 from hypothesis import settings
+
+# real Qt widgets, headless (brief: QT_QPA_PLATFORM=offscreen), unless a display is asked for
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 settings.register_profile("default", deadline=None)
 settings.load_profile("default")
