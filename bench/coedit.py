@@ -55,13 +55,13 @@ def verify_baseline(n: int = 2000) -> float:
 WORDS = "the council shall may not publish within days notice of each every public hearing".split()
 
 
-def one_edit(rng: random.Random, text: str) -> tuple[int, int, str]:
-    """Type a few words, delete a few, or replace one: somewhere in the text."""
-    pos = rng.randrange(len(text) + 1)
+def one_edit(rng: random.Random, length: int) -> tuple[int, int, str]:
+    """Type a few words, delete a few characters, or replace them: somewhere in the text."""
+    pos = rng.randrange(length + 1)
     roll = rng.random()
-    if roll < 0.5 or len(text) < 20:
+    if roll < 0.5 or length < 20:
         return pos, 0, " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 3))) + " "
-    cut = min(rng.randint(1, 12), len(text) - pos)
+    cut = min(rng.randint(1, 12), length - pos)
     return pos, cut, "" if roll < 0.75 else rng.choice(WORDS)
 
 
@@ -100,7 +100,7 @@ def main() -> None:
     for step, m in enumerate(order, 1):
         doc = members[m]
         t = time.perf_counter()
-        change = doc.edit("body", [one_edit(rng, doc.text("body"))])
+        change = doc.edit("body", [one_edit(rng, doc.length("body"))])
         edit_times.append(time.perf_counter() - t)
         outbox[m].append(change.bytes)
         log.append(change.bytes)
@@ -119,10 +119,12 @@ def main() -> None:
         if time.perf_counter() > next_report:
             print(f"  ... {step} of {total} edits", file=sys.stderr, flush=True)
             next_report = time.perf_counter() + 10
+    print("  merging every change into a new document ...", file=sys.stderr, flush=True)
     t = time.perf_counter()
     merged, waiting = ProposalDocument.from_changes(log)
     merge_s = time.perf_counter() - t
     assert not waiting and merged.heads() == reader.heads()
+    print("  every member applies what it lacks ...", file=sys.stderr, flush=True)
     for doc in members:  # everyone converges on the reader's text
         doc.apply(log)
     assert all(doc.text("body") == reader.text("body") for doc in members)
@@ -131,6 +133,7 @@ def main() -> None:
         t = time.perf_counter()
         reader.text("body", rev)
         reads.append(time.perf_counter() - t)
+    print("  reading old revisions and diffing the first against the last ...", file=sys.stderr, flush=True)
     t = time.perf_counter()
     runs = diff(reader, "body", revisions[0], reader.heads())
     diff_s = time.perf_counter() - t

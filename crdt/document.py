@@ -374,6 +374,10 @@ class ProposalDocument:
         """The current revision: sorted change hashes."""
         return tuple(sorted(self.doc.get_heads()))
 
+    def length(self, field: str) -> int:
+        """Characters in ``field`` now (without building the text)."""
+        return self.doc.length(self._obj(field))
+
     def text(self, field: str, revision: tuple[bytes, ...] | None = None) -> str:
         obj = self._obj(field)
         if revision is None:
