@@ -347,7 +347,7 @@ def cmd_node(args) -> int:
     with ReplicaStore(p.replica_path) as store:
         node = Node(store, bytes(key), port=args.port, bootstrap=tuple(args.bootstrap or ()), observer=args.observer,
                     sync_interval=args.sync_interval, status_path=p.path / "node-status.json", say=say,
-                    trace=Path(args.trace) if args.trace else None)
+                    trace=Path(args.trace) if args.trace else None, beacon_relays=tuple(args.beacon_relay or ()))
 
         async def main() -> None:
             stop = trio.Event()
@@ -642,6 +642,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--round-seconds", type=float, default=1.0, help="seconds per beacon round for --start-at (default 1)")
     p.add_argument("--sync-interval", type=float, default=5.0, help="seconds between syncs with every peer (default 5)")
     p.add_argument("--verbose", action="store_true", help="log connection and sync details")
+    p.add_argument("--beacon-relay", action="append", metavar="URL",
+                   help="a drand HTTP relay of the assembly's beacon (repeatable): fetch each round and gossip it")
     p.add_argument("--trace", metavar="FILE", help="append the arrival time of every new item to FILE (benchmarks)")
     p.set_defaults(func=cmd_node)
 

@@ -72,7 +72,7 @@ def topics(assembly: bytes) -> tuple[str, str]:
 class Node:
     def __init__(self, store: ReplicaStore, seed: bytes, *, port: int = 0, bootstrap: tuple[str, ...] = (),
                  observer: bool = False, sync_interval: float = 5.0, status_path: Path | None = None,
-                 say: Callable[[str], None] = print, trace: Path | None = None):
+                 say: Callable[[str], None] = print, trace: Path | None = None, beacon_relays: tuple[str, ...] = ()):
         self.store = store
         self.seed = seed
         self.port = port
@@ -90,6 +90,8 @@ class Node:
         self.pubsub = None
         self.router = None
         self.address = ""
+        self.beacon_relays = tuple(beacon_relays)
+        self.beacon_problem = ""
         self._syncing: set = set()
         self._legislature: dict = {}
 
@@ -276,6 +278,44 @@ class Node:
         self.stats.synced_items += learned
         return learned
 
+    # ------------------------------------------------------------------ beacon
+
+    async def _follow_beacon(self) -> None:
+        """Fetch the latest round from the relays once a period, verify it through the replica
+        and gossip it when it is new to us, so peers without relay access get it too."""
+        from consensus.beacon import encode_round
+
+        from .beacon import BeaconError, HttpRelay
+
+        chain = self.store.replica.charter.beacon
+        relay = HttpRelay(chain, list(self.beacon_relays), timeout=3.0, retries=1, backoff=0.2)
+        period = max(chain.period_ms / 1000, 0.2)
+        while True:
+            try:
+                rnd = await trio.to_thread.run_sync(relay.fetch, abandon_on_cancel=True)
+            except BeaconError as exc:
+                if self.beacon_problem != exc.message:
+                    self.say(f"Beacon relays unreachable or wrong: {exc.message}")
+                self.beacon_problem = exc.message
+            else:
+                self.beacon_problem = ""
+                item = encode_round(rnd)
+                if self._accept(item, "relay") not in (None, "duplicate"):
+                    await self.pubsub.publish(self.rounds_topic, item)
+            await trio.sleep(period)
+
+    def beacon(self) -> dict:
+        """The beacon as this node sees it: latest verified round, the round due now, stalled?"""
+        from consensus.beacon import beacon_status
+
+        r = self.store.replica
+        latest = max(r.beacon) if r.beacon else 0
+        status = beacon_status(r.charter.beacon, latest, time.time())
+        out = {"round": latest, "expected": status.expected_round, "stalled": status.stalled, "sentence": status.sentence()}
+        if self.beacon_problem:
+            out["relay_problem"] = self.beacon_problem
+        return out
+
     # ------------------------------------------------------------------ peers
 
     def known_addresses(self) -> list[str]:
@@ -346,6 +386,7 @@ class Node:
             "pending": counts.get("pending", 0),
             "peers": len(self.host.get_connected_peers()) if self.host else 0,
             "beacon_round": beacon,
+            "beacon": self.beacon(),
             "uptime_s": round(time.monotonic() - self.started, 1),
             "gossip_accepted": self.stats.gossip_accepted,
             "gossip_refused": self.stats.gossip_refused,
@@ -396,8 +437,11 @@ class Node:
                 last_line = time.monotonic()
                 self._evaluate()
                 s = self.status()
+                beacon = s["beacon"]
+                lag = beacon["expected"] - beacon["round"]
                 self.say(f"state {s['state_hash'][:16]}  events {s['events']} ({s['pending']} pending)  "
-                         f"peers {s['peers']}  beacon round {s['beacon_round']}  refused {s['gossip_refused'] + s['sync_refused']}")
+                         f"peers {s['peers']}  beacon round {beacon['round']}" + (f" (STALLED, {lag} behind)" if beacon["stalled"] else "")
+                         + f"  refused {s['gossip_refused'] + s['sync_refused']}")
             await trio.sleep(1)
 
     # ------------------------------------------------------------------ running
@@ -426,6 +470,8 @@ class Node:
                         for sub in subs:
                             nursery.start_soon(self._read_topic, sub)
                         nursery.start_soon(self._keep_connected)
+                        if self.beacon_relays:
+                            nursery.start_soon(self._follow_beacon)
                         nursery.start_soon(self._report)
                         self.write_status()
                         if ready:

@@ -122,3 +122,35 @@ def test_a_late_observer_catches_up_with_100000_events(net, tmp_path):
     elapsed = time.monotonic() - started
     assert status["events"] >= 100_000 and status["refusals"] == {}
     print(f"late joiner: {status['events']} events in {elapsed:.1f} s ({status['events'] / elapsed:.0f} events/s)")
+
+
+def test_a_node_follows_the_beacon_relay_and_gossips_rounds_to_peers_without_one(net):
+    """Node a fetches rounds from the assembly's (dev) beacon over drand's HTTP API and gossips
+    them; node b has no relay and still sees the beacon live; a relay that is down is reported."""
+    import time
+
+    from p2p.beacon import serve
+    from p2p.bots import seeded_dev_beacon
+    from p2p.documents import replay_log
+
+    chain = replay_log(LOG).charter.beacon
+    beacon = seeded_dev_beacon(11, chain.period_ms)
+    assert beacon.chain.hash == chain.hash, "the golden demo log's beacon is the seed-11 dev beacon"
+    server = serve(beacon)
+    try:
+        url = "http://127.0.0.1:%d" % server.server_address[1]
+        a = net.start("a", "--join", LOG, "--beacon-relay", url)
+        net.start("b", "--join", LOG, "--bootstrap", a)
+        net.start("c", "--join", LOG, "--bootstrap", a, "--beacon-relay", "http://127.0.0.1:9")  # nothing listens there
+
+        def live(s):
+            return s["beacon"]["round"] >= chain.round_at(time.time()) - 3 and not s["beacon"]["stalled"]
+
+        net.wait_for("ab", live, 60, "both nodes to see the beacon live")
+        c = net.wait_for("c", lambda s: "relay_problem" in s["beacon"] and live(s), 60, "c to report its relay and still follow")["c"]
+        assert "No relay gave a valid round" in c["beacon"]["relay_problem"]
+        first = net.status("b")["beacon"]["round"]
+        net.wait_for("b", lambda s: s["beacon"]["round"] >= first + 2, 30, "new rounds to keep arriving")
+    finally:
+        server.shutdown()
+        server.server_close()
