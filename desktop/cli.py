@@ -314,15 +314,14 @@ def cmd_document(args) -> int:
 
 def cmd_node(args) -> int:
     import logging
-    import signal
-
-    import trio
 
     from p2p import profile
     from p2p.audit import _leading_charter, find_charters
-    from p2p.logfile import LogDamage, read_items
     from p2p.store import ReplicaStore
 
+    if args.observer and args.publish:
+        print("An observer never publishes events: drop --observer or --publish.", file=sys.stderr)
+        return 2
     p = profile.existing(args.profile)
     key = profile.unlock(p, profile.read_passphrase(args.passphrase_file))
     if not p.replica_path.exists():
@@ -336,62 +335,18 @@ def cmd_node(args) -> int:
             return 2
         ReplicaStore.create(p.replica_path, charters[0]).close()
     logging.basicConfig(level=logging.WARNING if not args.verbose else logging.INFO, format="%(message)s")
-    from p2p.node import Node
+    from p2p.node import Node, run_headless
 
     def say(line: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
 
-    if args.observer and args.publish:
-        print("An observer never publishes events: drop --observer or --publish.", file=sys.stderr)
-        return 2
     with ReplicaStore(p.replica_path) as store:
         node = Node(store, bytes(key), port=args.port, bootstrap=tuple(args.bootstrap or ()), observer=args.observer,
                     sync_interval=args.sync_interval, status_path=p.path / "node-status.json", say=say,
-                    trace=Path(args.trace) if args.trace else None, beacon_relays=tuple(args.beacon_relay or ()))
+                    trace=Path(args.trace) if args.trace else None, beacon_relays=tuple(args.beacon_relay or ()), mdns=args.mdns)
 
-        async def main() -> None:
-            stop = trio.Event()
-
-            def ready(n):
-                say(f"Listening on {n.address}")
-                say(f"{'Observer' if n.observer else 'Representative'} node of {n.store.replica.charter.name!r}; "
-                    f"state {n.store.state_hash().hex()[:16]}; stop with Ctrl-C.")
-
-            async def signals():
-                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
-                    async for signum in received:
-                        say(f"Stopping ({signal.Signals(signum).name}): closing connections and flushing the replica.")
-                        stop.set()
-                        return
-
-            async def feed():
-                # testing and testnets: publish a log's items at a steady pace (the bot driver)
-                while not node.address:
-                    await trio.sleep(0.05)
-                from p2p.testnet import item_round
-
-                count = 0
-                for item in read_items(args.publish):
-                    if isinstance(item, LogDamage):
-                        say(f"Stopped publishing {args.publish}: {item.reason}")
-                        break
-                    if args.start_at is not None:  # each item when the beacon reaches its round
-                        due = args.start_at + (item_round(item[2]) - args.round_zero) * args.round_seconds
-                        await trio.sleep(max(0.0, due - time.time()))
-                    await node.publish(item[2])
-                    count += 1
-                    if args.pace:
-                        await trio.sleep(args.pace)
-                say(f"Published {count} items of {args.publish}.")
-
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(signals)
-                if args.publish:
-                    nursery.start_soon(feed)
-                await node.run(ready=ready, stop=stop)
-                nursery.cancel_scope.cancel()
-
-        trio.run(main)
+        run_headless(node, say, publish=args.publish, pace=args.pace,
+                     schedule=(args.start_at, args.round_zero, args.round_seconds) if args.start_at is not None else None)
         node.write_status()
         say(f"Stopped; state {store.state_hash().hex()}")
     return 0
@@ -642,6 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--round-seconds", type=float, default=1.0, help="seconds per beacon round for --start-at (default 1)")
     p.add_argument("--sync-interval", type=float, default=5.0, help="seconds between syncs with every peer (default 5)")
     p.add_argument("--verbose", action="store_true", help="log connection and sync details")
+    p.add_argument("--mdns", action="store_true", help="find peers on the local network with mDNS")
     p.add_argument("--beacon-relay", action="append", metavar="URL",
                    help="a drand HTTP relay of the assembly's beacon (repeatable): fetch each round and gossip it")
     p.add_argument("--trace", metavar="FILE", help="append the arrival time of every new item to FILE (benchmarks)")

@@ -72,7 +72,8 @@ def topics(assembly: bytes) -> tuple[str, str]:
 class Node:
     def __init__(self, store: ReplicaStore, seed: bytes, *, port: int = 0, bootstrap: tuple[str, ...] = (),
                  observer: bool = False, sync_interval: float = 5.0, status_path: Path | None = None,
-                 say: Callable[[str], None] = print, trace: Path | None = None, beacon_relays: tuple[str, ...] = ()):
+                 say: Callable[[str], None] = print, trace: Path | None = None, beacon_relays: tuple[str, ...] = (),
+                 mdns: bool = False):
         self.store = store
         self.seed = seed
         self.port = port
@@ -91,6 +92,8 @@ class Node:
         self.router = None
         self.address = ""
         self.beacon_relays = tuple(beacon_relays)
+        self.mdns = mdns
+        self._mdns_tried: dict = {}
         self.beacon_problem = ""
         self._syncing: set = set()
         self._legislature: dict = {}
@@ -116,6 +119,7 @@ class Node:
             muxer_opt={YAMUX: Yamux},
             transports=[TCP()],
             listen_addrs=self._listen,
+            enable_mDNS=self.mdns,  # LAN discovery: it only fills the peerstore; we dial ourselves
             # one connection per peer (else each dial waits ~250 ms); no auto-connector: it would
             # redial every peer it ever saw, undoing our own choice of peers
             connection_config=ConnectionConfig(max_connections_per_peer=1, min_connections=0, low_watermark=0),
@@ -350,6 +354,23 @@ class Node:
         self._remember(address)
         return True
 
+    async def _dial_discovered(self) -> None:
+        """Dial peers mDNS found on the LAN (at most once a minute each); peers of other
+        assemblies or other libp2p apps simply never answer our sync protocol."""
+        store = self.host.get_peerstore()
+        me = self.host.get_id()
+        connected = set(self.host.get_connected_peers())
+        for pid in store.peers_with_addrs():
+            if pid == me or pid in connected or time.monotonic() - self._mdns_tried.get(pid, -1e9) < 60:
+                continue
+            self._mdns_tried[pid] = time.monotonic()
+            addrs = [a for a in store.addrs(pid) if "/tcp/" in str(a)]
+            if not addrs:
+                continue
+            address = f"{addrs[0]}/p2p/{pid}" if "/p2p/" not in str(addrs[0]) else str(addrs[0])
+            if await self.connect(address):
+                self.say(f"Found a peer on the local network: {address}")
+
     async def _keep_connected(self) -> None:
         """Dial the bootstrap and remembered peers, again whenever we have none, and sync with
         every peer on connect and every ``sync_interval`` seconds."""
@@ -360,6 +381,8 @@ class Node:
             if len(peers) < 3:
                 for address in dict.fromkeys(self.bootstrap + tuple(self.known_addresses())):
                     await self.connect(address)
+                if self.mdns:
+                    await self._dial_discovered()
                 peers = set(self.host.get_connected_peers())
             now = time.monotonic()
             due = peers - synced if now - last_full < self.sync_interval else peers
@@ -483,3 +506,60 @@ class Node:
                     await self.host.close()
                 self.pubsub.seen_messages.stop()  # else its cleanup thread outlives the node
                 self.store.flush()
+
+
+def run_headless(node: Node, say: Callable[[str], None], *, publish: str | None = None, pace: float = 0.0,
+                 schedule: tuple[float, int, float] | None = None) -> None:
+    """Run ``node`` in this thread until SIGINT or SIGTERM (``klero node``).
+
+    ``publish``: a log whose items the node publishes (testing and testnets), one every ``pace``
+    seconds, or, with ``schedule = (start_at, round_zero, round_seconds)``, each when the beacon
+    reaches the round it names (round ``round_zero`` is due at Unix time ``start_at``).
+    """
+    import signal
+
+    from .logfile import LogDamage, read_items
+
+    async def main() -> None:
+        stop = trio.Event()
+
+        def ready(n: Node) -> None:
+            say(f"Listening on {n.address}")
+            say(f"{'Observer' if n.observer else 'Representative'} node of {n.store.replica.charter.name!r}; "
+                f"state {n.store.state_hash().hex()[:16]}; stop with Ctrl-C.")
+
+        async def signals() -> None:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+                async for signum in received:
+                    say(f"Stopping ({signal.Signals(signum).name}): closing connections and flushing the replica.")
+                    stop.set()
+                    return
+
+        async def feed() -> None:
+            from .testnet import item_round
+
+            while not node.address:
+                await trio.sleep(0.05)
+            count = 0
+            for item in read_items(publish):
+                if isinstance(item, LogDamage):
+                    say(f"Stopped publishing {publish}: {item.reason}")
+                    break
+                if schedule is not None:
+                    start_at, round_zero, round_seconds = schedule
+                    due = start_at + (item_round(item[2]) - round_zero) * round_seconds
+                    await trio.sleep(max(0.0, due - time.time()))
+                await node.publish(item[2])
+                count += 1
+                if pace:
+                    await trio.sleep(pace)
+            say(f"Published {count} items of {publish}.")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(signals)
+            if publish:
+                nursery.start_soon(feed)
+            await node.run(ready=ready, stop=stop)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)

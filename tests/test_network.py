@@ -154,3 +154,10 @@ def test_a_node_follows_the_beacon_relay_and_gossips_rounds_to_peers_without_one
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_two_nodes_find_each_other_on_the_local_network_with_mdns(net, expected):
+    net.start("a", "--join", LOG, "--mdns", "--publish", LOG)
+    net.start("b", "--join", LOG, "--mdns")  # no bootstrap address at all
+    net.wait_for("ab", lambda s: s["state_hash"] == expected, 90, "b to find a by mDNS and catch up")
+    assert "Found a peer on the local network" in net.output("a") + net.output("b")
