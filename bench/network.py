@@ -6,7 +6,12 @@ Usage: python bench/network.py [--nodes 20] [--pace 0.02] [--catchup 20000]
    k/2); node 0 publishes the golden demo log's ~1,170 items at one per ``--pace`` seconds; every
    node traces when each item first reaches it.  Reported: latency p50/p99/max over all
    (item, node) pairs, and the resident memory of each node process.
-2. Catch-up: a node holding ``--catchup`` events (imported from a log) and a late observer that
+2. Deadlines: a 5-node testnet (25 bots, 4 cycles, 0.25 s rounds) with traces; for every
+   deadline, on every node, the time from the arrival of the deadline's beacon round to the
+   arrival of the precommit that completes its commit certificate (a quorum).  The bots sign on
+   the plan's schedule, so this is what the network adds to an agreement decided within its
+   deadline round (bench/panel.py measures agreement rounds under loss and silence).
+3. Catch-up: a node holding ``--catchup`` events (imported from a log) and a late observer that
    joins it; reported: events/s of the catch-up, and its ratio to replaying the same log into an
    in-memory replica in this process (the local replay rate, same machine, same moment).
 
@@ -74,6 +79,49 @@ def propagation(net, home: Path, nodes: int, pace: float) -> None:
         net.stop(name)
 
 
+def deadlines(home: Path) -> None:
+    import hashlib
+    from collections import defaultdict
+
+    from consensus import cbor
+    from consensus.agreement import quorum_size
+    from p2p.logfile import read_items
+    from p2p.testnet import Testnet, item_round
+
+    net = Testnet(home / "testnet")
+    info = net.up(nodes=5, reps=25, cycles=4, round_seconds=0.25, trace=True, say=lambda line: None)
+    try:
+        assert net.wait(timeout=400, say=lambda line: None), "the testnet did not converge"
+    finally:
+        net.down(say=lambda line: None)
+    n = 7  # the testnet charter's panel size
+    quorum = quorum_size(n)
+    round_item: dict[int, str] = {}
+    precommits: dict[bytes, list[str]] = defaultdict(list)
+    deadline_round: dict[bytes, int] = {}
+    for _, _, item in read_items(net.dir / "plan.log"):
+        h = hashlib.sha256(item).hexdigest()[:16]
+        if item[:1] == b"\x83":
+            round_item[item_round(item)] = h
+            continue
+        fields = cbor.decode_fast(cbor.decode_fast(item)[0])
+        if fields["kind"] == "cutoff":
+            name = fields["body"]["deadline"]
+            deadline_round[name] = min(deadline_round.get(name, 1 << 62), fields["round"][0])
+        elif fields["kind"] == "precommit" and fields["body"]["value"] is not None:
+            precommits[fields["body"]["deadline"]].append(h)
+    spans = []
+    for k in range(len(info["nodes"])):
+        arrived = read_trace(net.dir / f"node-{k}.trace")
+        for name, at in deadline_round.items():
+            start = arrived.get(round_item.get(at, ""))
+            times = sorted(arrived[h] for h in precommits.get(name, []) if h in arrived)
+            if start is not None and len(times) >= quorum:
+                spans.append(max(0.0, times[quorum - 1] - start))
+    print(f"deadlines: {len(deadline_round)} deadlines x {len(info['nodes'])} nodes; deadline round to commit certificate "
+          f"p50 {q(spans, .5) * 1000:.0f} ms, p99 {q(spans, .99) * 1000:.0f} ms, max {max(spans) * 1000:.0f} ms")
+
+
 def catchup(net, home: Path, events: int) -> None:
     from consensus.replica import Replica
     from p2p.logfile import read_items, write_log
@@ -114,6 +162,7 @@ def main() -> None:
         net = Net(home / "home")
         try:
             propagation(net, home, args.nodes, args.pace)
+            deadlines(home)
             if args.catchup:
                 catchup(net, home, args.catchup)
         finally:

@@ -39,6 +39,9 @@ log = logging.getLogger("klero.node")
 
 #: how long a sync exchange with one peer may take before it is abandoned (it resumes next time)
 SYNC_TIMEOUT = 30.0
+#: refused items in one sync after which the peer is disconnected (its items were checked by its
+#: own replica, so an honest peer sends few: events another replica still waits on at most)
+SYNC_REFUSALS = 100
 
 
 @dataclass
@@ -234,7 +237,8 @@ class Node:
                     await sync.write_frame(stream, frame)
             await stream.close()
         except (InvalidInput, trio.TooSlowError, Exception) as exc:  # a peer's fault must not stop the node
-            log.debug("sync request refused: %s", exc)
+            log.info("sync request refused: %s", exc)
+            self._refuse("sync", exc.rejection.code if isinstance(exc, InvalidInput) else type(exc).__name__)
             with trio.CancelScope(shield=True):
                 try:
                     await stream.reset()
@@ -246,7 +250,7 @@ class Node:
         if peer_id in self._syncing:
             return 0
         self._syncing.add(peer_id)
-        learned = 0
+        learned = refused = 0
         max_item = self.store.replica.limits.max_event_bytes
         try:
             for _ in range(1000):  # 1000 x 20,000 items: far beyond any assembly here
@@ -260,7 +264,10 @@ class Node:
                             if not items:
                                 break
                             for item in items:
-                                if self._accept(item, "sync", flush=False) not in (None, "duplicate"):
+                                status = self._accept(item, "sync", flush=False)
+                                if status is None:
+                                    refused += 1
+                                elif status != "duplicate":
                                     new += 1
                             self.store.flush()
                             await trio.sleep(0)
@@ -273,6 +280,10 @@ class Node:
                             pass
                     raise
                 learned += new
+                if refused >= SYNC_REFUSALS:  # an honest peer sends only what its replica accepted
+                    self.say(f"Disconnecting {str(peer_id)[-8:]}: it sent {refused} items our replica refuses.")
+                    await self.host.disconnect(peer_id)
+                    break
                 if new == 0:  # duplicates teach nothing: the peer has nothing more for us
                     break
         except (InvalidInput, trio.TooSlowError, Exception) as exc:

@@ -118,7 +118,7 @@ class Testnet:
     # ------------------------------------------------------------------ up / status / down
 
     def up(self, *, nodes: int, reps: int, charter: str = "testnet", cycles: int = 4, seed: int = 1,
-           round_seconds: float | None = None, behaviour=None, say=print) -> dict:
+           round_seconds: float | None = None, behaviour=None, say=print, trace: bool = False) -> dict:
         if nodes < 1 or reps < 2 or nodes > 64:
             raise TestnetError("A testnet has 1 to 64 nodes and at least 2 representatives.")
         if self.info_path.exists() and any(_alive(n.get("pid")) for n in self.info().get("nodes", [])):
@@ -148,6 +148,8 @@ class Testnet:
             for j in sorted({0, k - 1, (k // 2)} - {k}):
                 if 0 <= j < k:
                     bootstrap += ["--bootstrap", info["nodes"][j]["address"]]
+            if trace:
+                bootstrap += ["--trace", str(self.dir / f"node-{k}.trace")]
             node = self._start(k, bootstrap, start_at, step, plan.round_zero)
             info["nodes"].append(node)
             self._save(info)

@@ -23,12 +23,25 @@ from p2p.store import ReplicaStore  # noqa: E402
 
 
 class Hostile(Node):
+    forged: list[bytes] = []
+
     def _validator(self, forwarder, msg) -> bool:
         return True  # relays anything
+
+    async def _serve_sync(self, stream) -> None:
+        """Answer every sync request with forged events (their signatures flipped)."""
+        try:
+            await sync.read_frame(stream, sync.MAX_REQUEST)
+            for frame in sync.frames(iter(self.forged)):
+                await sync.write_frame(stream, frame)
+            await stream.close()
+        except Exception:
+            pass
 
 
 async def main(log: str, target: str, work: str) -> None:
     items = [i[2] for i in read_items(log)]
+    Hostile.forged = [w[:-1] + bytes([w[-1] ^ 1]) for w in items[1:] if w[:1] != b"\x83"][:150]
     store = ReplicaStore.create(Path(work) / "hostile.sqlite", items[0], durable=False)
     node = Hostile(store, b"\x66" * 32, bootstrap=(target,), sync_interval=3600, say=lambda line: None)
     stop = trio.Event()
