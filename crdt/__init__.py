@@ -6,10 +6,10 @@ anchored comments), diffs at word and line level, blame, the conflict report for
 amendments touching one passage, and Markdown export (PDF is in ``desktop/export.py``).
 """
 
-from .document import Anchor, Change, DocumentError, ProposalDocument, move_cursor, order_changes
+from .document import Anchor, Change, DocumentError, Editor, ProposalDocument, move_cursor, order_changes
 from .revisions import Passage, blame, conflicts, diff, diff_texts, footer, revision_id, to_markdown
 
 __all__ = [
-    "Anchor", "Change", "DocumentError", "Passage", "ProposalDocument", "blame", "conflicts", "diff", "diff_texts",
+    "Anchor", "Change", "DocumentError", "Editor", "Passage", "ProposalDocument", "blame", "conflicts", "diff", "diff_texts",
     "footer", "move_cursor", "order_changes", "revision_id", "to_markdown",
 ]

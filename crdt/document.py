@@ -100,6 +100,64 @@ def _sync_message(changes: list[bytes]) -> bytes:
     return bytes(out)
 
 
+class Editor:
+    """What the desktop's text widget talks to: keystrokes become splices applied to a local
+    overlay at once, and one signed change per pause of typing.
+
+    Time comes from the caller (``now``, seconds from any monotonic clock: the GUI's timer), so
+    this stays testable and the core stays clock-free.  Remote changes flush the pending batch
+    first (positions in a batch refer to the local text), then arrive as splices for the widget.
+    """
+
+    #: seconds without a keystroke that end a batch (DESIGN.md: about a second)
+    PAUSE = 1.0
+
+    def __init__(self, doc: "ProposalDocument", pause: float = PAUSE):
+        self.doc = doc
+        self.pause = pause
+        self._pending: list[tuple[str, list[tuple[int, int, str]]]] = []
+        self._texts: dict[str, str] = {}
+        self._last: float | None = None
+
+    def text(self, field: str) -> str:
+        """The field as the user sees it: the document plus the keystrokes not yet committed."""
+        if field not in self._texts:
+            self._texts[field] = self.doc.text(field)
+        return self._texts[field]
+
+    def splice(self, field: str, position: int, deleted: int, inserted: str, now: float) -> None:
+        """One keystroke (or paste, or cut) at ``position`` of ``field``."""
+        current = self.text(field)
+        if not (0 <= position <= len(current) and 0 <= deleted <= len(current) - position):
+            raise DocumentError(f"The edit at {position} (deleting {deleted}) is outside the {field}'s {len(current)} characters.")
+        self._texts[field] = current[:position] + inserted + current[position + deleted:]
+        if self._pending and self._pending[-1][0] == field:
+            self._pending[-1][1].append((position, deleted, inserted))
+        else:
+            self._pending.append((field, [(position, deleted, inserted)]))
+        self._last = now
+
+    def due(self, now: float) -> bool:
+        """True once the user paused long enough: time to :meth:`flush`."""
+        return bool(self._pending) and self._last is not None and now - self._last >= self.pause
+
+    def flush(self) -> Change | None:
+        """Commit the pending keystrokes as one change (to sign and publish); None if none."""
+        if not self._pending:
+            return None
+        pending, self._pending = self._pending, []
+        self._texts.clear()
+        return self.doc.edit_fields(pending)
+
+    def receive(self, changes: Iterable[bytes], field: str) -> tuple["Change | None", list[tuple[int, int, str]], list[bytes]]:
+        """Remote changes: (our flushed change to publish, if any; splices for ``field``'s widget;
+        changes still waiting for their dependencies)."""
+        mine = self.flush()
+        splices, waiting = self.doc.receive(changes, field)
+        self._texts.clear()
+        return mine, splices, waiting
+
+
 def move_cursor(position: int, splices: Iterable[tuple[int, int, str]]) -> int:
     """Where a cursor at ``position`` belongs after remote splices (in order): text inserted or
     deleted before it moves it by as much; if it sat inside a replaced passage it goes to the end
@@ -284,17 +342,26 @@ class ProposalDocument:
     def edit(self, field: str, splices: Iterable[tuple[int, int, str]]) -> Change | None:
         """Apply local splices ``(position, deleted, inserted)`` in one change (one per pause
         of typing); returns it, or None if nothing changed."""
-        obj = self._obj(field)
-        before = tuple(self.heads())
-        with self.doc.transaction() as tx:
+        return self.edit_fields([(field, list(splices))])
+
+    def edit_fields(self, edits: list[tuple[str, list[tuple[int, int, str]]]]) -> Change | None:
+        """Splices to several fields, in order, in one change.  Every splice is checked against
+        the text as the earlier ones leave it before anything is written."""
+        objs = [(self._obj(field), field, splices) for field, splices in edits]
+        for obj, field, splices in objs:
+            length = self.doc.length(obj)
             for pos, deleted, inserted in splices:
-                length = tx.length(obj)
                 if not (0 <= pos <= length and 0 <= deleted <= length - pos):
                     raise DocumentError(f"The edit at {pos} (deleting {deleted}) is outside the {field}'s {length} characters.")
-                for _ in range(deleted):
-                    tx.delete(obj, pos)
-                for i, ch in enumerate(inserted):
-                    tx.insert(obj, pos + i, ScalarType.Str, ch)
+                length += len(inserted) - deleted
+        before = tuple(self.heads())
+        with self.doc.transaction() as tx:
+            for obj, _, splices in objs:
+                for pos, deleted, inserted in splices:
+                    for _ in range(deleted):
+                        tx.delete(obj, pos)
+                    for i, ch in enumerate(inserted):
+                        tx.insert(obj, pos + i, ScalarType.Str, ch)
         changes = self._changes_since(before)
         return changes[-1] if changes else None
 

@@ -309,6 +309,12 @@ def cmd_document(args) -> int:
                           footer(found.revision, signers, found.beacon_round), out, title=found.title)
         pages = f" ({count} page{'' if count == 1 else 's'})"
     print(f"Wrote {found.which} of {found.title!r} to {out}{pages}.")
+    counted = sum(1 for h in found.history if h["in_revision"])
+    rounds = [h["round"] for h in found.history]
+    print(f"History: {len(found.history)} signed changes from beacon round {min(rounds)} to {max(rounds)}, "
+          f"{counted} of them in this revision, by {len(found.signers)} signer(s).")
+    for a in found.amendments:
+        print(f"Amendment {a['id'][:12]} by {a['author'][:16]} (round {a['round']}): {a['summary']}")
     return 0
 
 

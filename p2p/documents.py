@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from consensus.errors import KleroError
-from consensus.kinds import DocChange, Submit
+from consensus.kinds import Amend, DocChange, Submit
 from consensus.legislature import Legislature
 from consensus.replica import Record, Replica
 from crdt import ProposalDocument
@@ -28,6 +28,10 @@ class ProposalText:
     beacon_round: int
     #: "the revision the assembly last decided on", or "the latest revision"
     which: str
+    #: every change: hash, author, beacon round (in chain order of rounds)
+    history: list[dict]
+    #: the amendments proposed to it (links kept in the signed events, not in the document)
+    amendments: list[dict]
 
 
 def replay_log(path: str | Path) -> Replica:
@@ -66,7 +70,14 @@ def proposal_text(replica: Replica, prefix: str, *, latest: bool = False) -> Pro
         revision, which = tuple(decided.revision), "the revision the assembly last decided on"
     closure = _closure(revision, by_hash)
     signers = sorted({by_hash[h].author for h in closure})
-    return ProposalText(pid, subs[pid].body.title, doc, revision, signers, max(by_hash[h].round for h in closure), which)
+    history = [{"change": r.body.hash.hex(), "author": r.author.hex(), "round": r.round, "in_revision": r.body.hash in closure}
+               for r in sorted(changes, key=lambda r: (r.round, r.author, r.seq))]
+    amendments = [{"id": r.id.hex(), "author": r.author.hex(), "round": r.round, "cycle": r.body.cycle,
+                   "heads": [h.hex() for h in r.body.heads], "summary": r.body.summary}
+                  for r in sorted(replica.records.values(), key=lambda r: (r.round, r.id))
+                  if isinstance(r.body, Amend) and r.body.proposal == pid]
+    return ProposalText(pid, subs[pid].body.title, doc, revision, signers, max(by_hash[h].round for h in closure), which,
+                        history, amendments)
 
 
 def _closure(revision, by_hash: dict[bytes, Record]) -> set[bytes]:

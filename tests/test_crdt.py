@@ -308,3 +308,29 @@ def test_a_flood_of_document_changes_does_not_count_towards_the_text():
     records = [rec(A, s, 10) for s in range(1, 13)] + [rec(B, 20 + s, 10 + s) for s in range(12)]
     over = over_rate(records, 8)
     assert over == {bytes([s]) * 32 for s in range(9, 13)}  # A's 9th to 12th in round 10; B spread out
+
+
+def test_keystrokes_become_one_change_per_pause_and_remote_changes_flush_first():
+    from crdt import Editor
+
+    doc, _ = ProposalDocument.create(A, "Parks", "", "Parks close at dusk.")
+    other, _ = ProposalDocument.from_changes([c.bytes for c in doc.all_changes()], actor=B)
+    editor = Editor(doc)
+    heads = doc.heads()
+    for i, ch in enumerate("late "):  # typing "late " before "dusk", a key every 0.2 s
+        editor.splice("body", 15 + i, 0, ch, now=10.0 + 0.2 * i)
+    editor.splice("title", 5, 0, "!", now=11.0)
+    assert editor.text("body") == "Parks close at late dusk." and doc.heads() == heads  # nothing signed yet
+    assert not editor.due(11.5) and editor.due(12.0)
+    change = editor.flush()
+    assert change is not None and doc.heads() == (change.hash,)  # six keystrokes, two fields: one change
+    assert doc.text("body") == "Parks close at late dusk." and doc.text("title") == "Parks!"
+    assert editor.flush() is None
+    with pytest.raises(DocumentError, match="outside"):
+        editor.splice("body", 99, 0, "x", now=13.0)
+    # a remote change arrives while the user is typing: the batch is committed first
+    remote = other.edit("body", [(0, 0, "All ")])
+    editor.splice("body", len(editor.text("body")), 0, " Really.", now=20.0)
+    mine, splices, waiting = editor.receive([remote.bytes], "body")
+    assert mine is not None and not waiting and splices == [(0, 0, "All ")]
+    assert editor.text("body") == "All Parks close at late dusk. Really."
