@@ -325,10 +325,12 @@ def cmd_node(args) -> int:
     from p2p.audit import _leading_charter, find_charters
     from p2p.store import ReplicaStore
 
-    if args.observer and args.publish:
-        print("An observer never publishes events: drop --observer or --publish.", file=sys.stderr)
-        return 2
     p = profile.existing(args.profile)
+    settings = p.settings()
+    observer = args.observer or settings.get("observer", False)
+    if observer and args.publish:
+        print("An observer never publishes events: drop --observer (or the setting) or --publish.", file=sys.stderr)
+        return 2
     key = profile.unlock(p, profile.read_passphrase(args.passphrase_file))
     if not p.replica_path.exists():
         if not args.join:
@@ -347,9 +349,12 @@ def cmd_node(args) -> int:
         print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
 
     with ReplicaStore(p.replica_path) as store:
-        node = Node(store, bytes(key), port=args.port, bootstrap=tuple(args.bootstrap or ()), observer=args.observer,
+        node = Node(store, bytes(key), port=args.port if args.port is not None else settings.get("port", 0),
+                    bootstrap=tuple(args.bootstrap or settings.get("bootstrap", ())), observer=observer,
                     sync_interval=args.sync_interval, status_path=p.path / "node-status.json", say=say,
-                    trace=Path(args.trace) if args.trace else None, beacon_relays=tuple(args.beacon_relay or ()), mdns=args.mdns)
+                    trace=Path(args.trace) if args.trace else None,
+                    beacon_relays=tuple(args.beacon_relay or settings.get("beacon_relays", ())),
+                    mdns=args.mdns or settings.get("mdns", False))
 
         run_headless(node, say, publish=args.publish, pace=args.pace,
                      schedule=(args.start_at, args.round_zero, args.round_seconds) if args.start_at is not None else None)
@@ -591,7 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("node", help="run a headless peer-to-peer node for a profile's assembly")
     profile_arg(p)
     p.add_argument("--passphrase-file", help="read the passphrase from this file (else $KLERO_PASSPHRASE, else ask)")
-    p.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default: any free port)")
+    p.add_argument("--port", type=int, help="TCP port on 127.0.0.1 (default: the profile's settings.json, else any free port)")
     p.add_argument("--bootstrap", action="append", metavar="ADDR", help="a peer's /ip4/.../tcp/.../p2p/... address (repeatable)")
     p.add_argument("--observer", action="store_true", help="validate, store and relay, never publish legislative events")
     p.add_argument("--join", metavar="LOG", help="start the replica from this log's charter if the profile has none")

@@ -70,6 +70,35 @@ class Profile:
     def public_key(self) -> bytes:
         return bytes.fromhex(_read_identity(self)["public_key"])
 
+    @property
+    def settings_path(self) -> Path:
+        return self.path / "settings.json"
+
+    def settings(self) -> dict:
+        """The node settings a person wrote in ``settings.json`` (all optional):
+        ``{"port": 4001, "bootstrap": ["/ip4/…/tcp/…/p2p/…"], "beacon_relays": ["https://…"],
+        "mdns": true, "observer": false}``.  Command-line options override them."""
+        import json
+
+        try:
+            value = json.loads(self.settings_path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise ProfileError(f"{self.settings_path} is not valid JSON ({exc}); fix or remove it.") from None
+        kinds = {"port": int, "bootstrap": list, "beacon_relays": list, "mdns": bool, "observer": bool}
+        if not isinstance(value, dict):
+            raise ProfileError(f"{self.settings_path} must hold a JSON object.")
+        for key, item in value.items():
+            if key not in kinds:
+                raise ProfileError(f"{self.settings_path} has an unknown setting {key!r}; known: {', '.join(kinds)}.")
+            if type(item) is not kinds[key] or (kinds[key] is list and not all(isinstance(x, str) for x in item)):
+                raise ProfileError(f"The setting {key!r} in {self.settings_path} must be a {kinds[key].__name__}"
+                                   f"{' of strings' if kinds[key] is list else ''}.")
+        if not 0 <= value.get("port", 0) <= 65535:
+            raise ProfileError(f"The port in {self.settings_path} must be from 0 to 65535.")
+        return value
+
 
 def profile(name: str) -> Profile:
     """The profile called ``name`` (it need not exist yet)."""

@@ -34,12 +34,13 @@ class Net:
             assert done.returncode == 0, done.stderr
         return self.home / "profiles" / name
 
-    def start(self, name: str, *args, port: int = 0) -> str:
+    def start(self, name: str, *args, port: int | None = None) -> str:
         """Start a node; returns its listen address once it is up."""
         self.profile(name)
         out = open(self.home / f"{name}.out", "ab")
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "desktop.cli", "node", "--profile", name, "--port", str(port), "--sync-interval", "2", *map(str, args)],
+            [sys.executable, "-m", "desktop.cli", "node", "--profile", name, *(["--port", str(port)] if port is not None else []),
+             "--sync-interval", "2", *map(str, args)],
             stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT, start_new_session=True,
         )
         deadline = time.monotonic() + 60

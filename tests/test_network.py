@@ -164,3 +164,19 @@ def test_two_nodes_find_each_other_on_the_local_network_with_mdns(net, expected)
     net.start("b", "--join", LOG, "--mdns")  # no bootstrap address at all
     net.wait_for("ab", lambda s: s["state_hash"] == expected, 90, "b to find a by mDNS and catch up")
     assert "Found a peer on the local network" in net.output("a") + net.output("b")
+
+
+def test_a_node_takes_its_bootstrap_peers_and_port_from_the_profile_settings(net, expected):
+    import socket
+
+    a = net.start("a", "--join", LOG, "--publish", LOG)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (net.profile("b") / "settings.json").write_text(json.dumps({"port": port, "bootstrap": [a], "observer": True}))
+    net.start("b", "--join", LOG)
+    status = net.wait_for("b", lambda s: s["state_hash"] == expected, 60, "b to reach a from its settings")["b"]
+    assert f"/tcp/{port}/" in status["address"] and status["observer"]
+    (net.profile("c") / "settings.json").write_text(json.dumps({"bootstrap": "not a list"}))
+    done = net.klero("node", "--profile", "c", "--join", LOG)
+    assert done.returncode == 2 and "must be a list of strings" in done.stderr and "Traceback" not in done.stderr
