@@ -99,6 +99,8 @@ class Node:
         self._mdns_tried: dict = {}
         self.beacon_problem = ""
         self._syncing: set = set()
+        self._pool = None
+        self._no_pool = False
         self._legislature: dict = {}
 
     # ------------------------------------------------------------------ building the host
@@ -164,15 +166,15 @@ class Node:
 
     # ------------------------------------------------------------------ validation
 
-    def _accept(self, data: bytes, source: str, flush: bool = True) -> str | None:
+    def _accept(self, data: bytes, source: str, flush: bool = True, signature_checked: bool = False) -> str | None:
         """Run one item from the network through the replica: its status, or None if refused
-        (then it is neither stored nor relayed)."""
+        (then it is neither stored nor relayed).  ``signature_checked``: a worker verified it."""
         limit = self.store.replica.limits.max_event_bytes
         if len(data) > limit:
             self._refuse(source, "too_large")
             return None
         try:
-            outcome = self.store.add_item(data)
+            outcome = self.store.add_item(data, signature_checked=signature_checked)
         except InvalidInput as exc:
             self._refuse(source, exc.rejection.code)
             return None
@@ -259,18 +261,26 @@ class Node:
                 try:
                     with trio.fail_after(SYNC_TIMEOUT):
                         await sync.write_frame(stream, sync.request_for(self.store).encode())
+                        # large frames have their signatures checked by worker processes while
+                        # the replica applies the frame before (the one real cost, STACK.md)
+                        queue: list = []
                         while True:
                             items = sync.decode_frame(await sync.read_frame(stream, sync.MAX_FRAME), max_item)
+                            if items:
+                                queue.append((items, self._check_ahead(items)))
+                            while queue and (not items or len(queue) > 1):
+                                batch, future = queue.pop(0)
+                                oks = await trio.to_thread.run_sync(future.result) if future else [False] * len(batch)
+                                for item, ok in zip(batch, oks):
+                                    status = self._accept(item, "sync", flush=False, signature_checked=ok)
+                                    if status is None:
+                                        refused += 1
+                                    elif status != "duplicate":
+                                        new += 1
+                                self.store.flush()
+                                await trio.sleep(0)
                             if not items:
                                 break
-                            for item in items:
-                                status = self._accept(item, "sync", flush=False)
-                                if status is None:
-                                    refused += 1
-                                elif status != "duplicate":
-                                    new += 1
-                            self.store.flush()
-                            await trio.sleep(0)
                     await stream.close()
                 except BaseException:
                     with trio.CancelScope(shield=True):
@@ -330,6 +340,29 @@ class Node:
         if self.beacon_problem:
             out["relay_problem"] = self.beacon_problem
         return out
+
+    def _check_ahead(self, items: list[bytes]):
+        """A future of the items' signature checks in the worker pool, or None for small frames
+        (starting the pool costs about a second; it pays only for catching up)."""
+        if len(items) < 256 or self._no_pool:
+            return None
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            from .pipeline import default_workers
+
+            try:  # spawn, not fork: this process runs threads (trio's, the library's)
+                self._pool = ProcessPoolExecutor(default_workers(), mp_context=multiprocessing.get_context("spawn"))
+            except OSError as exc:
+                log.info("no worker pool (%s): signatures are checked inline", exc)
+                self._no_pool = True
+                return None
+        from consensus.beacon import chain_to_body
+
+        from .pipeline import check_signatures
+
+        return self._pool.submit(check_signatures, items, chain_to_body(self.store.replica.charter.beacon))
 
     # ------------------------------------------------------------------ peers
 
@@ -516,6 +549,8 @@ class Node:
                 with trio.CancelScope(shield=True):
                     await self.host.close()
                 self.pubsub.seen_messages.stop()  # else its cleanup thread outlives the node
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False, cancel_futures=True)
                 self.store.flush()
 
 
