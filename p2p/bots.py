@@ -30,7 +30,7 @@ from consensus.charter import Charter, Limits
 from consensus.events import NO_ASSEMBLY, event_id, sign_event
 from consensus.legislature import IN_COMMITTEE, IN_PLENARY, Legislature
 from consensus.parliament import AMEND, Parliament
-from consensus.replica import Record, Replica
+from consensus.replica import Replica
 
 from .beacon import BeaconError, DevBeacon
 
@@ -364,56 +364,9 @@ class AssemblySim:
     def _cutoff(self, what: str, cycle: int, stage: int, at: int):
         """What an honest node had received when round ``at`` came out (everything naming an
         earlier round: bots see everything at once)."""
-        from consensus.kinds import Amend, DocChange, Lease, Submit, Vote, Withdraw
-        from consensus.panel import CutOff, ballot_key, bitmap
+        from consensus.duties import honest_cutoff
 
-        leg = self.legislature
-        records = [r for r in self.replica.records.values() if r.round < at]
-        items = {(r.author, r.seq) for r in records if isinstance(r.body, Withdraw)}
-        if what == "intake":
-            low = leg.cycle_start(cycle - 1) if cycle > 0 else -1
-            items |= {(r.author, r.seq) for r in records if isinstance(r.body, Submit) and r.round >= low}
-            items |= {(r.author, r.seq) for r in records if isinstance(r.body, Lease) and r.body.cycle == cycle + 1}
-        elif what == "amendments":
-            items |= {(r.author, r.seq) for r in records if isinstance(r.body, Amend) and r.body.cycle == cycle}
-        elif what == "edit":
-            items |= {(r.author, r.seq) for r in records if isinstance(r.body, DocChange)}
-        ballots = []
-        sizes = leg.ballot_sizes(cycle, what, stage)
-        if sizes:
-            electorates = self._electorates(cycle, what, stage)
-            first: dict[tuple[bytes, bytes], Record] = {}
-            for r in sorted((r for r in self.replica.records.values() if isinstance(r.body, Vote)), key=lambda r: (r.author, r.seq)):
-                b = r.body
-                key = ballot_key(b.proposal, b.cycle, b.stage, b.amendment)
-                if key in sizes and (key, r.author) not in first:
-                    first[(key, r.author)] = r
-            for key in sorted(sizes):
-                electorate = electorates.get(key, ())
-                on_time = [i for i, m in enumerate(electorate) if (key, m) in first and first[(key, m)].round < at]
-                ballots.append((key, bitmap(on_time, len(electorate))))
-        return CutOff(tuple(ballots), tuple(sorted(items)))
-
-    def _electorates(self, cycle: int, what: str, stage: int) -> dict[bytes, tuple[bytes, ...]]:
-        from consensus.panel import ballot_key
-
-        leg = self.legislature
-        out: dict[bytes, tuple[bytes, ...]] = {}
-        committees = leg.committees(cycle)
-        if what == "plenary":
-            roster = tuple(sorted(leg.roster_of(cycle)))
-            for key in leg.ballot_sizes(cycle, what, stage):
-                out[key] = roster
-            return out
-        for (k, pid), members in committees.items():
-            if k != stage:
-                continue
-            if what == "ballots":
-                out[ballot_key(pid, cycle, stage, None)] = tuple(sorted(members))
-            else:
-                for r in leg.amendments(pid, cycle):
-                    out[ballot_key(pid, cycle, stage, r.id)] = tuple(sorted(members))
-        return out
+        return honest_cutoff(self.legislature, self.replica.records, what, cycle, stage, at)
 
     def _plan(self, plan: list, round_: int, bot: int, kind: str, body: dict) -> None:
         self._order += 1

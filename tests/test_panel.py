@@ -202,3 +202,34 @@ def test_drafting_committees_vote_on_the_document_heads_and_outsiders_cannot_edi
     ignored = [c for c in again.ignored_changes if c["change"] == change.hash.hex()]
     # the outsider signed it after the edit deadline's cut-offs, or is not an editor: either way it does not count
     assert ignored and ignored[0]["reason"]
+
+
+def test_the_honest_cutoff_is_what_the_bots_signed():
+    """consensus.duties.honest_cutoff, recomputed from the golden run's own records at each
+    deadline, equals the cut-off every honest panel member signed there: the function a node's
+    panel duty will use is the one the simulated panels used."""
+    from pathlib import Path
+
+    from consensus.duties import honest_cutoff
+    from consensus.legislature import Legislature
+    from p2p.documents import replay_log
+
+    replica = replay_log(Path(__file__).resolve().parent / "vectors" / "demo-run.log")
+    leg = Legislature(replica.charter, replica.charter_event.round)
+    leg.evaluate(replica.records, replica.beacon)
+    signed = [r for r in replica.records.values() if r.kind == "cutoff"]
+    assert signed
+    checked = 0
+    for cycle in range(leg.cycle_of(max(replica.beacon))):
+        for what, stage, at in leg.deadlines(cycle):
+            from consensus.panel import deadline_key
+
+            name = deadline_key(what, cycle, stage)
+            theirs = {r.body.cutoff for r in signed if r.body.deadline == name and r.round == at}
+            if not theirs:
+                continue
+            records = {i: r for i, r in replica.records.items() if r.round < at}
+            ours = honest_cutoff(leg, records, what, cycle, stage, at)
+            assert ours in theirs, (what, cycle, stage)
+            checked += 1
+    assert checked >= 10
