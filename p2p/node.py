@@ -105,6 +105,7 @@ class Node:
         self._no_pool = False
         self._dirty = False
         self._legislature: dict = {}
+        self.penalised: set[str] = set()
 
     # ------------------------------------------------------------------ building the host
 
@@ -475,17 +476,22 @@ class Node:
             "published": self.stats.published,
             "refusals": dict(sorted(self.stats.refusals.items())),
             "scores": self._scores(),
+            "penalised": sorted(self.penalised),
             **self._legislature,
             "pid": os.getpid(),
             "rss_mib": _rss_mib(),
         }
 
     def _scores(self) -> dict[str, float]:
-        """Each connected peer's gossipsub score (negative: it sent what we refused)."""
+        """Each connected peer's gossipsub score (negative: it sent what we refused); peers seen
+        with a negative score are remembered in ``penalised`` (the scorer forgets a peer when it
+        disconnects)."""
         if not self.router or not getattr(self.router, "scorer", None):
             return {}
         topics_ = [self.events_topic, self.rounds_topic]
-        return {str(p): round(self.router.scorer.score(p, topics_), 2) for p in self.host.get_connected_peers()}
+        scores = {str(p): round(self.router.scorer.score(p, topics_), 2) for p in self.host.get_connected_peers()}
+        self.penalised.update(p for p, v in scores.items() if v < 0)
+        return scores
 
     def _evaluate(self) -> None:
         """Where the legislature stands, for the status file (pure and fast at testnet scale)."""

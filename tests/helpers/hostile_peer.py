@@ -24,6 +24,9 @@ from p2p.store import ReplicaStore  # noqa: E402
 
 class Hostile(Node):
     forged: list[bytes] = []
+    #: set once the gossip attack is over: sync answers are forged only from then on, so the
+    #: target sees the gossip attack (and scores it) before it drops us for the sync one
+    forge_sync = False
 
     def _validator(self, forwarder, msg) -> bool:
         return True  # relays anything
@@ -32,7 +35,7 @@ class Hostile(Node):
         """Answer every sync request with forged events (their signatures flipped)."""
         try:
             await sync.read_frame(stream, sync.MAX_REQUEST)
-            for frame in sync.frames(iter(self.forged)):
+            for frame in sync.frames(iter(self.forged if self.forge_sync else ())):
                 await sync.write_frame(stream, frame)
             await stream.close()
         except Exception:
@@ -87,7 +90,9 @@ async def main(log: str, target: str, work: str) -> None:
             except Exception:
                 pass
         sent["sync"] = 2
-        await trio.sleep(4)  # stay connected while the node's score of us is read
+        await trio.sleep(3)  # stay connected while the node's score of us is read
+        Hostile.forge_sync = True
+        await trio.sleep(10)  # the target's next syncs with us get forged events
         stop.set()
 
     async with trio.open_nursery() as nursery:
