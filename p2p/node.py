@@ -182,6 +182,10 @@ class Node:
         except InvalidInput as exc:
             self._refuse(source, exc.rejection.code)
             return None
+        except Exception:  # a bug in our checks must refuse one item, never stop the node
+            log.exception("refusing an item that made the replica fail")
+            self._refuse(source, "internal_error")
+            return None
         if outcome.status == "rejected":
             if outcome.rejection is not None and not outcome.rejection.fatal:
                 return "duplicate"  # e.g. the assembly's own charter: nothing wrong, nothing new

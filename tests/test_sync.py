@@ -129,3 +129,24 @@ def test_a_request_for_another_assembly_is_refused(tmp_path, small_log):
     a = store_with(tmp_path / "a.sqlite", small_log[1:50], small_log[0])
     with pytest.raises(InvalidInput, match="another assembly"):
         list(sync.missing(a, sync.Request(b"z" * 32, {}, frozenset(), ())))
+
+
+def test_a_node_refuses_what_it_cannot_judge_without_stopping(tmp_path, small_log, monkeypatch):
+    """Items reach the replica through Node._accept (gossip validator and sync): bad bytes get
+    their rejection code, and an unexpected failure refuses the item instead of raising into the
+    network library (where one exception stops the whole host)."""
+    from p2p.node import Node
+
+    store = store_with(tmp_path / "n.sqlite", small_log[1:20], small_log[0])
+    node = Node(store, b"\x01" * 32, say=lambda line: None)
+    assert node._accept(b"\x82\x00", "gossip") is None
+    assert node._accept(b"x" * 70_000, "sync") is None
+    assert node._accept(small_log[5], "gossip") == "duplicate"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(store, "add_item", broken)
+    assert node._accept(small_log[30], "gossip") is None
+    assert node.stats.refusals["internal_error"] == 1 and node.stats.refusals["too_large"] == 1
+    assert node.stats.gossip_refused == 2 and node.stats.sync_refused == 1
