@@ -1,0 +1,279 @@
+"""Reactive bot representatives: they read their node's replica and act on what it holds.
+
+Testnets (``klero testnet``) host bots on every node.  Unlike the planned simulation
+(``p2p.bots.AssemblySim.run``), nothing is signed ahead: each beacon round the bots evaluate
+the legislature on the replica, find the committees they were drawn to and the ballots open to
+them, and sign what a representative would, while :class:`p2p.duties.PanelDuties` takes their
+panel duties.  So a slow node, a lost message or a panel's timing changes what follows, as in a
+real assembly.
+
+Who the bots are (keys, the charter, who misbehaves how) comes from the same seeded
+``AssemblySim`` set-up, and every choice (who submits, how a bot votes) from seeded hashes,
+so any node can host any bot and a restarted node makes the same choices again.  Each act is
+done at most once: before acting a bot looks for its own earlier event in the replica.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from consensus.legislature import IN_COMMITTEE, IN_PLENARY, Legislature
+from consensus.parliament import AMEND, EDIT
+
+from .duties import Hands, PanelDuties
+
+_TOPICS = ("Open the library on Sundays", "Protected bike lanes on Main Street", "A public budget hearing each quarter",
+           "Free water fountains in parks", "Night buses on weekends", "Tree planting along the river")
+_FLIP = {"promote": "kill", "kill": "promote", "yes": "no", "no": "yes", "adopt": "reject", "reject": "adopt"}
+
+
+def chance(*parts) -> float:
+    """A number in [0, 1) from the parts: the same on every node."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@dataclass
+class HostedBot:
+    index: int
+    key: object  # nacl SigningKey
+    kind: str  # honest, absent, late, equivocating, unauthorised
+
+    @property
+    def public(self) -> bytes:
+        return bytes(self.key.verify_key)
+
+
+@dataclass
+class ReactiveBots:
+    """The bots one node hosts (``hosted``) among all of an assembly's (``everyone``, in index order)."""
+
+    seed: int
+    everyone: list[bytes]
+    hosted: list[HostedBot]
+    proposals: int = 4
+    documents: bool = True
+    done: set = field(default_factory=set)
+    forked: set = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.by_key = {b.public: b for b in self.hosted}
+
+    # ------------------------------------------------------------------ the acts
+
+    def step(self, leg: Legislature, result, hands: Hands) -> None:
+        replica = hands.replica
+        horizon = max(replica.beacon, default=0)
+        if not self.hosted or horizon == 0:
+            return
+        own = self._own(replica)
+        now = leg.cycle_of(horizon)
+        self._submit(leg, hands, horizon, now, own)
+        if now < 0 or leg.decision("intake", now, 0) is None:
+            return
+        d = leg.draw_round(now)
+        for draw in result.draws:
+            if draw.cycle != now:
+                continue
+            state = result.proposals.get(draw.proposal)
+            if state is None or state.status != IN_COMMITTEE or state.stage != draw.stage:
+                continue
+            stage = leg.p.stages[draw.stage - 1]
+            members = [self.by_key[m] for m in draw.members if m in self.by_key]
+            seated = [m for m in draw.members]
+            if members and seated[0] in self.by_key and horizon >= d + 1:
+                self._once(("comment", draw.proposal, now), hands, seated[0], "comment",
+                           {"proposal": draw.proposal, "text": "Reading it now; the second paragraph needs work."})
+            if stage.mode == EDIT and self.documents:
+                self._draft(leg, hands, horizon, now, draw, state, own)
+            if stage.mode == AMEND:
+                self._amend(leg, hands, horizon, now, draw, state, stage, own)
+            revision = self._settled_revision(leg, replica, now, draw, stage, state)
+            if revision is not None:
+                for bot in members:
+                    quality = 0.35 + 0.6 * (draw.proposal[0] / 255)
+                    choice = "promote" if chance(self.seed, "vote", draw.proposal, now, bot.public.hex()) < quality else "kill"
+                    self._vote(leg, hands, horizon, bot, draw.proposal, now, draw.stage, revision, choice, own)
+                self._intrude(leg, hands, horizon, draw, now, revision, own)
+        plenary = len(leg.p.stages) + 1
+        for pid, state in sorted(result.proposals.items()):
+            if state.status == IN_PLENARY and state.history and state.history[-1][0] == now:
+                for bot in self.hosted:
+                    choice = "yes" if chance(self.seed, "plenary", pid, bot.public.hex()) < 0.7 else "no"
+                    self._vote(leg, hands, horizon, bot, pid, now, plenary, state.revision, choice, own)
+
+    def _own(self, replica) -> set:
+        """What the hosted bots already signed, as act keys (their submissions, votes, amendments, drafts)."""
+        acts = set()
+        for r in replica.records.values():
+            if r.author not in self.by_key:
+                continue
+            b = r.body
+            if r.kind == "proposal.submit":
+                acts.add(("submit", r.author, b.title))
+            elif r.kind == "vote":
+                acts.add(("vote", r.author, b.proposal, b.cycle, b.stage, b.amendment))
+            elif r.kind == "amendment.propose":
+                acts.add(("amend", r.author, b.proposal, b.cycle))
+            elif r.kind == "doc.change":
+                acts.add(("doc", r.author, b.proposal))
+        return acts
+
+    def _once(self, key, hands: Hands, author: bytes, kind: str, body: dict) -> None:
+        if key in self.done or author in self.forked:
+            return
+        self.done.add(key)
+        hands.sign(author, kind, body)
+
+    def _submit(self, leg: Legislature, hands: Hands, horizon: int, now: int, own: set) -> None:
+        """Submissions for the next intake: ``proposals`` per cycle, by seeded bots, at seeded rounds."""
+        for c in (now - 1, now):
+            if c < -1:
+                continue
+            opens = 1 if c < 0 else leg.cycle_start(c) + 1
+            closes = leg.cycle_start(c + 1)
+            if not opens <= horizon < closes:
+                continue
+            per_bot: dict[int, int] = {}
+            for n in range(self.proposals):
+                i = int(chance(self.seed, "submitter", c, n) * len(self.everyone))
+                per_bot[i] = per_bot.get(i, 0) + 1
+                bot = self.by_key.get(self.everyone[i])
+                if bot is None or bot.kind == "absent":
+                    continue
+                if per_bot[i] > leg.p.submissions_per_cycle and bot.kind != "unauthorised":
+                    continue
+                due = opens + int(chance(self.seed, "submit-at", c, n) * max(1, (closes - opens) // 2))
+                title = f"Proposal {c + 1}.{n}: " + _TOPICS[int(chance(self.seed, "topic", c, n) * len(_TOPICS))]
+                if horizon >= due and ("submit", bot.public, title) not in own and bot.public not in self.forked:
+                    hands.sign(bot.public, "proposal.submit", {"title": title, "summary": f"A bot's proposal (seed {self.seed})."})
+                    own.add(("submit", bot.public, title))
+
+    def _draft(self, leg, hands: Hands, horizon: int, now: int, draw, state, own: set) -> None:
+        """In an editing stage the author writes the document and the first present member edits it."""
+        from crdt import ProposalDocument
+
+        opens_work, opens, _ = leg.windows(now, draw.stage)
+        if not opens_work <= horizon < opens - 1:
+            return
+        pid = draw.proposal
+        author = self.by_key.get(state.author)
+        records = hands.replica.records
+        changes = [r for r in records.values() if r.kind == "doc.change" and r.body.proposal == pid]
+        if author is not None and author.kind not in ("absent", "equivocating") and ("doc", author.public, pid) not in own:
+            if not any(r.author == author.public for r in changes):
+                _, first = ProposalDocument.create(author.public, state.title, "A bot's proposal.",
+                                                   f"The council shall {state.title.split(': ', 1)[-1].lower()}.\n", proposal=pid)
+                hands.sign(author.public, "doc.change", first.body(pid))
+                own.add(("doc", author.public, pid))
+                return
+        present = [m for m in draw.members if m in self.by_key and self.by_key[m].kind not in ("absent", "equivocating")]
+        first_changes = [r for r in changes if r.author == state.author]
+        if not present or not first_changes or horizon < opens_work + 1:
+            return
+        editor = self.by_key[present[0]]
+        if ("doc", editor.public, pid) in own or any(r.author == editor.public for r in changes):
+            return
+        mine, _ = ProposalDocument.from_changes([r.body.change for r in sorted(changes, key=lambda r: (r.round, r.seq))],
+                                                actor=editor.public)
+        change = mine.edit("body", [(len(mine.text("body")), 0, "It takes effect next year.\n")])
+        if change is not None:
+            hands.sign(editor.public, "doc.change", change.body(pid))
+            own.add(("doc", editor.public, pid))
+
+    def _amend(self, leg, hands: Hands, horizon: int, now: int, draw, state, stage, own: set) -> None:
+        """Members propose amendments early in the window, then vote on each one that made the deadline."""
+        d = leg.draw_round(now)
+        pid = draw.proposal
+        proposers = [m for m in draw.members if chance(self.seed, "amend", pid, now, m.hex()) < 0.4][:3]
+        if d <= horizon < d + stage.amend_rounds - 2:
+            for m in proposers:
+                bot = self.by_key.get(m)
+                if bot is None or bot.kind == "absent" or ("amend", m, pid, now) in own or m in self.forked:
+                    continue
+                heads = [hashlib.sha256(b"klero-bot/amendment" + pid + m + now.to_bytes(4, "big")).digest()]
+                hands.sign(m, "amendment.propose", {"proposal": pid, "cycle": now, "base": list(state.revision), "heads": heads,
+                                                    "summary": "Clarify who pays for it."})
+                own.add(("amend", m, pid, now))
+        decided = leg.decision("amendments", now, draw.stage)
+        if decided is None:
+            return
+        for r in leg.amendments(pid, now):
+            if not decided.includes(r):
+                continue
+            for m in draw.members:
+                bot = self.by_key.get(m)
+                if bot is None:
+                    continue
+                choice = "adopt" if chance(self.seed, "adopt", r.id, m.hex()) < 0.6 else "reject"
+                self._vote(leg, hands, horizon, bot, pid, now, draw.stage, r.body.heads, choice, own, amendment=r.id,
+                           window=(d + stage.amend_rounds, d + stage.amend_rounds + stage.amend_ballot_rounds))
+
+    def _settled_revision(self, leg, replica, now: int, draw, stage, state):
+        """The revision the committee votes on, once the evaluation fixed it (None: not yet)."""
+        if stage.mode == EDIT and any(r.kind == "doc.change" and r.body.proposal == draw.proposal for r in replica.records.values()):
+            if leg.decision("edit", now, draw.stage) is None:
+                return None
+        if stage.mode == AMEND:
+            if leg.decision("amendments", now, draw.stage) is None:
+                return None
+            if leg.amendments(draw.proposal, now) and leg.decision("amendment ballots", now, draw.stage) is None:
+                return None
+        return state.revision
+
+    def _vote(self, leg, hands: Hands, horizon: int, bot: HostedBot, pid: bytes, cycle: int, stage: int, revision,
+              choice: str, own: set, *, amendment: bytes | None = None, window: tuple[int, int] | None = None) -> None:
+        if bot.kind == "absent" or bot.public in self.forked or ("vote", bot.public, pid, cycle, stage, amendment) in own:
+            return
+        opens, closes = window or leg.windows(cycle, stage)[1:]
+        tag = (pid, cycle, stage, amendment, bot.public.hex())
+        late = bot.kind == "late" and chance(self.seed, "late", *tag) < 0.7
+        due = closes if late else opens + int(chance(self.seed, "vote-at", *tag) * max(1, closes - opens - 3))
+        if horizon < due or (not late and horizon >= closes):
+            return
+        body = {"proposal": pid, "cycle": cycle, "stage": stage, "choice": choice, "revision": list(revision)}
+        if amendment is not None:
+            body["amendment"] = amendment
+        if bot.kind == "equivocating":
+            self.forked.add(bot.public)  # a fork: both versions go out, and the bot is excluded after
+            hands.sign(bot.public, "vote", body, twin={**body, "choice": _FLIP[choice]})
+        else:
+            hands.sign(bot.public, "vote", body)
+        own.add(("vote", bot.public, pid, cycle, stage, amendment))
+
+    def _intrude(self, leg, hands: Hands, horizon: int, draw, now: int, revision, own: set) -> None:
+        """Unauthorised bots vote on ballots they do not sit on (every node refuses to count it)."""
+        for bot in self.hosted:
+            if bot.kind == "unauthorised" and bot.public not in draw.members and chance(self.seed, "intrude", draw.proposal, bot.public.hex()) < 0.5:
+                self._vote(leg, hands, horizon, bot, draw.proposal, now, draw.stage, revision, "promote", own)
+
+
+class Reactor:
+    """What a node runs after each new beacon round or panel message: evaluate, then the hosted
+    representatives' panel duties and (testnets) their bots' acts."""
+
+    def __init__(self, replica, keys, *, bots: ReactiveBots | None = None, lease: bool = True):
+        self.replica = replica
+        keys = list(keys)
+        self.keys = keys
+        absent = {b.public for b in bots.hosted if b.kind in ("absent", "equivocating")} if bots else set()
+        self.duties = PanelDuties([bytes(k.verify_key) for k in keys if bytes(k.verify_key) not in absent], lease=lease)
+        self.bots = bots
+        self.leg = Legislature(replica.charter, replica.charter_event.round)
+        self.result = None
+        self._seen = None
+
+    def step(self, add=None, *, rounds: int = 8) -> list[bytes]:
+        """Act until nothing more is owed (at most ``rounds`` passes: a pass's own messages can
+        enable the next, when one node hosts several members of a panel); returns the signed wires."""
+        hands = Hands(self.replica, self.keys, add)
+        for _ in range(rounds):
+            before = len(hands.out)
+            self.result = self.leg.evaluate(self.replica.records, self.replica.beacon, explain=False)
+            self.duties.step(self.leg, hands)
+            if self.bots is not None:
+                self.bots.step(self.leg, self.result, hands)
+            if len(hands.out) == before:
+                break
+        return hands.out
