@@ -349,12 +349,22 @@ def cmd_node(args) -> int:
         print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
 
     with ReplicaStore(p.replica_path) as store:
+        reactor = None
+        if not observer:
+            from p2p.reactive import Reactor, load_bots
+
+            if args.bots:
+                bots = load_bots(args.bots, store.replica.charter_event.wire)
+                reactor = Reactor(store.replica, [b.key for b in bots.hosted], bots=bots)
+                say(f"Hosting {len(bots.hosted)} bot representatives from {args.bots}.")
+            elif bytes(key.verify_key) in store.replica.charter.roster and settings.get("panel_duties", True):
+                reactor = Reactor(store.replica, [key])
         node = Node(store, bytes(key), port=args.port if args.port is not None else settings.get("port", 0),
                     bootstrap=tuple(args.bootstrap or settings.get("bootstrap", ())), observer=observer,
                     sync_interval=args.sync_interval, status_path=p.path / "node-status.json", say=say,
                     trace=Path(args.trace) if args.trace else None,
                     beacon_relays=tuple(args.beacon_relay or settings.get("beacon_relays", ())),
-                    mdns=args.mdns or settings.get("mdns", False))
+                    mdns=args.mdns or settings.get("mdns", False), reactor=reactor)
 
         run_headless(node, say, publish=args.publish, pace=args.pace,
                      schedule=(args.start_at, args.round_zero, args.round_seconds) if args.start_at is not None else None)
@@ -387,7 +397,7 @@ def cmd_testnet(args) -> int:
     net = Testnet(args.dir)
     if args.action == "up":
         net.up(nodes=args.nodes, reps=args.reps, charter=args.charter, cycles=args.cycles, seed=args.seed,
-               round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args))
+               round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args), planned=args.planned)
         print(f"Watch it with: klero testnet status --dir {args.dir}")
         return 0
     if args.action == "status":
@@ -407,7 +417,7 @@ def cmd_testnet(args) -> int:
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
     started = time.time()
     info = net.up(nodes=args.nodes, reps=args.reps, charter=args.charter, cycles=args.cycles, seed=args.seed,
-                  round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args), say=say)
+                  round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args), say=say, planned=args.planned)
     planned_s = (info["last_round"] - info["round_zero"] + 1) * info["round_seconds"]
     ok = False
     try:
@@ -419,8 +429,9 @@ def cmd_testnet(args) -> int:
         "converged": ok,
         "expected_state_hash": info["expected_state_hash"],
         "nodes": {r["name"]: {"state_hash": r["state_hash"], "events": r["events"], "refused": r["refused"],
-                              "published": r["published"], "planned": r["planned"]} for r in rows},
-        "outcomes": info["expected"],
+                              "published": r["published"], "planned": r["planned"], "duties": r["duties"]} for r in rows},
+        "outcomes": info["expected"] if info.get("expected_state_hash") else net.outcomes(0),
+        "mode": info.get("mode", "planned"),
         "timings": {"planned_s": round(planned_s, 1), "until_converged_s": round(converged - info["start_at"], 1),
                     "total_s": round(time.time() - started, 1)},
         "dir": str(args.dir),
@@ -612,6 +623,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beacon-relay", action="append", metavar="URL",
                    help="a drand HTTP relay of the assembly's beacon (repeatable): fetch each round and gossip it")
     p.add_argument("--trace", metavar="FILE", help="append the arrival time of every new item to FILE (benchmarks)")
+    p.add_argument("--bots", metavar="FILE", help="host the bot representatives this testnet file describes (testnets)")
     p.set_defaults(func=cmd_node)
 
     testnet = sub.add_parser("testnet", help="run a local network of node processes with bot representatives")
@@ -629,6 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
             t.add_argument("--cycles", type=int, default=4, help="legislative cycles (default 4: every stage and a plenary)")
             t.add_argument("--seed", type=int, default=1, help="seed of the bots and the dev beacon")
             t.add_argument("--round-seconds", type=float, help="seconds per beacon round (default: the charter's period)")
+            t.add_argument("--planned", action="store_true",
+                           help="publish a precomputed simulation instead of reactive bots (every node must reach its known state)")
             for share in ("absent", "late", "equivocating", "unauthorised"):
                 t.add_argument(f"--{share}", type=float, default=0.0, help=f"share of {share} bots (default 0)")
         if action == "run":

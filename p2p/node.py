@@ -44,6 +44,10 @@ SYNC_TIMEOUT = 30.0
 SYNC_REFUSALS = 100
 #: seconds between commits of what gossip brought (group commit)
 FLUSH_EVERY = 0.1
+#: seconds between the node's looks at its own duties when only events (no beacon round) arrived
+ACT_EVERY = 0.2
+#: seconds a node without any peer waits before acting alone on its replica
+ALONE_AFTER = 10.0
 
 
 @dataclass
@@ -78,8 +82,12 @@ class Node:
     def __init__(self, store: ReplicaStore, seed: bytes, *, port: int = 0, bootstrap: tuple[str, ...] = (),
                  observer: bool = False, sync_interval: float = 5.0, status_path: Path | None = None,
                  say: Callable[[str], None] = print, trace: Path | None = None, beacon_relays: tuple[str, ...] = (),
-                 mdns: bool = False):
+                 mdns: bool = False, reactor=None):
         self.store = store
+        #: the hosted representatives' own work (``p2p.reactive.Reactor``): panel duties, bots
+        self.reactor = reactor
+        self.caught_up = False  # acts only once a first sync (or a lone start) says we are current
+        self.duty_ms: list[float] = []
         self.seed = seed
         self.port = port
         self.bootstrap = tuple(bootstrap)
@@ -231,15 +239,55 @@ class Node:
         if self._trace is not None:
             self._trace_item(item)
         if outcome.status in ("applied", "pending", "equivocation", "invalid"):
-            topic = self.rounds_topic if item[:1] == b"\x83" else self.events_topic
-            # back-pressure: a full outbound queue would drop the message silently
-            for _ in range(5000):
-                if all(len(q) < 512 for q in list(self.pubsub.peer_queues.values())):
-                    break
-                await trio.sleep(0.002)
-            await self.pubsub.publish(topic, item)
-            self.stats.published += 1
+            await self._gossip(item)
         return outcome.status
+
+    async def _gossip(self, item: bytes) -> None:
+        topic = self.rounds_topic if item[:1] == b"\x83" else self.events_topic
+        # back-pressure: a full outbound queue would drop the message silently
+        for _ in range(5000):
+            if all(len(q) < 512 for q in list(self.pubsub.peer_queues.values())):
+                break
+            await trio.sleep(0.002)
+        await self.pubsub.publish(topic, item)
+        self.stats.published += 1
+
+    # ------------------------------------------------------------------ own work
+
+    async def _act(self) -> None:
+        """Run the reactor whenever the replica changed: at once for a new beacon round, else at
+        most every ``ACT_EVERY`` seconds (an evaluation per gossip message would waste the CPU
+        that relaying needs); sign, store and gossip what it owes."""
+        r = self.store.replica
+        seen = None
+        last = 0.0
+        while True:
+            await trio.sleep(0.05)
+            if not self.caught_up:
+                continue
+            version = (max(r.beacon, default=0), len(r.records), r.applied_count())
+            if version == seen or (seen is not None and version[0] == seen[0] and time.monotonic() - last < ACT_EVERY):
+                continue
+            seen, last = version, time.monotonic()
+            began = time.perf_counter()
+            try:
+                wires = self.reactor.step(self._add_own)
+            except Exception:  # our own duty code failing must not stop the node relaying
+                log.exception("the node's own duties failed this round")
+                continue
+            self.duty_ms = (self.duty_ms + [round((time.perf_counter() - began) * 1000, 1)])[-200:]
+            if wires:
+                self.store.flush()
+                for wire in wires:
+                    if self._trace is not None:
+                        self._trace_item(wire)
+                    await self._gossip(wire)
+            seen = (max(r.beacon, default=0), len(r.records), r.applied_count())
+
+    def _add_own(self, wire: bytes) -> None:
+        outcome = self.store.add_item(wire)
+        if outcome.status not in ("applied", "equivocation"):
+            raise RuntimeError(f"our own event was not applied: {outcome.status} {outcome.rejection}")
 
     # ------------------------------------------------------------------ sync
 
@@ -447,6 +495,9 @@ class Node:
                 peers = set(self.host.get_connected_peers())
             for peer in sorted(peers - synced, key=str):  # newly connected
                 await self.sync_with(peer)
+                self.caught_up = True
+            if not peers and now - self.started >= ALONE_AFTER:
+                self.caught_up = True  # the first node of a network: nobody to catch up from
             synced = peers
             if peers and now - last_round >= self.sync_interval:
                 last_round = now
@@ -481,6 +532,7 @@ class Node:
             "refusals": dict(sorted(self.stats.refusals.items())),
             "scores": self._scores(),
             "penalised": sorted(self.penalised),
+            **self._duties(),
             **self._legislature,
             "pid": os.getpid(),
             "rss_mib": _rss_mib(),
@@ -496,6 +548,14 @@ class Node:
         scores = {str(p): round(self.router.scorer.score(p, topics_), 2) for p in self.host.get_connected_peers()}
         self.penalised.update(p for p, v in scores.items() if v < 0)
         return scores
+
+    def _duties(self) -> dict:
+        if self.reactor is None:
+            return {}
+        ms = sorted(self.duty_ms)
+        return {"duties": {"caught_up": self.caught_up, "members": len(self.reactor.duties.members),
+                           "signed": dict(self.reactor.duties.signed),
+                           "step_ms_p50": ms[len(ms) // 2] if ms else None, "step_ms_max": ms[-1] if ms else None}}
 
     def _evaluate(self) -> None:
         """Where the legislature stands, for the status file (pure and fast at testnet scale)."""
@@ -571,6 +631,8 @@ class Node:
                         if self.beacon_relays:
                             nursery.start_soon(self._follow_beacon)
                         nursery.start_soon(self._report)
+                        if self.reactor is not None and not self.observer:
+                            nursery.start_soon(self._act)
                         self.write_status()
                         if ready:
                             ready(self)

@@ -77,7 +77,7 @@ class Profile:
     def settings(self) -> dict:
         """The node settings a person wrote in ``settings.json`` (all optional):
         ``{"port": 4001, "bootstrap": ["/ip4/…/tcp/…/p2p/…"], "beacon_relays": ["https://…"],
-        "mdns": true, "observer": false}``.  Command-line options override them."""
+        "mdns": true, "observer": false, "panel_duties": true}``.  Command-line options override them."""
         import json
 
         try:
@@ -86,7 +86,7 @@ class Profile:
             return {}
         except (OSError, ValueError) as exc:
             raise ProfileError(f"{self.settings_path} is not valid JSON ({exc}); fix or remove it.") from None
-        kinds = {"port": int, "bootstrap": list, "beacon_relays": list, "mdns": bool, "observer": bool}
+        kinds = {"port": int, "bootstrap": list, "beacon_relays": list, "mdns": bool, "observer": bool, "panel_duties": bool}
         if not isinstance(value, dict):
             raise ProfileError(f"{self.settings_path} must hold a JSON object.")
         for key, item in value.items():

@@ -277,3 +277,41 @@ class Reactor:
             if len(hands.out) == before:
                 break
         return hands.out
+
+
+def write_bots_file(path, *, template: str, reps: int, seed: int, behaviour: dict, indices: list[int], proposals: int = 4) -> None:
+    """The testnet's description of the bots one node hosts (dev keys: anyone can recompute them)."""
+    import json
+
+    spec = {"template": template, "reps": reps, "seed": seed, "behaviour": behaviour, "indices": indices, "proposals": proposals}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(spec, f, indent=1)
+
+
+def load_bots(path, charter_wire: bytes) -> ReactiveBots:
+    """The bots a testnet file describes; refuses a file that does not match the replica's charter."""
+    import json
+
+    from consensus.errors import KleroError
+
+    from .bots import AssemblySim, Behaviour
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            spec = json.loads(f.read(1 << 20))
+    except (OSError, ValueError) as exc:
+        raise KleroError(f"Cannot read the bots file {path}: {exc}.") from None
+    shapes = {"template": str, "reps": int, "seed": int, "behaviour": dict, "indices": list, "proposals": int}
+    if not isinstance(spec, dict) or any(type(spec.get(k)) is not t for k, t in shapes.items()):
+        raise KleroError(f"The bots file {path} must hold " + ", ".join(f"{k} ({t.__name__})" for k, t in shapes.items()) + ".")
+    if not 2 <= spec["reps"] <= 10_000 or not all(type(i) is int and 0 <= i < spec["reps"] for i in spec["indices"]):
+        raise KleroError(f"The bots file {path} names bots outside 0..reps-1 (or reps is not 2 to 10,000).")
+    try:
+        behaviour = Behaviour(**{k: float(v) for k, v in spec["behaviour"].items()})
+    except (TypeError, ValueError):
+        raise KleroError(f"The behaviour in {path} takes the shares absent, late, equivocating and unauthorised.") from None
+    sim = AssemblySim(spec["template"], reps=spec["reps"], seed=spec["seed"], behaviour=behaviour)
+    if sim.charter_wire != charter_wire:
+        raise KleroError(f"The bots in {path} belong to another assembly than this replica's.")
+    hosted = [HostedBot(i, sim.bots[i].key, sim.bots[i].kind) for i in sorted(set(spec["indices"]))]
+    return ReactiveBots(spec["seed"], [b.public for b in sim.bots], hosted, proposals=spec["proposals"])

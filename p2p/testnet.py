@@ -1,18 +1,23 @@
 """Local test networks: N `klero node` processes on 127.0.0.1, bot representatives spread over
 them, a dev beacon, and a whole legislative run carried over the network (issue 7).
 
-How the bots act: the assembly is planned by the seeded bot simulation (``p2p.bots``: bots
-submit, draft, comment, amend, vote, and sit on real cut-off panels whose agreement messages are
-signed events).  Each representative is hosted by one node, which publishes that bot's signed
-events when the beacon reaches the round they name; node 0 also relays the dev beacon's rounds
-as they come due.  Every item therefore travels over gossip and sync, and every node must
-reach the plan's state hash on its own.  The bots follow their plan: they do not yet react to
-what the network delivers (a late node does not change what a bot votes), which is what the
-reactive panel duties of a later issue add.
+How the bots act (the default, *reactive*): each node hosts some of the bot representatives
+(``p2p.reactive``).  After every beacon round and every panel message a node evaluates the
+legislature on its own replica; its bots submit, draft, comment, amend and vote in the
+committees they were drawn to, and take their panel duties (leases, cut-offs, agreement
+messages, ``p2p.duties``) as any representative's node does.  Nothing is signed ahead: what a
+panel decides, and when, follows from what the network delivered.  Node 0 publishes the dev
+beacon's rounds as they come due.  The run is over when every node saw the last round and all
+hold one state that no longer changes.
 
-Layout of a testnet folder: ``testnet.json`` (nodes, pids, addresses, schedule), ``plan.log`` (the
-whole planned log), ``node-K.plan`` (what node K publishes), ``node-K.out`` (its output),
-``home/`` (the nodes' profiles and replicas).
+With ``--planned`` the nodes instead publish a precomputed simulation (``p2p.bots``), each
+item when the beacon reaches the round it names: every node must then reach the plan's known
+state hash (useful to measure the network alone).
+
+Layout of a testnet folder: ``testnet.json`` (nodes, pids, addresses, schedule), ``charter.log``,
+``beacon.log`` (the rounds node 0 publishes) and ``bots-K.json`` (who node K hosts), or
+``plan.log`` and ``node-K.plan`` when planned; ``node-K.out`` (each node's output) and ``home/``
+(the nodes' profiles and replicas).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from consensus.errors import KleroError
 
 from .logfile import read_items, write_log
 
+#: seconds a reactive testnet's common state must stay unchanged after the last round to count as done
+SETTLE_S = 3.0
 PASSPHRASE = "testnet-dev-profile"  # dev profiles only: their keys guard nothing of value
 
 
@@ -118,50 +125,88 @@ class Testnet:
     # ------------------------------------------------------------------ up / status / down
 
     def up(self, *, nodes: int, reps: int, charter: str = "testnet", cycles: int = 4, seed: int = 1,
-           round_seconds: float | None = None, behaviour=None, say=print, trace: bool = False) -> dict:
+           round_seconds: float | None = None, behaviour=None, say=print, trace: bool = False, planned: bool = False) -> dict:
+        """Start the nodes.  By default the bots are *reactive*: each node hosts some and they act on
+        what its replica holds, panels included (``p2p.reactive``); ``planned``: the nodes publish
+        a precomputed simulation instead (every node must then reach its known state hash)."""
         if nodes < 1 or reps < 2 or nodes > 64:
             raise TestnetError("A testnet has 1 to 64 nodes and at least 2 representatives.")
+        if cycles < 1:
+            raise TestnetError("A testnet runs at least one cycle.")
         if self.info_path.exists() and any(_alive(n.get("pid")) for n in self.info().get("nodes", [])):
             raise TestnetError(f"A testnet is already running in {self.dir}; stop it with `klero testnet down --dir {self.dir}`.")
         self.dir.mkdir(parents=True, exist_ok=True)
-        say(f"Planning {cycles} cycles of the {charter!r} charter with {reps} bot representatives ...")
-        plan = make_plan(charter, reps, nodes, cycles, seed, behaviour)
-        write_log(self.dir / "plan.log", plan.items)
-        from .bots import load_template
+        from .bots import Behaviour, load_template
 
+        behaviour = behaviour or Behaviour(0, 0, 0, 0)
+        if planned:
+            say(f"Planning {cycles} cycles of the {charter!r} charter with {reps} bot representatives ...")
+            plan = make_plan(charter, reps, nodes, cycles, seed, behaviour)
+            write_log(self.dir / "plan.log", plan.items)
+            for k, part in enumerate(plan.per_node):
+                write_log(self.dir / f"node-{k}.plan", [plan.items[0], *part])
+            round_zero, last_round, expected, summary = plan.round_zero, plan.last_round, plan.state_hash, plan.summary
+            planned_items = [len(p) for p in plan.per_node]
+        else:
+            round_zero, last_round = self._reactive(charter, reps, nodes, cycles, seed, behaviour)
+            expected, summary, planned_items = None, {}, [None] * nodes
         period = load_template(charter).get("period_ms", 1000) / 1000
         step = round_seconds if round_seconds is not None else period
-        for k, part in enumerate(plan.per_node):
-            write_log(self.dir / f"node-{k}.plan", [plan.items[0], *part])
         for k in range(nodes):
             if not (self.home / "profiles" / f"node-{k}").exists():
                 done = self._klero("init", "--profile", f"node-{k}", "--kdf", "interactive")
                 if done.returncode:
                     raise TestnetError(f"Could not create profile node-{k}: {done.stderr.strip()}")
         start_at = time.time() + 4 + 0.6 * nodes  # every node is up before the first round is due
-        info = {"charter": charter, "nodes": [], "reps": reps, "cycles": cycles, "seed": seed,
-                "round_seconds": step, "round_zero": plan.round_zero, "last_round": plan.last_round,
-                "start_at": start_at, "expected_state_hash": plan.state_hash, "expected": plan.summary,
-                "planned_items": [len(p) for p in plan.per_node], "started": time.time()}
+        info = {"charter": charter, "mode": "planned" if planned else "reactive", "nodes": [], "reps": reps,
+                "cycles": cycles, "seed": seed, "round_seconds": step, "round_zero": round_zero, "last_round": last_round,
+                "start_at": start_at, "expected_state_hash": expected, "expected": summary,
+                "planned_items": planned_items, "started": time.time()}
         for k in range(nodes):
-            bootstrap = []
+            extra = []
             for j in sorted({0, k - 1, (k // 2)} - {k}):
                 if 0 <= j < k:
-                    bootstrap += ["--bootstrap", info["nodes"][j]["address"]]
+                    extra += ["--bootstrap", info["nodes"][j]["address"]]
             if trace:
-                bootstrap += ["--trace", str(self.dir / f"node-{k}.trace")]
-            node = self._start(k, bootstrap, start_at, step, plan.round_zero)
+                extra += ["--trace", str(self.dir / f"node-{k}.trace")]
+            if planned:
+                extra += ["--join", str(self.dir / "plan.log"), "--publish", str(self.dir / f"node-{k}.plan")]
+            else:
+                extra += ["--join", str(self.dir / "charter.log"), "--bots", str(self.dir / f"bots-{k}.json")]
+                if k == 0:
+                    extra += ["--publish", str(self.dir / "beacon.log")]
+            node = self._start(k, extra, start_at, step, round_zero)
             info["nodes"].append(node)
             self._save(info)
-        say(f"Testnet of {nodes} nodes up in {self.dir}; {plan.last_round - plan.round_zero + 1} beacon rounds "
-            f"at {step} s each (about {(plan.last_round - plan.round_zero + 1) * step / 60:.1f} min).")
+        say(f"Testnet of {nodes} nodes up in {self.dir}; {last_round - round_zero + 1} beacon rounds "
+            f"at {step} s each (about {(last_round - round_zero + 1) * step / 60:.1f} min).")
         return info
 
-    def _start(self, k: int, bootstrap: list[str], start_at: float, step: float, round_zero: int) -> dict:
+    def _reactive(self, charter: str, reps: int, nodes: int, cycles: int, seed: int, behaviour) -> tuple[int, int]:
+        """Files for reactive bots: the charter, the dev beacon's rounds (node 0 publishes them on
+        time) and each node's share of the bots; returns the first and last round."""
+        from dataclasses import asdict
+
+        from .bots import AssemblySim
+        from .reactive import write_bots_file
+
+        sim = AssemblySim(charter, reps=reps, cycles=cycles, seed=seed, behaviour=behaviour)
+        if sim.dev is None:
+            raise TestnetError(f"The {charter!r} charter uses a public beacon; a testnet needs a dev beacon (try testnet or demo).")
+        last_round = sim.legislature.cycle_start(cycles)
+        write_log(self.dir / "charter.log", [sim.charter_wire])
+        from consensus.beacon import encode_round
+
+        write_log(self.dir / "beacon.log", [sim.charter_wire, *(encode_round(sim.dev.sign(n)) for n in range(1, last_round + 1))])
+        for k in range(nodes):
+            write_bots_file(self.dir / f"bots-{k}.json", template=charter, reps=reps, seed=seed, behaviour=asdict(behaviour),
+                            indices=[i for i in range(reps) if i % nodes == k], proposals=sim.proposals_per_cycle)
+        return 1, last_round
+
+    def _start(self, k: int, extra: list[str], start_at: float, step: float, round_zero: int) -> dict:
         out = open(self.dir / f"node-{k}.out", "ab")
-        args = [sys.executable, "-m", "desktop.cli", "node", "--profile", f"node-{k}", "--join", str(self.dir / "plan.log"),
-                "--publish", str(self.dir / f"node-{k}.plan"), "--start-at", f"{start_at:.3f}",
-                "--round-seconds", str(step), "--round-zero", str(round_zero), "--sync-interval", "3", *bootstrap]
+        args = [sys.executable, "-m", "desktop.cli", "node", "--profile", f"node-{k}", "--start-at", f"{start_at:.3f}",
+                "--round-seconds", str(step), "--round-zero", str(round_zero), "--sync-interval", "3", *extra]
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
         status_path = self.home / "profiles" / f"node-{k}" / "node-status.json"
         deadline = time.monotonic() + 60
@@ -174,6 +219,13 @@ class Testnet:
             time.sleep(0.1)
         proc.kill()
         raise TestnetError(f"node-{k} did not start within 60 s; see {self.dir / f'node-{k}.out'}.")
+
+    def outcomes(self, k: int = 0) -> dict:
+        """The legislature's outcomes in node ``k``'s replica (the node must be stopped)."""
+        from .store import ReplicaStore
+
+        with ReplicaStore(self.home / "profiles" / f"node-{k}" / "replica.sqlite") as store:
+            return outcomes_of(store.replica)
 
     def status(self) -> list[dict]:
         info = self.info()
@@ -189,6 +241,7 @@ class Testnet:
                 "published": s.get("published", 0), "planned": info["planned_items"][k],
                 "cycles_decided": s.get("cycles_decided"), "proposals": s.get("proposals", {}),
                 "refused": s.get("gossip_refused", 0) + s.get("sync_refused", 0),
+                "duties": s.get("duties", {}),
             })
         return rows
 
@@ -209,15 +262,27 @@ class Testnet:
         return rows
 
     def wait(self, timeout: float, say=print) -> bool:
-        """Until every node has published its plan and holds the plan's state; False on timeout."""
+        """Until the run is over everywhere, False on timeout.  Planned: every node published its
+        plan and holds the plan's state.  Reactive: every node saw the last round and all hold one
+        state that stayed the same for ``SETTLE_S`` seconds (the last panels have finished)."""
         info = self.info()
         deadline = time.monotonic() + timeout
         last = 0.0
+        stable_since, stable_hash = None, None
         while time.monotonic() < deadline:
             rows = self.status()
-            done = all(r["published"] >= r["planned"] and r["state_hash"] == info["expected_state_hash"] for r in rows)
-            if done:
-                return True
+            if info.get("expected_state_hash"):
+                if all(r["published"] >= r["planned"] and r["state_hash"] == info["expected_state_hash"] for r in rows):
+                    return True
+            else:
+                hashes = {r["state_hash"] for r in rows}
+                if len(hashes) == 1 and all(r["beacon_round"] >= info["last_round"] for r in rows):
+                    if stable_hash != next(iter(hashes)):
+                        stable_hash, stable_since = next(iter(hashes)), time.monotonic()
+                    elif time.monotonic() - stable_since >= SETTLE_S:
+                        return True
+                else:
+                    stable_hash = None
             if not all(r["running"] for r in rows):
                 say("A node stopped unexpectedly: " + ", ".join(r["name"] for r in rows if not r["running"]))
                 return False
@@ -226,6 +291,27 @@ class Testnet:
                 say("  " + "  ".join(f"{r['name']}: {r['events']} ev, round {r['beacon_round']}" for r in rows))
             time.sleep(0.5)
         return False
+
+
+def outcomes_of(replica) -> dict:
+    """What a replica's legislature decided: cycles, proposal statuses, what passed, and how the
+    deadlines were settled (by which panels, in how many agreement rounds)."""
+    from consensus.legislature import Legislature
+
+    leg = Legislature(replica.charter, replica.charter_event.round)
+    result = leg.evaluate(replica.records, replica.beacon, explain=False)
+    statuses: dict[str, int] = {}
+    for p in result.proposals.values():
+        statuses[p.status] = statuses.get(p.status, 0) + 1
+    kinds: dict[str, int] = {}
+    for r in replica.records.values():
+        kinds[r.kind] = kinds.get(r.kind, 0) + 1
+    rounds = [d["certificate"]["agreement_round"] for d in result.deadlines if "certificate" in d]
+    return {"cycles": result.cycles, "proposals": dict(sorted(statuses.items())),
+            "passed": [p.title for p in result.proposals.values() if p.status == "passed"],
+            "deadlines_decided": len(result.deadlines), "seed_lag_max": max((d["seed_round"] - d["round"] for d in result.deadlines), default=0),
+            "agreement_rounds_max": max(rounds, default=0),
+            "events_by_kind": dict(sorted(kinds.items())), "waiting": result.waiting}
 
 
 def _read_json(path: Path) -> dict | None:
