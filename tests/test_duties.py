@@ -1,0 +1,173 @@
+"""Reactive panel duties and bots (p2p/duties.py, p2p/reactive.py), driven in one process.
+
+Each "node" is a Reactor on its own in-memory replica; what it signs reaches the others one
+beacon round later, in a shuffled order (so proposals can arrive before the cut-offs they name,
+and events before their author's previous one).  The network itself is tested with real
+processes in test_testnet.py.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from consensus.legislature import Legislature
+from consensus.replica import Replica
+from p2p.bots import AssemblySim, Behaviour
+from p2p.duties import Hands, PanelDuties
+from p2p.reactive import HostedBot, ReactiveBots, Reactor, chance, load_bots, write_bots_file
+
+pytestmark = pytest.mark.slow
+
+
+class Network:
+    """Reactors on separate replicas; deliveries are delayed and shuffled by a seeded rng."""
+
+    def __init__(self, nodes: int, reps: int, behaviour: Behaviour, seed: int = 1):
+        self.sim = AssemblySim("testnet", reps=reps, seed=seed, behaviour=behaviour)
+        self.rng = random.Random(seed)
+        everyone = [b.public for b in self.sim.bots]
+        self.replicas = [Replica(self.sim.charter_wire) for _ in range(nodes)]
+        self.reactors = []
+        for k in range(nodes):
+            hosted = [HostedBot(i, b.key, b.kind) for i, b in enumerate(self.sim.bots) if i % nodes == k]
+            self.reactors.append(Reactor(self.replicas[k], [h.key for h in hosted], bots=ReactiveBots(seed, everyone, hosted)))
+        self.in_flight: list[tuple[int, bytes]] = []
+        self.sent: list[bytes] = []
+        self.leg = Legislature(self.replicas[0].charter, self.replicas[0].charter_event.round)
+
+    def restart(self, k: int) -> None:
+        """Node k loses everything but its replica (a crash and a restart)."""
+        old = self.reactors[k]
+        self.reactors[k] = Reactor(self.replicas[k], old.keys, bots=ReactiveBots(old.bots.seed, old.bots.everyone, old.bots.hosted))
+
+    def run(self, last_round: int, on_round=None) -> None:
+        for number in range(1, last_round + 1):
+            rnd = self.sim.dev.sign(number)
+            delivered, self.in_flight = self.in_flight, []
+            self.rng.shuffle(delivered)
+            for k, replica in enumerate(self.replicas):
+                replica.add_round(rnd)
+                for origin, wire in delivered:
+                    if origin != k:
+                        replica.add(wire)
+            for _ in range(4):  # a node reacts to what it received several times within a round
+                for k, reactor in enumerate(self.reactors):
+                    out = reactor.step()
+                    self.in_flight += [(k, w) for w in out]
+                    self.sent += out
+            if on_round:
+                on_round(number)
+        for origin, wire in self.in_flight:
+            for k, replica in enumerate(self.replicas):
+                if k != origin:
+                    replica.add(wire)
+
+
+def test_reactive_nodes_run_every_stage_to_a_plenary_with_real_panels():
+    net = Network(nodes=4, reps=25, behaviour=Behaviour(absent=0.08, late=0.08, equivocating=0.04, unauthorised=0.08))
+    last = net.leg.cycle_start(4) - 1
+    net.run(last)
+    hashes = {r.state_hash() for r in net.replicas}
+    assert len(hashes) == 1, "every node holds the same state"
+    replica = net.replicas[0]
+    result = net.leg.evaluate(replica.records, replica.beacon)
+    assert result.cycles == 4, result.waiting
+    assert any(p.status == "passed" for p in result.proposals.values()), "a proposal passed the plenary"
+    assert result.deadlines and all(d["rule"] == "cut-off panel" for d in result.deadlines)
+    # every panel decided, and no honest node ever signed two messages for one step
+    assert not result.panel_equivocations
+    equivocators = {b.public for b in net.sim.bots if b.kind == "equivocating"}
+    assert set(replica.forks) <= equivocators
+    # the seed round each panel chose was still in the future when it was proposed
+    assert all(d["seed_round"] > d["round"] for d in result.deadlines)
+    # a replay of the signed events from nothing gives the same state (what klero verify does)
+    fresh = Replica(net.sim.charter_wire)
+    for number in sorted(replica.beacon):
+        fresh.add_round(net.sim.dev.sign(number))
+    wires = list(net.sent)
+    random.Random(2).shuffle(wires)
+    fresh.add_all(wires)
+    assert fresh.state_hash() == replica.state_hash()
+
+
+def test_a_restarted_node_resumes_its_duties_without_signing_twice():
+    net = Network(nodes=3, reps=12, behaviour=Behaviour(0, 0, 0, 0), seed=3)
+    restarts = {net.leg.cycle_start(1) + 3, net.leg.cycle_start(2) + 1, net.leg.draw_round(2) + 9}
+
+    def crash(number: int) -> None:
+        if number in restarts:
+            net.restart(number % 3)
+
+    net.run(net.leg.cycle_start(3) - 1, on_round=crash)
+    replica = net.replicas[0]
+    result = net.leg.evaluate(replica.records, replica.beacon)
+    assert result.cycles == 3, result.waiting
+    assert not replica.forks and not result.panel_equivocations
+    # at most one message per member, deadline, step and agreement round
+    seen = set()
+    for r in replica.records.values():
+        if r.kind in ("propose", "prevote", "precommit"):
+            key = (r.author, r.body.deadline, r.kind, r.body.round)
+            assert key not in seen
+            seen.add(key)
+
+
+def test_panel_duties_alone_lease_cut_and_agree():
+    """A representative's node without bots: its one key takes leases, cut-offs and agreement."""
+    sim = AssemblySim("testnet", reps=7, seed=5, behaviour=Behaviour(0, 0, 0, 0))
+    replica = Replica(sim.charter_wire)
+    leg = Legislature(replica.charter, replica.charter_event.round)
+    duties = [PanelDuties([b.public]) for b in sim.bots]
+    keys = [b.key for b in sim.bots]
+    for number in range(1, leg.cycle_start(3) + 1):
+        replica.add_round(sim.dev.sign(number))
+        for _ in range(6):
+            hands = Hands(replica, keys)
+            leg.evaluate(replica.records, replica.beacon, explain=False)
+            for d in duties:
+                d.step(leg, hands)
+            if not hands.out:
+                break
+    result = leg.evaluate(replica.records, replica.beacon)
+    # nothing was submitted, but every intake was settled by its panel, and everyone leased
+    assert result.waiting == "Nothing is in the pipeline." or result.cycles >= 2
+    assert leg.decision("intake", 0, 0) is not None and leg.decision("intake", 2, 0) is not None
+    leases = {(r.author, r.body.cycle) for r in replica.records.values() if r.kind == "lease"}
+    assert {(b.public, 2) for b in sim.bots} <= leases
+    assert all(d.signed["cutoff"] >= 1 and d.signed["prevote"] >= 1 for d in duties)
+
+
+def test_seeded_choices_are_the_same_everywhere():
+    assert chance(1, "vote", b"x") == chance(1, "vote", b"x")
+    assert chance(1, "vote", b"x") != chance(2, "vote", b"x")
+    assert all(0 <= chance(i) < 1 for i in range(100))
+
+
+def test_a_bots_file_is_checked_before_use(tmp_path):
+    sim = AssemblySim("testnet", reps=6, seed=9, behaviour=Behaviour(0, 0, 0, 0))
+    good = tmp_path / "bots.json"
+    write_bots_file(good, template="testnet", reps=6, seed=9, behaviour={"absent": 0, "late": 0, "equivocating": 0, "unauthorised": 0},
+                    indices=[0, 2, 4])
+    bots = load_bots(good, sim.charter_wire)
+    assert [b.index for b in bots.hosted] == [0, 2, 4] and bots.hosted[0].public == sim.bots[0].public
+    from consensus.errors import KleroError
+
+    other = AssemblySim("testnet", reps=6, seed=10, behaviour=Behaviour(0, 0, 0, 0))
+    with pytest.raises(KleroError, match="another assembly"):
+        load_bots(good, other.charter_wire)
+    cases = {
+        "garbage": b"\x00\xffnot json",
+        "shape": json.dumps({"template": "testnet"}).encode(),
+        "range": json.dumps({"template": "testnet", "reps": 6, "seed": 9, "behaviour": {}, "indices": [7], "proposals": 4}).encode(),
+        "behaviour": json.dumps({"template": "testnet", "reps": 6, "seed": 9, "behaviour": {"rude": 1}, "indices": [1],
+                                 "proposals": 4}).encode(),
+    }
+    for name, data in cases.items():
+        path = tmp_path / f"{name}.json"
+        path.write_bytes(data)
+        with pytest.raises(KleroError) as caught:
+            load_bots(path, sim.charter_wire)
+        assert str(path) in str(caught.value), name
