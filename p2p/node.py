@@ -114,6 +114,8 @@ class Node:
         self._dirty = False
         self._legislature: dict = {}
         self.penalised: set[str] = set()
+        #: what made a peer's gossip score negative, per component (the last time it was)
+        self.score_causes: dict[str, dict] = {}
 
     # ------------------------------------------------------------------ building the host
 
@@ -157,8 +159,11 @@ class Node:
         score = ScoreParams(
             # each refused message costs its forwarder 10 points (capped), decaying by 10 % a beat
             p4_invalid_messages=TopicScoreParams(weight=10.0, cap=100.0, decay=0.9),
+            # behaviour penalties (GRAFT floods, broken promises, "equivocations") fade by 10 % a
+            # beat: by default they never decay, so one bad minute graylists a peer for good
             p5_behavior_penalty_weight=1.0,
-            p5_behavior_penalty_threshold=0.0,
+            p5_behavior_penalty_threshold=20.0,
+            p5_behavior_penalty_decay=0.9,
             publish_threshold=-50.0,  # below: we stop sending them what we publish
             gossip_threshold=-20.0,  # below: no gossip to or from them
             graylist_threshold=-80.0,  # below: everything from them is ignored
@@ -174,6 +179,10 @@ class Node:
         limit = self.store.replica.limits.max_event_bytes + 4096
         pubsub = Pubsub(host, router, strict_signing=True, msg_id_constructor=get_content_addressed_msg_id,
                         max_inbound_rpc_size=max(limit, 1 << 20))
+        # pubsub numbers our messages from int(time.time()) up, one per message: a node that
+        # published more than one a second and restarts reuses numbers, which its peers take for
+        # gossip equivocation (-100 each, STACK.md) and graylist it.  Nanoseconds never repeat.
+        pubsub.counter = time.time_ns()
         return pubsub, router
 
     # ------------------------------------------------------------------ validation
@@ -458,6 +467,17 @@ class Node:
         self._remember(address)
         return True
 
+    def _gossip_view(self) -> dict:
+        """Who we exchange gossip with: pubsub streams, topic peers and mesh sizes per topic."""
+        if self.pubsub is None:
+            return {}
+        out = {"streams": len(self.pubsub.peers), "topic_peers": {}, "mesh": {},
+               "queued": max((len(q) for q in list(self.pubsub.peer_queues.values())), default=0)}
+        for name, topic in (("events", self.events_topic), ("rounds", self.rounds_topic)):
+            out["topic_peers"][name] = len(self.pubsub.peer_topics.get(topic, ()))
+            out["mesh"][name] = len(getattr(self.router, "mesh", {}).get(topic, ()))
+        return out
+
     async def _dial_discovered(self) -> None:
         """Dial peers mDNS found on the LAN (at most once a minute each); peers of other
         assemblies or other libp2p apps simply never answer our sync protocol."""
@@ -529,9 +549,11 @@ class Node:
             "synced_items": self.stats.synced_items,
             "sync_refused": self.stats.sync_refused,
             "published": self.stats.published,
+            "gossip": self._gossip_view(),
             "refusals": dict(sorted(self.stats.refusals.items())),
             "scores": self._scores(),
             "penalised": sorted(self.penalised),
+            "score_causes": self.score_causes,
             **self._duties(),
             **self._legislature,
             "pid": os.getpid(),
@@ -547,6 +569,10 @@ class Node:
         topics_ = [self.events_topic, self.rounds_topic]
         scores = {str(p): round(self.router.scorer.score(p, topics_), 2) for p in self.host.get_connected_peers()}
         self.penalised.update(p for p, v in scores.items() if v < 0)
+        for p in self.host.get_connected_peers():
+            if scores.get(str(p), 0) < 0:
+                stats = self.router.scorer.get_score_stats(p, self.events_topic)
+                self.score_causes[str(p)] = {k: round(v, 1) for k, v in stats.items() if isinstance(v, float) and v}
         return scores
 
     def _duties(self) -> dict:

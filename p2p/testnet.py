@@ -176,6 +176,7 @@ class Testnet:
                 if k == 0:
                     extra += ["--publish", str(self.dir / "beacon.log")]
             node = self._start(k, extra, start_at, step, round_zero)
+            node["extra"] = extra
             info["nodes"].append(node)
             self._save(info)
         say(f"Testnet of {nodes} nodes up in {self.dir}; {last_round - round_zero + 1} beacon rounds "
@@ -244,6 +245,26 @@ class Testnet:
                 "duties": s.get("duties", {}),
             })
         return rows
+
+    def kill(self, k: int) -> None:
+        """SIGKILL node ``k`` (fault tests: no shutdown, no flush)."""
+        node = self.info()["nodes"][k]
+        if _alive(node["pid"]):
+            os.killpg(node["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _alive(node["pid"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def restart(self, k: int) -> dict:
+        """Start node ``k`` again on its replica, with the arguments it first had."""
+        info = self.info()
+        node = info["nodes"][k]
+        if _alive(node["pid"]):
+            raise TestnetError(f"{node['name']} is still running.")
+        fresh = self._start(k, node["extra"], info["start_at"], info["round_seconds"], info["round_zero"])
+        info["nodes"][k] = {**fresh, "extra": node["extra"]}
+        self._save(info)
+        return info["nodes"][k]
 
     def down(self, say=print) -> list[dict]:
         info = self.info()

@@ -19,30 +19,83 @@ def klero(*args, env=None, timeout=600):
                           cwd=ROOT, timeout=timeout, env={**os.environ, **(env or {})})
 
 
-def test_five_nodes_and_25_representatives_run_every_stage_to_a_plenary_vote(tmp_path):
-    folder = tmp_path / "net"
-    done = klero("testnet", "run", "--dir", folder, "--nodes", 5, "--reps", 25, "--cycles", 4, "--round-seconds", 0.2, "--json")
+def _run(folder, *args):
+    done = klero("testnet", "run", "--dir", folder, *args, "--json")
     try:
         summary = json.loads(done.stdout)
     except ValueError:
         pytest.fail(f"no JSON summary: {done.stdout[-2000:]} {done.stderr[-3000:]}")
+    return done, summary
+
+
+def test_five_nodes_and_25_representatives_run_every_stage_to_a_plenary_vote(tmp_path):
+    """Reactive bots: every node evaluates its own replica, its bots act on it, and the panels
+    (cut-offs, proposals, prevotes, precommits) are signed by the nodes as the rounds come."""
+    folder = tmp_path / "net"
+    done, summary = _run(folder, "--nodes", 5, "--reps", 25, "--cycles", 4, "--round-seconds", 0.25)
     assert done.returncode == 0 and summary["converged"], summary
     hashes = {n["state_hash"] for n in summary["nodes"].values()}
-    assert hashes == {summary["expected_state_hash"]}, summary["nodes"]
-    assert all(n["published"] == n["planned"] and n["refused"] == 0 for n in summary["nodes"].values())
-    assert summary["outcomes"]["cycles"] == 4 and summary["outcomes"]["passed"], "the run reaches a plenary vote"
+    assert len(hashes) == 1, summary["nodes"]
+    assert all(n["refused"] == 0 for n in summary["nodes"].values())
+    outcomes = summary["outcomes"]
+    assert outcomes["cycles"] == 4 and outcomes["passed"], "the run reaches a plenary vote"
+    # real panels: every node signed cut-offs and agreement messages for the bots it hosts
+    for node in summary["nodes"].values():
+        signed = node["duties"]["signed"]
+        assert node["duties"]["members"] == 5 and signed["lease"] >= 5 and signed["cutoff"] and signed["precommit"], node
+    assert outcomes["deadlines_decided"] >= 4 * 4
     # any node's export verifies from nothing to the same state
     env = {"KLERO_HOME": str(folder / "home")}
     export = klero("export", "--profile", "node-3", tmp_path / "node-3.log", env=env)
     assert export.returncode == 0, export.stderr
     verified = json.loads(klero("verify", tmp_path / "node-3.log", "--json").stdout)
-    assert verified["state_hash"] == summary["expected_state_hash"] and not verified["rejected"]
+    assert verified["state_hash"] in hashes and not verified["rejected"]
     assert [p for p in verified["proposals"] if p["status"] == "passed"]
+    assert not verified.get("panel_equivocations")
     # status and down work on a stopped testnet too, and every process is gone
     status = json.loads(klero("testnet", "status", "--dir", folder, "--json").stdout)
     assert not any(n["running"] for n in status["nodes"])
 
 
+def test_a_planned_testnet_reaches_the_plans_state(tmp_path):
+    done, summary = _run(tmp_path / "net", "--planned", "--nodes", 3, "--reps", 9, "--cycles", 1, "--round-seconds", 0.2)
+    assert done.returncode == 0 and summary["converged"], summary
+    assert {n["state_hash"] for n in summary["nodes"].values()} == {summary["expected_state_hash"]}
+    assert all(n["published"] == n["planned"] for n in summary["nodes"].values())
+
+
 def test_testnet_commands_explain_what_is_missing(tmp_path):
     done = klero("testnet", "status", "--dir", tmp_path / "nothing")
     assert done.returncode == 2 and "There is no testnet" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_node_killed_mid_cycle_restarts_and_resumes_its_duties(tmp_path):
+    """SIGKILL a node hosting bots and panel seats in the middle of cycle 1; restarted, it catches
+    up, its bots and panel seats carry on without signing anything twice, and all converge."""
+    import time
+
+    from p2p.testnet import Testnet
+
+    net = Testnet(tmp_path / "net")
+    info = net.up(nodes=3, reps=12, cycles=3, round_seconds=0.25, say=lambda line: None)
+    try:
+        target = info["round_zero"] + 80 + 30  # inside cycle 1's working windows
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and net.status()[1]["beacon_round"] < target:
+            time.sleep(0.2)
+        before = net.status()[1]
+        net.kill(1)
+        assert not net.status()[1]["running"]
+        time.sleep(2)
+        net.restart(1)
+        converged = net.wait(timeout=180, say=lambda line: None)
+    finally:
+        rows = net.down(say=lambda line: None)
+    assert before["beacon_round"] >= target and converged, rows
+    assert len({r["state_hash"] for r in rows}) == 1
+    outcomes = net.outcomes(1)
+    assert outcomes["cycles"] == 3, outcomes
+    from p2p.store import ReplicaStore
+
+    with ReplicaStore(net.home / "profiles" / "node-1" / "replica.sqlite") as store:
+        assert not store.replica.forks, "nobody equivocated, the restarted node included"
