@@ -46,6 +46,8 @@ SYNC_REFUSALS = 100
 FLUSH_EVERY = 0.1
 #: seconds between the node's looks at its own duties when only events (no beacon round) arrived
 ACT_EVERY = 0.2
+#: seconds between evaluations of the legislature when no new beacon round arrived
+EVALUATE_EVERY = 1.0
 #: seconds a node without any peer waits before acting alone on its replica
 ALONE_AFTER = 10.0
 
@@ -265,26 +267,36 @@ class Node:
 
     async def _act(self) -> None:
         """Run the reactor whenever the replica changed: at once for a new beacon round, else at
-        most every ``ACT_EVERY`` seconds (an evaluation per gossip message would waste the CPU
-        that relaying needs); sign, store and gossip what it owes."""
+        most every ``ACT_EVERY`` seconds, and never more than a fifth of the time (a step's cost
+        grows with the assembly: relaying must keep the CPU).  The legislature is evaluated
+        again for a new round, else at most every ``EVALUATE_EVERY`` seconds; in between, new
+        panel messages only feed the agreements (no evaluation needed)."""
         r = self.store.replica
         seen = None
-        last = 0.0
+        last = last_evaluation = 0.0
+        pause = ACT_EVERY
         while True:
             await trio.sleep(0.05)
             if not self.caught_up:
                 continue
             version = (max(r.beacon, default=0), len(r.records), r.applied_count())
-            if version == seen or (seen is not None and version[0] == seen[0] and time.monotonic() - last < ACT_EVERY):
+            now = time.monotonic()
+            new_round = seen is None or version[0] != seen[0]
+            if version == seen or (not new_round and now - last < pause):
                 continue
-            seen, last = version, time.monotonic()
+            evaluate = new_round or now - last_evaluation >= EVALUATE_EVERY
+            seen, last = version, now
+            if evaluate:
+                last_evaluation = now
             began = time.perf_counter()
             try:
-                wires = self.reactor.step(self._add_own)
+                wires = self.reactor.step(self._add_own, evaluate=evaluate)
             except Exception:  # our own duty code failing must not stop the node relaying
                 log.exception("the node's own duties failed this round")
                 continue
-            self.duty_ms = (self.duty_ms + [round((time.perf_counter() - began) * 1000, 1)])[-200:]
+            spent = time.perf_counter() - began
+            pause = max(ACT_EVERY, 4 * spent)
+            self.duty_ms = (self.duty_ms + [round(spent * 1000, 1)])[-200:]
             if wires:
                 self.store.flush()
                 for wire in wires:
@@ -580,7 +592,7 @@ class Node:
             return {}
         ms = sorted(self.duty_ms)
         return {"duties": {"caught_up": self.caught_up, "members": len(self.reactor.duties.members),
-                           "signed": dict(self.reactor.duties.signed),
+                           "signed": dict(self.reactor.duties.signed), "evaluations": self.reactor.evaluations,
                            "step_ms_p50": ms[len(ms) // 2] if ms else None, "step_ms_max": ms[-1] if ms else None}}
 
     def _evaluate(self) -> None:
