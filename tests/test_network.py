@@ -180,3 +180,57 @@ def test_a_node_takes_its_bootstrap_peers_and_port_from_the_profile_settings(net
     (net.profile("c") / "settings.json").write_text(json.dumps({"bootstrap": "not a list"}))
     done = net.klero("node", "--profile", "c", "--join", LOG)
     assert done.returncode == 2 and "must be a list of strings" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_representatives_nodes_take_their_panel_duties_on_their_own(net, tmp_path):
+    """Four representatives' own profiles on a charter's roster: with nothing but beacon rounds
+    arriving, their nodes lease, sign cut-offs and run each deadline's agreement by themselves;
+    an observer of the same assembly signs nothing."""
+    import hashlib
+    import time
+
+    from nacl.signing import SigningKey
+
+    from consensus.beacon import encode_round
+    from consensus.charter import Charter
+    from consensus.events import NO_ASSEMBLY, sign_event
+    from consensus.legislature import Legislature
+    from consensus.parliament import Parliament
+    from p2p.bots import canonical, load_template, seeded_dev_beacon
+    from p2p.logfile import write_log
+    from p2p.store import ReplicaStore
+
+    reps = [f"r{i}" for i in range(4)]
+    keys = [bytes.fromhex(json.loads((net.profile(r) / "identity.json").read_text())["public_key"]) for r in reps]
+    dev = seeded_dev_beacon(7, 300)
+    spec = load_template("testnet")["parliament"]
+    charter = Charter(name="Four representatives", roster=tuple(sorted(keys)), beacon=dev.chain,
+                      parliament=Parliament.from_body(canonical({**spec, "start_round": 2, "panel_size": 4})))
+    wire = sign_event(SigningKey(hashlib.sha256(b"convenor").digest()), assembly=NO_ASSEMBLY, seq=1, prev=None,
+                      kind="charter", body=charter)
+    write_log(tmp_path / "charter.log", [wire])
+    last = 24
+    write_log(tmp_path / "beacon.log", [wire, *(encode_round(dev.sign(n)) for n in range(1, last + 1))])
+    first = net.start(reps[0], "--join", tmp_path / "charter.log")
+    for r in reps[1:]:
+        net.start(r, "--join", tmp_path / "charter.log", "--bootstrap", first)
+    net.start("observer", "--join", tmp_path / "charter.log", "--observer", "--bootstrap", first)
+    net.wait_for(reps, lambda s: s["peers"] >= 1, 60, "every representative to have a peer")
+    net.start("beacon", "--join", tmp_path / "charter.log", "--bootstrap", first, "--publish", tmp_path / "beacon.log",
+              "--start-at", time.time() + 1, "--round-zero", 1, "--round-seconds", 0.3)
+    names = reps + ["observer"]
+    final = net.wait_for(names, lambda s: s["beacon_round"] == last, 90, "every node to see the last round")
+    final = net.wait_for(names, lambda s: s["state_hash"] == final[reps[0]]["state_hash"], 60, "one state everywhere")
+    for r in reps:
+        signed = final[r]["duties"]["signed"]
+        assert final[r]["duties"]["members"] == 1 and signed["lease"] == 1 and signed["cutoff"] >= 2 and signed["precommit"] >= 2, final[r]
+    assert "duties" not in final["observer"] and final["observer"]["published"] == 0
+    for name in names + ["beacon"]:
+        net.stop(name)
+    with ReplicaStore(net.home / "profiles" / "observer" / "replica.sqlite") as store:
+        leg = Legislature(store.replica.charter, store.replica.charter_event.round)
+        leg.evaluate(store.replica.records, store.replica.beacon)
+        intake = leg.decision("intake", 0, 0)
+        leases = {(r.author, r.body.cycle) for r in store.replica.records.values() if r.kind == "lease"}
+    assert intake is not None and intake.certificate is not None and set(intake.panel) == set(keys)
+    assert leases == {(k, 2) for k in keys}
