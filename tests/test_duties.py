@@ -171,3 +171,59 @@ def test_a_bots_file_is_checked_before_use(tmp_path):
         with pytest.raises(KleroError) as caught:
             load_bots(path, sim.charter_wire)
         assert str(path) in str(caught.value), name
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_MESSAGE = st.tuples(
+    st.sampled_from(["propose", "prevote", "precommit", "cutoff"]),
+    st.integers(0, 6),  # agreement round
+    st.one_of(st.none(), st.binary(min_size=32, max_size=32), st.binary(min_size=1, max_size=80)),
+    st.integers(-1, 3),  # valid round
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 1), _MESSAGE), max_size=25))
+def test_byzantine_panel_members_cannot_stop_the_honest_ones(messages):
+    """Two of seven members sign whatever Hypothesis invents for the first deadline (well-formed
+    events, hostile content: junk values, values naming missing cut-offs, far rounds, empty
+    cut-offs); the five honest members' duties never fail and still decide it."""
+    from consensus.agreement import value_id
+    from consensus.panel import deadline_key, encode_value
+
+    sim = AssemblySim("testnet", reps=7, seed=11, behaviour=Behaviour(0, 0, 0, 0))
+    replica = Replica(sim.charter_wire)
+    leg = Legislature(replica.charter, replica.charter_event.round)
+    liars = [b.key for b in sim.bots[:2]]
+    honest = PanelDuties([b.public for b in sim.bots[2:]])
+    keys = [b.key for b in sim.bots]
+    name = deadline_key("intake", 0, 0)
+    for number in range(1, 30):
+        replica.add_round(sim.dev.sign(number))
+        if number == leg.start:
+
+            def add(wire: bytes) -> None:
+                outcome = replica.add(wire)
+                assert outcome.status == "applied", outcome.rejection  # the hostile content reaches the duties
+
+            hands = Hands(replica, liars, add)
+            for who, (kind, round_, value, valid_round) in messages:
+                author = bytes(liars[who].verify_key)
+                if kind == "cutoff":
+                    body = {"deadline": name, "cutoff": {"ballots": [], "items": []}}
+                elif kind == "propose":
+                    junk = value if value and len(value) != 32 else encode_value([value or bytes(32)], number + 2)
+                    body = {"deadline": name, "round": round_, "valid_round": min(valid_round, round_ - 1), "value": junk}
+                else:
+                    body = {"deadline": name, "round": round_, "value": value_id(value) if value and len(value) != 32 else value}
+                hands.sign(author, kind, body)
+        for _ in range(6):
+            hands = Hands(replica, keys)
+            leg.evaluate(replica.records, replica.beacon, explain=False)
+            honest.step(leg, hands)
+            if not hands.out:
+                break
+        if leg.decision("intake", 0, 0) is not None:
+            break
+    assert leg.decision("intake", 0, 0) is not None, "the honest two thirds decided the deadline"
