@@ -382,12 +382,19 @@ def _testnet_behaviour(args):
     return Behaviour(**shares)
 
 
-def _print_testnet(rows, expected: str) -> None:
-    print(f"{'node':8} {'run':4} {'peers':>5} {'events':>7} {'round':>6} {'lag':>4} {'published':>10} {'cycles':>6}  state")
+def _print_testnet(rows, expected: str | None) -> None:
+    """One line a node; planned runs compare with the plan, reactive ones show the node's own work."""
+    work = "published" if expected else "sent/panel"
+    print(f"{'node':8} {'run':4} {'peers':>5} {'events':>7} {'round':>6} {'lag':>4} {work:>10} {'cycles':>6}  state")
+    hashes = {r["state_hash"] for r in rows}
     for r in rows:
-        mark = "= plan" if r["state_hash"] == expected else ""
+        if expected:
+            mark, done = ("= plan" if r["state_hash"] == expected else ""), f"{r['published']:>5}/{r['planned']:<4}"
+        else:
+            signed = sum((r.get("duties") or {}).get("signed", {}).values())
+            mark, done = ("= all" if len(hashes) == 1 and r["state_hash"] else ""), f"{r['published']:>5}/{signed:<4}"
         print(f"{r['name']:8} {'yes' if r['running'] else 'no':4} {r['peers']:>5} {r['events']:>7} {r['beacon_round']:>6} "
-              f"{r['lag_rounds']:>4} {r['published']:>5}/{r['planned']:<4} {r['cycles_decided'] if r['cycles_decided'] is not None else '-':>6}  "
+              f"{r['lag_rounds']:>4} {done:>10} {r['cycles_decided'] if r['cycles_decided'] is not None else '-':>6}  "
               f"{r['state_hash'][:16]} {mark}")
 
 
@@ -440,8 +447,13 @@ def cmd_testnet(args) -> int:
         print(json.dumps(summary, indent=2))
     else:
         _print_testnet(rows, info["expected_state_hash"])
-        print(("Every node reached the plan's state" if ok else "The nodes did NOT all reach the plan's state")
+        goal = "the plan's state" if info.get("expected_state_hash") else "one final state"
+        print((f"Every node reached {goal}" if ok else f"The nodes did NOT all reach {goal}")
               + f" ({summary['timings']['until_converged_s']} s after the first round was due).")
+        if not info.get("expected_state_hash"):
+            o = summary["outcomes"]
+            print(f"Outcomes: {o['cycles']} cycles, {o['deadlines_decided']} deadlines settled by panels, proposals "
+                  + ", ".join(f"{v} {k}" for k, v in o["proposals"].items()) + (f"; passed: {'; '.join(o['passed'])}" if o["passed"] else ""))
     return 0 if ok else 1
 
 
