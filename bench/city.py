@@ -54,6 +54,26 @@ def main() -> None:
     t = time.perf_counter()
     result = Legislature(r.charter, r.charter_event.round).evaluate(r.records, r.beacon)
     tally = time.perf_counter() - t
+    # a representative's node (p2p/duties.py): what it pays per beacon round to evaluate and
+    # to look at its own panel duties, as multiples of one Ed25519 verification
+    from nacl.signing import SigningKey
+
+    from p2p.duties import Hands, PanelDuties
+
+    leg = Legislature(r.charter, r.charter_event.round)
+    t = time.perf_counter()
+    leg.evaluate(r.records, r.beacon, explain=False)
+    node_evaluate = time.perf_counter() - t
+    member = sorted(r.charter.roster)[0]
+    duties = PanelDuties([member])
+    hands = Hands(r, [], add=lambda wire: None)  # signs nothing into the replica: cost only
+    hands.keys = {member: SigningKey.generate()}
+    steps = []
+    for _ in range(5):
+        t = time.perf_counter()
+        duties.step(leg, hands)
+        steps.append(time.perf_counter() - t)
+    duty_step = sorted(steps)[2]
     t = time.perf_counter()
     report = verify_log(path, workers=1)
     verify_one = time.perf_counter() - t
@@ -76,6 +96,10 @@ def main() -> None:
         "ed25519_baseline_per_s": round(base),
         "replay_ratio_to_ed25519": round(len(events) / replay_memory / base, 3),
         "legislature_evaluate_s": round(tally, 3),
+        "node_evaluate_s": round(node_evaluate, 3),
+        "node_evaluate_in_signature_checks": round(node_evaluate * base),
+        "duty_step_ms": round(duty_step * 1000, 1),
+        "duty_step_in_signature_checks": round(duty_step * base),
         "verify_log_1_worker_s": round(verify_one, 2),
         "verify_log_all_cores_s": round(verify_par, 2),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
