@@ -97,8 +97,11 @@ class Charter:
     #: the randomness beacon; production uses drand quicknet, testnets a dev beacon
     beacon: Chain = QUICKNET
     parliament: Parliament = field(default_factory=Parliament)
+    #: seed peers a new node dials first (libp2p addresses ``/ip4/…/tcp/…/p2p/…``); written only
+    #: when there are some, so charters made before this field keep their bytes and assembly id
+    bootstrap: tuple[str, ...] = ()
 
-    FIELDS = ("name", "registrars", "roster", "limits", "beacon", "parliament")
+    FIELDS = ("name", "registrars", "roster", "limits", "beacon", "parliament", "bootstrap")
 
     @classmethod
     def from_body(cls, body) -> "Charter":
@@ -116,7 +119,9 @@ class Charter:
         limits = Limits.from_body(body.get("limits", {}))
         beacon = chain_from_body(body["beacon"]) if "beacon" in body else QUICKNET
         parliament = Parliament.from_body(body["parliament"]) if "parliament" in body else Parliament()
-        return cls(name=name, registrars=registrars, roster=roster, limits=limits, beacon=beacon, parliament=parliament)
+        bootstrap = _addresses(body["bootstrap"]) if "bootstrap" in body else ()
+        return cls(name=name, registrars=registrars, roster=roster, limits=limits, beacon=beacon, parliament=parliament,
+                   bootstrap=bootstrap)
 
     def to_body(self) -> dict:
         """The charter as a map in canonical key order (so ``from_body(to_body())`` round-trips)."""
@@ -128,6 +133,8 @@ class Charter:
             "beacon": chain_to_body(self.beacon),
             "parliament": self.parliament.to_body(),
         }
+        if self.bootstrap:
+            body["bootstrap"] = list(self.bootstrap)
         return {k: body[k] for k in sorted(body, key=key_order)}
 
 
@@ -137,6 +144,24 @@ def _check_order(body: dict, what: str) -> None:
             raise reject("bad_charter", f"The {what} has a key that is not text.")
     if list(body) != sorted(body, key=key_order):
         raise reject("not_canonical", f"The fields of the {what} are not in canonical order.")
+
+
+MAX_BOOTSTRAP = 64
+
+
+def _addresses(value) -> tuple[str, ...]:
+    """Seed peer addresses: printable ASCII multiaddrs naming a peer id.  Checked for shape only;
+    a node that cannot dial one says so and tries the next."""
+    if type(value) is not list or not 1 <= len(value) <= MAX_BOOTSTRAP:
+        raise reject("bad_charter", f"The charter's bootstrap peers must be a list of 1 to {MAX_BOOTSTRAP} addresses.")
+    for address in value:
+        if (type(address) is not str or not 8 <= len(address) <= 256 or not address.startswith("/")
+                or "/p2p/" not in address or not all("!" <= ch <= "~" for ch in address)):
+            raise reject("bad_charter", "Every bootstrap peer of the charter must be an address like "
+                                        "/ip4/HOST/tcp/PORT/p2p/PEER-ID (printable, at most 256 characters).")
+    if len(set(value)) != len(value):
+        raise reject("bad_charter", "The charter lists a bootstrap peer twice.")
+    return tuple(value)
 
 
 def _key_list(value, what: str) -> tuple[bytes, ...]:

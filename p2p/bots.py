@@ -148,6 +148,7 @@ class AssemblySim:
         name: str | None = None,
         dev_beacon: bool = False,
         documents: bool = True,
+        bootstrap: tuple[str, ...] = (),
     ):
         self.documents = documents
         spec = load_template(template)
@@ -176,6 +177,7 @@ class AssemblySim:
             limits=Limits(max_events_per_round=4096),
             beacon=chain,
             parliament=parliament,
+            bootstrap=tuple(bootstrap),
         )
         self.charter_wire = sign_event(self.convenor.key, assembly=NO_ASSEMBLY, seq=1, prev=None, kind="charter", body=charter)
         self.assembly = event_id(self.charter_wire)

@@ -520,7 +520,9 @@ class Node:
             peers = set(self.host.get_connected_peers())
             if len(peers) < 3 and now - last_dial >= 5:
                 last_dial = now
-                for address in dict.fromkeys(self.bootstrap + tuple(self.known_addresses())):
+                # the command line and settings first, then the charter's seed peers, then peers seen before
+                seeds = self.bootstrap + self.store.replica.charter.bootstrap + tuple(self.known_addresses())
+                for address in dict.fromkeys(seeds):
                     await self.connect(address)
                 if self.mdns:
                     await self._dial_discovered()

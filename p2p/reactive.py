@@ -317,7 +317,10 @@ def load_bots(path, charter_wire: bytes) -> ReactiveBots:
         behaviour = Behaviour(**{k: float(v) for k, v in spec["behaviour"].items()})
     except (TypeError, ValueError):
         raise KleroError(f"The behaviour in {path} takes the shares absent, late, equivocating and unauthorised.") from None
-    sim = AssemblySim(spec["template"], reps=spec["reps"], seed=spec["seed"], behaviour=behaviour)
+    from consensus.events import decode_charter
+
+    bootstrap = decode_charter(charter_wire).body.charter.bootstrap
+    sim = AssemblySim(spec["template"], reps=spec["reps"], seed=spec["seed"], behaviour=behaviour, bootstrap=bootstrap)
     if sim.charter_wire != charter_wire:
         raise KleroError(f"The bots in {path} belong to another assembly than this replica's.")
     hosted = [HostedBot(i, sim.bots[i].key, sim.bots[i].kind) for i in sorted(set(spec["indices"]))]

@@ -139,6 +139,12 @@ class Testnet:
         from .bots import Behaviour, load_template
 
         behaviour = behaviour or Behaviour(0, 0, 0, 0)
+        for k in range(nodes):
+            if not (self.home / "profiles" / f"node-{k}").exists():
+                done = self._klero("init", "--profile", f"node-{k}", "--kdf", "interactive")
+                if done.returncode:
+                    raise TestnetError(f"Could not create profile node-{k}: {done.stderr.strip()}")
+        seed_port = 0
         if planned:
             say(f"Planning {cycles} cycles of the {charter!r} charter with {reps} bot representatives ...")
             plan = make_plan(charter, reps, nodes, cycles, seed, behaviour)
@@ -148,15 +154,13 @@ class Testnet:
             round_zero, last_round, expected, summary = plan.round_zero, plan.last_round, plan.state_hash, plan.summary
             planned_items = [len(p) for p in plan.per_node]
         else:
-            round_zero, last_round = self._reactive(charter, reps, nodes, cycles, seed, behaviour)
+            # node 0 is the charter's seed peer: the others find it there, not on their command line
+            seed_port = _free_port()
+            seed_peer = f"/ip4/127.0.0.1/tcp/{seed_port}/p2p/{_peer_id(self.home / 'profiles' / 'node-0')}"
+            round_zero, last_round = self._reactive(charter, reps, nodes, cycles, seed, behaviour, (seed_peer,))
             expected, summary, planned_items = None, {}, [None] * nodes
         period = load_template(charter).get("period_ms", 1000) / 1000
         step = round_seconds if round_seconds is not None else period
-        for k in range(nodes):
-            if not (self.home / "profiles" / f"node-{k}").exists():
-                done = self._klero("init", "--profile", f"node-{k}", "--kdf", "interactive")
-                if done.returncode:
-                    raise TestnetError(f"Could not create profile node-{k}: {done.stderr.strip()}")
         start_at = time.time() + 4 + 0.6 * nodes  # every node is up before the first round is due
         info = {"charter": charter, "mode": "planned" if planned else "reactive", "nodes": [], "reps": reps,
                 "cycles": cycles, "seed": seed, "round_seconds": step, "round_zero": round_zero, "last_round": last_round,
@@ -164,7 +168,7 @@ class Testnet:
                 "planned_items": planned_items, "started": time.time()}
         for k in range(nodes):
             extra = []
-            for j in sorted({0, k - 1, (k // 2)} - {k}):
+            for j in sorted({0, k - 1, (k // 2)} - {k} - ({0} if not planned else set())):
                 if 0 <= j < k:
                     extra += ["--bootstrap", info["nodes"][j]["address"]]
             if trace:
@@ -174,7 +178,7 @@ class Testnet:
             else:
                 extra += ["--join", str(self.dir / "charter.log"), "--bots", str(self.dir / f"bots-{k}.json")]
                 if k == 0:
-                    extra += ["--publish", str(self.dir / "beacon.log")]
+                    extra += ["--publish", str(self.dir / "beacon.log"), "--port", str(seed_port)]
             node = self._start(k, extra, start_at, step, round_zero)
             node["extra"] = extra
             info["nodes"].append(node)
@@ -183,7 +187,8 @@ class Testnet:
             f"at {step} s each (about {(last_round - round_zero + 1) * step / 60:.1f} min).")
         return info
 
-    def _reactive(self, charter: str, reps: int, nodes: int, cycles: int, seed: int, behaviour) -> tuple[int, int]:
+    def _reactive(self, charter: str, reps: int, nodes: int, cycles: int, seed: int, behaviour,
+                  bootstrap: tuple[str, ...]) -> tuple[int, int]:
         """Files for reactive bots: the charter, the dev beacon's rounds (node 0 publishes them on
         time) and each node's share of the bots; returns the first and last round."""
         from dataclasses import asdict
@@ -191,7 +196,7 @@ class Testnet:
         from .bots import AssemblySim
         from .reactive import write_bots_file
 
-        sim = AssemblySim(charter, reps=reps, cycles=cycles, seed=seed, behaviour=behaviour)
+        sim = AssemblySim(charter, reps=reps, cycles=cycles, seed=seed, behaviour=behaviour, bootstrap=bootstrap)
         if sim.dev is None:
             raise TestnetError(f"The {charter!r} charter uses a public beacon; a testnet needs a dev beacon (try testnet or demo).")
         last_round = sim.legislature.cycle_start(cycles)
@@ -333,6 +338,24 @@ def outcomes_of(replica) -> dict:
             "deadlines_decided": len(result.deadlines), "seed_lag_max": max((d["seed_round"] - d["round"] for d in result.deadlines), default=0),
             "agreement_rounds_max": max(rounds, default=0),
             "events_by_kind": dict(sorted(kinds.items())), "waiting": result.waiting}
+
+
+def _free_port() -> int:
+    """A TCP port on 127.0.0.1 free right now (the seed node binds it a moment later)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _peer_id(profile_dir: Path) -> str:
+    """The libp2p peer id of a profile's key (what a node of that profile listens as)."""
+    from libp2p.crypto.ed25519 import Ed25519PublicKey
+    from libp2p.peer.id import ID
+
+    public = bytes.fromhex(json.loads((profile_dir / "identity.json").read_text())["public_key"])
+    return str(ID.from_pubkey(Ed25519PublicKey.from_bytes(public)))
 
 
 def _read_json(path: Path) -> dict | None:

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consensus.beacon import QUICKNET, chain_to_body
+from consensus.cbor import key_order
 from consensus.charter import Charter
 from consensus.errors import InvalidInput
 from consensus.parliament import Parliament
@@ -104,3 +105,38 @@ def test_a_limit_added_later_is_written_only_when_set():
     tight = Limits(max_doc_changes_per_round=2)
     assert tight.to_body()["max_doc_changes_per_round"] == 2
     assert Limits.from_body(tight.to_body()) == tight
+
+
+SEED = "/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWNLHwhf6fw95Zfr9fmQh7qFTWpNQHDwQsBFxhQQ24yiQq"
+
+
+def test_bootstrap_peers_round_trip_and_are_written_only_when_given():
+    """Seed peers in the charter: a new node dials them first.  A charter without any keeps the
+    bytes (and assembly id) it had before the field existed."""
+    plain = Charter(name="Town")
+    assert "bootstrap" not in plain.to_body()
+    seeded = Charter(name="Town", bootstrap=(SEED, SEED.replace("203.0.113.7", "198.51.100.2")))
+    assert Charter.from_body(seeded.to_body()) == seeded and seeded.to_body()["bootstrap"][0] == SEED
+
+
+@pytest.mark.parametrize("bad", [
+    [], "not a list", [SEED, SEED], [b"/ip4/1.2.3.4/tcp/1/p2p/x"], ["/ip4/1.2.3.4/tcp/1"], ["ip4/1.2.3.4/tcp/1/p2p/X"],
+    ["/ip4/1.2.3.4/tcp/1/p2p/X Y"], ["/ip4/1.2.3.4/tcp/1/p2p/" + "X" * 300], [SEED + "é"], [SEED + str(i) for i in range(65)],
+])
+def test_bad_bootstrap_peers_are_refused_with_a_reason(bad):
+    body = {**Charter(name="Town").to_body(), "bootstrap": bad}
+    with pytest.raises(InvalidInput) as caught:
+        Charter.from_body({k: body[k] for k in sorted(body, key=key_order)})
+    assert caught.value.rejection.code == "bad_charter" and "bootstrap" in caught.value.rejection.reason
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=300), st.binary(max_size=40), st.integers()), max_size=70))
+def test_any_bootstrap_value_is_either_accepted_as_printable_addresses_or_refused(value):
+    body = {**Charter(name="Town").to_body(), "bootstrap": value}
+    try:
+        charter = Charter.from_body({k: body[k] for k in sorted(body, key=key_order)})
+    except InvalidInput as exc:
+        assert exc.rejection.code == "bad_charter"
+    else:
+        assert all(a.isascii() and a.isprintable() and "/p2p/" in a for a in charter.bootstrap)
