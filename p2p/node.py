@@ -289,11 +289,7 @@ class Node:
             if evaluate:
                 last_evaluation = now
             began = time.perf_counter()
-            try:
-                wires = self.reactor.step(self._add_own, evaluate=evaluate)
-            except Exception:  # our own duty code failing must not stop the node relaying
-                log.exception("the node's own duties failed this round")
-                continue
+            wires = self.reactor.step(self._add_own, evaluate=evaluate)  # never raises: see .problem
             spent = time.perf_counter() - began
             pause = max(ACT_EVERY, 4 * spent)
             self.duty_ms = (self.duty_ms + [round(spent * 1000, 1)])[-200:]
@@ -595,6 +591,7 @@ class Node:
         ms = sorted(self.duty_ms)
         return {"duties": {"caught_up": self.caught_up, "members": len(self.reactor.duties.members),
                            "signed": dict(self.reactor.duties.signed), "evaluations": self.reactor.evaluations,
+                           "problem": self.reactor.problem,
                            "step_ms_p50": ms[len(ms) // 2] if ms else None, "step_ms_max": ms[-1] if ms else None}}
 
     def _evaluate(self) -> None:

@@ -16,6 +16,7 @@ done at most once: before acting a bot looks for its own earlier event in the re
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 
 from consensus.legislature import IN_COMMITTEE, IN_PLENARY, Legislature
@@ -23,6 +24,7 @@ from consensus.parliament import AMEND, EDIT
 
 from .duties import Hands, PanelDuties
 
+log = logging.getLogger("klero.duties")
 _TOPICS = ("Open the library on Sundays", "Protected bike lanes on Main Street", "A public budget hearing each quarter",
            "Free water fountains in parks", "Night buses on weekends", "Tree planting along the river")
 _FLIP = {"promote": "kill", "kill": "promote", "yes": "no", "no": "yes", "adopt": "reject", "reject": "adopt"}
@@ -263,6 +265,8 @@ class Reactor:
         self.leg = Legislature(replica.charter, replica.charter_event.round)
         self.result = None
         self.evaluations = 0
+        #: why the last step failed ("" if it did not): shown in the node's status
+        self.problem = ""
 
     def step(self, add=None, *, rounds: int = 8, evaluate: bool = True) -> list[bytes]:
         """Act until nothing more is owed (at most ``rounds`` passes: a pass's own messages can
@@ -272,17 +276,22 @@ class Reactor:
         messages arrived: feeding them to the agreements needs no new evaluation, and at city
         scale an evaluation costs ~0.3 s)."""
         hands = Hands(self.replica, self.keys, add)
-        for _ in range(rounds):
-            before = len(hands.out)
-            if evaluate or self.result is None:
-                self.result = self.leg.evaluate(self.replica.records, self.replica.beacon, explain=False)
-                self.evaluations += 1
-                evaluate = False
-            self.duties.step(self.leg, hands)
-            if self.bots is not None:
-                self.bots.step(self.leg, self.result, hands)
-            if len(hands.out) == before:
-                break
+        try:
+            for _ in range(rounds):
+                before = len(hands.out)
+                if evaluate or self.result is None:
+                    self.result = self.leg.evaluate(self.replica.records, self.replica.beacon, explain=False)
+                    self.evaluations += 1
+                    evaluate = False
+                self.duties.step(self.leg, hands)
+                if self.bots is not None:
+                    self.bots.step(self.leg, self.result, hands)
+                if len(hands.out) == before:
+                    break
+            self.problem = ""
+        except Exception as exc:  # what was signed before the failure is stored: it must still go out
+            self.problem = f"{type(exc).__name__}: {exc}"
+            log.exception("the node's own duties failed this round")
         return hands.out
 
 

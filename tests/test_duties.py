@@ -227,3 +227,25 @@ def test_byzantine_panel_members_cannot_stop_the_honest_ones(messages):
         if leg.decision("intake", 0, 0) is not None:
             break
     assert leg.decision("intake", 0, 0) is not None, "the honest two thirds decided the deadline"
+
+
+def test_a_failing_step_keeps_what_it_signed_and_says_why():
+    """If storing one of its own events fails (a bug, a full disk), the events signed before it
+    in that step are still returned for gossip, and the reason is kept for the status file."""
+    sim = AssemblySim("testnet", reps=7, seed=13, behaviour=Behaviour(0, 0, 0, 0))
+    replica = Replica(sim.charter_wire)
+    reactor = Reactor(replica, [b.key for b in sim.bots])
+    for number in range(1, 3):
+        replica.add_round(sim.dev.sign(number))
+    stored = []
+
+    def add(wire: bytes) -> None:
+        if len(stored) == 2:
+            raise OSError("disk full")
+        replica.add(wire)
+        stored.append(wire)
+
+    out = reactor.step(add)
+    assert out == stored and len(out) == 2
+    assert reactor.problem == "OSError: disk full"
+    assert reactor.step() and reactor.problem == ""  # the next step carries on from the replica
