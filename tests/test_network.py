@@ -86,7 +86,8 @@ def test_a_hostile_peer_is_refused_and_penalised_and_the_network_carries_on(net,
     hostile = subprocess.Popen([sys.executable, str(Path(__file__).parent / "helpers" / "hostile_peer.py"), LOG, a, tmp_path],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=net.env)
     try:
-        status = net.wait_for("a", lambda s: s["gossip_refused"] >= 4 and s["penalised"], 60,
+        # five refusals: two garbage, one oversized, one forged, one of another assembly
+        status = net.wait_for("a", lambda s: s["gossip_refused"] >= 5 and s["penalised"], 60,
                               "a to refuse the hostile messages and lower the sender's score")["a"]
         out, _ = hostile.communicate(timeout=60)
     finally:
