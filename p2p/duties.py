@@ -100,8 +100,8 @@ class PanelDuties:
         self.signed = {"lease": 0, "cutoff": 0, PROPOSE: 0, PREVOTE: 0, PRECOMMIT: 0}
 
     def step(self, leg: Legislature, hands: Hands) -> int:
-        """Sign what is owed now (``leg`` was just evaluated on ``hands.replica``); returns how
-        many events were signed."""
+        """Sign what is owed now (``leg`` holds the last evaluation of ``hands.replica``); returns
+        how many events were signed."""
         replica = hands.replica
         horizon = max(replica.beacon, default=0)
         if not self.members or horizon < leg.start:
@@ -109,14 +109,12 @@ class PanelDuties:
         before = len(hands.out)
         panel_records, leased = self._index(replica)
         now = leg.cycle_of(horizon)
-        if self.lease:
-            for c in (now - 1, now):
-                if c >= 0 and leg.decision("intake", c, 0) is not None and horizon < leg.cycle_start(c + 1):
-                    for m in sorted(self.members):
-                        if (m, c + 2) not in leased:
-                            hands.sign(m, "lease", {"cycle": c + 2})
-                            leased.add((m, c + 2))
-                            self.signed["lease"] += 1
+        if self.lease and now >= 0 and leg.decision("intake", now, 0) is not None:
+            # promised during cycle c, counted at the intake that opens cycle c + 1
+            for m in sorted(self.members):
+                if (m, now + 2) not in leased:
+                    hands.sign(m, "lease", {"cycle": now + 2})
+                    self.signed["lease"] += 1
         for c in range(self._low, now + 1):
             open_here = self._cycle(leg, hands, c, horizon, panel_records)
             if not open_here and c == self._low and c < now:

@@ -83,9 +83,10 @@ class ReactiveBots:
                 continue
             stage = leg.p.stages[draw.stage - 1]
             members = [self.by_key[m] for m in draw.members if m in self.by_key]
-            seated = [m for m in draw.members]
-            if members and seated[0] in self.by_key and horizon >= d + 1:
-                self._once(("comment", draw.proposal, now), hands, seated[0], "comment",
+            first = self.by_key.get(draw.members[0]) if draw.members else None
+            if first is not None and first.kind != "absent" and horizon >= d + 1:
+                # comments change no record, so only this process remembers them (a restart may repeat one)
+                self._once(("comment", draw.proposal, now), hands, first.public, "comment",
                            {"proposal": draw.proposal, "text": "Reading it now; the second paragraph needs work."})
             if stage.mode == EDIT and self.documents:
                 self._draft(leg, hands, horizon, now, draw, state, own)
