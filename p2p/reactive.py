@@ -94,16 +94,18 @@ class ReactiveBots:
                 self._amend(leg, hands, horizon, now, draw, state, stage, own)
             revision = self._settled_revision(leg, replica, now, draw, stage, state)
             if revision is not None:
+                # choices hang on the title, not the proposal id (which timing makes), so runs
+                # of one seed vote alike; most bot proposals are decent (quality 0.5 to 0.95)
+                quality = 0.5 + 0.45 * chance(self.seed, "quality", state.title)
                 for bot in members:
-                    quality = 0.35 + 0.6 * (draw.proposal[0] / 255)
-                    choice = "promote" if chance(self.seed, "vote", draw.proposal, now, bot.public.hex()) < quality else "kill"
+                    choice = "promote" if chance(self.seed, "vote", state.title, now, bot.public.hex()) < quality else "kill"
                     self._vote(leg, hands, horizon, bot, draw.proposal, now, draw.stage, revision, choice, own)
                 self._intrude(leg, hands, horizon, draw, now, revision, own)
         plenary = len(leg.p.stages) + 1
         for pid, state in sorted(result.proposals.items()):
             if state.status == IN_PLENARY and state.history and state.history[-1][0] == now:
                 for bot in self.hosted:
-                    choice = "yes" if chance(self.seed, "plenary", pid, bot.public.hex()) < 0.7 else "no"
+                    choice = "yes" if chance(self.seed, "plenary", state.title, bot.public.hex()) < 0.7 else "no"
                     self._vote(leg, hands, horizon, bot, pid, now, plenary, state.revision, choice, own)
 
     def _own(self, replica) -> set:

@@ -38,7 +38,9 @@ def test_five_nodes_and_25_representatives_run_every_stage_to_a_plenary_vote(tmp
     assert len(hashes) == 1, summary["nodes"]
     assert all(n["refused"] == 0 for n in summary["nodes"].values())
     outcomes = summary["outcomes"]
-    assert outcomes["cycles"] == 4 and outcomes["passed"], "the run reaches a plenary vote"
+    # the run reaches a plenary vote (whether it passes depends on the seeded votes on ids that
+    # timing makes: a reactive run is not reproducible to the event)
+    assert outcomes["cycles"] == 4 and {"passed", "failed"} & set(outcomes["proposals"]), outcomes
     # real panels: every node signed cut-offs and agreement messages for the bots it hosts
     for node in summary["nodes"].values():
         signed = node["duties"]["signed"]
@@ -50,7 +52,7 @@ def test_five_nodes_and_25_representatives_run_every_stage_to_a_plenary_vote(tmp
     assert export.returncode == 0, export.stderr
     verified = json.loads(klero("verify", tmp_path / "node-3.log", "--json").stdout)
     assert verified["state_hash"] in hashes and not verified["rejected"]
-    assert [p for p in verified["proposals"] if p["status"] == "passed"]
+    assert [p for p in verified["proposals"] if p["status"] in ("passed", "failed")]
     assert not verified.get("panel_equivocations")
     # status and down work on a stopped testnet too, and every process is gone
     status = json.loads(klero("testnet", "status", "--dir", folder, "--json").stdout)
