@@ -73,17 +73,12 @@ class Hands:
 @dataclass
 class _Seat:
     agent: Agreement
-    index: int
-    fed: set = field(default_factory=set)
+    fed: set = field(default_factory=set)  # ids of the records already given to the agent
 
 
 @dataclass
 class _Deadline:
     name: bytes
-    what: str
-    cycle: int
-    stage: int
-    at: int
     panel: tuple[bytes, ...]
 
 
@@ -170,7 +165,7 @@ class PanelDuties:
                 panel = leg.panel_of(what, c, stage, at)
             except Waiting:
                 return True
-            d = self._panels[name] = _Deadline(name, what, c, stage, at, panel)
+            d = self._panels[name] = _Deadline(name, panel)
         seats = [(pos, m) for pos, m in enumerate(d.panel) if m in self.members]
         if not seats:
             self._close(name)
@@ -245,7 +240,7 @@ class PanelDuties:
             offset=proposer_offset(d.name),
             fresh=lambda v, b: (decode_value(v) or ((), 0))[1] > b,
         )
-        return _Seat(agent, pos)
+        return _Seat(agent)
 
     def _send(self, hands: Hands, d: _Deadline, member: bytes, seat: _Seat, messages: list, mine: set) -> None:
         for message in messages:

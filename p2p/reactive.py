@@ -325,14 +325,19 @@ def load_bots(path, charter_wire: bytes) -> ReactiveBots:
         raise KleroError(f"The bots file {path} must hold " + ", ".join(f"{k} ({t.__name__})" for k, t in shapes.items()) + ".")
     if not 2 <= spec["reps"] <= 10_000 or not all(type(i) is int and 0 <= i < spec["reps"] for i in spec["indices"]):
         raise KleroError(f"The bots file {path} names bots outside 0..reps-1 (or reps is not 2 to 10,000).")
-    try:
-        behaviour = Behaviour(**{k: float(v) for k, v in spec["behaviour"].items()})
-    except (TypeError, ValueError):
-        raise KleroError(f"The behaviour in {path} takes the shares absent, late, equivocating and unauthorised.") from None
+    shares = spec["behaviour"]
+    if (set(shares) - {"absent", "late", "equivocating", "unauthorised"}
+            or not all(type(v) in (int, float) and 0 <= v <= 1 for v in shares.values()) or sum(shares.values()) > 1):
+        raise KleroError(f"The behaviour in {path} takes the shares absent, late, equivocating and unauthorised, "
+                         "each from 0 to 1 and together at most 1.")
+    behaviour = Behaviour(**{k: float(v) for k, v in shares.items()})
     from consensus.events import decode_charter
 
     bootstrap = decode_charter(charter_wire).body.charter.bootstrap
-    sim = AssemblySim(spec["template"], reps=spec["reps"], seed=spec["seed"], behaviour=behaviour, bootstrap=bootstrap)
+    try:
+        sim = AssemblySim(spec["template"], reps=spec["reps"], seed=spec["seed"], behaviour=behaviour, bootstrap=bootstrap)
+    except KleroError as exc:
+        raise KleroError(f"The bots file {path} names an unusable charter template: {exc}") from None
     if sim.charter_wire != charter_wire:
         raise KleroError(f"The bots in {path} belong to another assembly than this replica's.")
     hosted = [HostedBot(i, sim.bots[i].key, sim.bots[i].kind) for i in sorted(set(spec["indices"]))]

@@ -164,6 +164,11 @@ def test_a_bots_file_is_checked_before_use(tmp_path):
         "range": json.dumps({"template": "testnet", "reps": 6, "seed": 9, "behaviour": {}, "indices": [7], "proposals": 4}).encode(),
         "behaviour": json.dumps({"template": "testnet", "reps": 6, "seed": 9, "behaviour": {"rude": 1}, "indices": [1],
                                  "proposals": 4}).encode(),
+        "nan": b'{"template": "testnet", "reps": 6, "seed": 9, "behaviour": {"late": NaN}, "indices": [1], "proposals": 4}',
+        "share": json.dumps({"template": "testnet", "reps": 6, "seed": 9, "behaviour": {"absent": 0.8, "late": 0.5},
+                             "indices": [1], "proposals": 4}).encode(),
+        "template": json.dumps({"template": "/nonexistent/x.json", "reps": 6, "seed": 9, "behaviour": {}, "indices": [1],
+                                "proposals": 4}).encode(),
     }
     for name, data in cases.items():
         path = tmp_path / f"{name}.json"
