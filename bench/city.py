@@ -52,7 +52,7 @@ def main() -> None:
         r.add_item(item)
     replay_memory = time.perf_counter() - t
     t = time.perf_counter()
-    result = Legislature(r.charter, r.charter_event.round).evaluate(r.records, r.beacon)
+    result = Legislature(r.charter, r.charter_event.round).evaluate_replica(r)
     tally = time.perf_counter() - t
     # a representative's node (p2p/duties.py): what it pays per beacon round to evaluate and
     # to look at its own panel duties, as multiples of one Ed25519 verification
@@ -62,7 +62,7 @@ def main() -> None:
 
     leg = Legislature(r.charter, r.charter_event.round)
     t = time.perf_counter()
-    leg.evaluate(r.records, r.beacon, explain=False)
+    leg.evaluate_replica(r, explain=False)
     node_evaluate = time.perf_counter() - t
     member = sorted(r.charter.roster)[0]
     duties = PanelDuties([member])

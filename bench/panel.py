@@ -61,7 +61,7 @@ def main() -> None:
     list(sim.run())
     r = sim.replica
     t = time.perf_counter()
-    result = sim.legislature.evaluate(r.records, r.beacon)
+    result = sim.legislature.evaluate_replica(r)
     evaluate_s = time.perf_counter() - t
     deadlines = len(result.deadlines)
     panel_events = sum(1 for x in r.records.values() if x.kind in ("cutoff", "propose", "prevote", "precommit"))

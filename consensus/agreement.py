@@ -292,7 +292,13 @@ class Agreement:
         p = self.proposals.get(self.round)
         if self.step != PROPOSE or p is None or p.valid_round != -1:
             return None
-        ok = self._votable(p.value) and (self.locked_round == -1 or self.locked_value == p.value)
+        # Tendermint prevotes a fresh value unless locked on another.  We also refuse one once a
+        # quorum prevoted another value (``valid_value``): a proposer could otherwise choose
+        # between re-proposing that value, whose seed randomness may be public by now, and a
+        # fresh one (docs/finality.md).  Honest proposers re-propose ``valid_value``, so this
+        # costs no liveness.
+        ok = (self._votable(p.value) and (self.locked_round == -1 or self.locked_value == p.value)
+              and (self.valid_round == -1 or self.valid_value == p.value))
         return self._send(PREVOTE, value_id(p.value) if ok else NIL)
 
     def _rule_propose_locked(self):

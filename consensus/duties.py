@@ -1,68 +1,97 @@
 """What an honest panel member signs: the cut-off of a deadline, computed from the records a
-replica holds (DESIGN.md §7).  Pure: the same function serves the bot simulation and, next, a
+replica holds (DESIGN.md §7).  Pure: the same function serves the bot simulation and a
 representative's node taking its panel duties on its own.
 
-A cut-off lists, per ballot closing at the deadline, which members of its electorate had voted
-by then (a bitmap in electorate order), and the (author, seq) of the other items the deadline
-settles (submissions and leases at an intake, amendments, document changes at the end of an
-editing window, withdrawals).  "By then" means naming a beacon round before the deadline's:
-what a node had received when the deadline round came out.
+A cut-off holds facts and exact events, bounded by the roster (``consensus.panel.CutOff``):
+
+* per ballot the deadline closes, which members' first vote had arrived and which way it went
+  (only votes that would count: right revision, choice, window and round);
+* the ids of the submissions an intake takes (each author's first ``submissions_per_cycle`` in
+  the window), of the amendments put to the vote (a member's first few per proposal), and of
+  withdrawals of proposals still in play;
+* at an intake, who leased for the cycle after next (a bitmap over the roster);
+* at the end of an editing window, the heads of each text as its author and committee left it.
+
+"Had arrived" means naming a beacon round before the deadline's: what a node had received when
+the deadline round came out.  Authors this replica knows to have equivocated are left out: a
+fork excludes its author from every deadline not yet decided (docs/finality.md).
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections import defaultdict
+from typing import Iterable, Mapping
 
-from .kinds import Amend, DocChange, Lease, Submit, Vote, Withdraw
+from .kinds import Amend, Lease, Submit, Vote, Withdraw
+from .legislature import AMENDMENTS_PER_MEMBER, FINAL
 from .panel import CutOff, ballot_key, bitmap
 from .replica import Record
 
 
-def electorates(leg, cycle: int, what: str, stage: int) -> dict[bytes, tuple[bytes, ...]]:
-    """Ballot key -> its voters in bitmap order, for the ballots ``what`` closes (needs ``leg``
-    evaluated: committees and amendments come from the last evaluation)."""
-    out: dict[bytes, tuple[bytes, ...]] = {}
-    if what == "plenary":
-        roster = tuple(sorted(leg.roster_of(cycle)))
-        for key in leg.ballot_sizes(cycle, what, stage):
-            out[key] = roster
-        return out
-    for (k, pid), members in leg.committees(cycle).items():
-        if k != stage:
-            continue
-        if what == "ballots":
-            out[ballot_key(pid, cycle, stage, None)] = tuple(sorted(members))
-        else:
-            for r in leg.amendments(pid, cycle):
-                out[ballot_key(pid, cycle, stage, r.id)] = tuple(sorted(members))
-    return out
-
-
-def honest_cutoff(leg, records: Mapping[bytes, Record], what: str, cycle: int, stage: int, at: int) -> CutOff:
+def honest_cutoff(leg, records: Mapping[bytes, Record], what: str, cycle: int, stage: int, at: int,
+                  forked: Iterable[bytes] = ()) -> CutOff:
     """The cut-off an honest member holding ``records`` signs for the deadline ``(what, cycle,
-    stage)`` whose round is ``at``."""
-    before = [r for r in records.values() if r.round < at]
-    items = {(r.author, r.seq) for r in before if isinstance(r.body, Withdraw)}
+    stage)`` whose round is ``at`` (``leg`` holds an evaluation that reached this deadline)."""
+    forked = set(forked)
+    before = sorted((r for r in records.values() if r.round < at and r.author not in forked), key=lambda r: (r.author, r.seq, r.id))
+    result = leg._result
+    items: set[bytes] = set()
+    withdrawn: set[bytes] = set()
+    for r in before:
+        if isinstance(r.body, Withdraw) and r.body.proposal not in withdrawn:
+            state = result.proposals.get(r.body.proposal)
+            if state is not None and state.author == r.author and state.status not in FINAL and leg.saw(r):
+                withdrawn.add(r.body.proposal)
+                items.add(r.id)
+    leases = b""
+    revisions = []
     if what == "intake":
-        low = leg.cycle_start(cycle - 1) if cycle > 0 else -1
-        items |= {(r.author, r.seq) for r in before if isinstance(r.body, Submit) and r.round >= low}
-        items |= {(r.author, r.seq) for r in before if isinstance(r.body, Lease) and r.body.cycle == cycle + 1}
+        per_author: dict[bytes, int] = defaultdict(int)
+        roster = set(leg.roster_of(cycle))
+        for r in leg.intake_window(cycle, (r for r in before if isinstance(r.body, Submit))):
+            if r.author in roster and leg.saw(r) and per_author[r.author] < leg.p.submissions_per_cycle:
+                per_author[r.author] += 1
+                items.add(r.id)
+        order = leg.roster_of(cycle)
+        leased = {r.author for r in before if isinstance(r.body, Lease) and r.body.cycle == cycle + 1}
+        leases = bitmap([i for i, m in enumerate(order) if m in leased], len(order))
     elif what == "amendments":
-        items |= {(r.author, r.seq) for r in before if isinstance(r.body, Amend) and r.body.cycle == cycle}
+        d = leg.draw_round(cycle)
+        committees = leg.committees(cycle)
+        per_member: dict[tuple[bytes, bytes], int] = defaultdict(int)
+        for r in before:
+            if not isinstance(r.body, Amend) or r.body.cycle != cycle:
+                continue
+            pid = r.body.proposal
+            members = committees.get((stage, pid))
+            state = result.proposals.get(pid)
+            if members is None or state is None or leg.amendment_problem(r, set(members), state.revision, d) is not None:
+                continue
+            if per_member[(r.author, pid)] < AMENDMENTS_PER_MEMBER:
+                per_member[(r.author, pid)] += 1
+                items.add(r.id)
     elif what == "edit":
-        items |= {(r.author, r.seq) for r in before if isinstance(r.body, DocChange)}
+        for (k, pid) in sorted(leg.committees(cycle)):
+            if k == stage:
+                heads = leg.drafted_heads(pid, cycle, stage, at, forked)
+                if heads:
+                    revisions.append((pid, heads))
     ballots = []
-    sizes = leg.ballot_sizes(cycle, what, stage)
-    if sizes:
-        voters = electorates(leg, cycle, what, stage)
+    specs = leg.specs(what, cycle, stage)
+    if specs:
         first: dict[tuple[bytes, bytes], Record] = {}
-        for r in sorted((r for r in records.values() if isinstance(r.body, Vote)), key=lambda r: (r.author, r.seq)):
-            b = r.body
-            key = ballot_key(b.proposal, b.cycle, b.stage, b.amendment)
-            if key in sizes and (key, r.author) not in first:
-                first[(key, r.author)] = r
-        for key in sorted(sizes):
-            electorate = voters.get(key, ())
-            on_time = [i for i, m in enumerate(electorate) if (key, m) in first and first[(key, m)].round < at]
-            ballots.append((key, bitmap(on_time, len(electorate))))
-    return CutOff(tuple(ballots), tuple(sorted(items)))
+        for r in before:
+            if isinstance(r.body, Vote):
+                b = r.body
+                key = ballot_key(b.proposal, b.cycle, b.stage, b.amendment)
+                if key in specs:
+                    first.setdefault((key, r.author), r)
+        for key in sorted(specs):
+            spec = specs[key]
+            yes, no = [], []
+            for i, m in enumerate(spec.electorate):
+                r = first.get((key, m))
+                if r is not None and leg.vote_problem(r, spec) is None:
+                    (yes if r.body.choice == spec.choices[0] else no).append(i)
+            ballots.append((key, bitmap(yes, len(spec.electorate)), bitmap(no, len(spec.electorate))))
+    return CutOff(tuple(ballots), tuple(sorted(items)), leases, tuple(revisions))

@@ -21,7 +21,7 @@ from typing import Iterable, Mapping
 
 from .charter import Charter
 from .kinds import PANEL_KINDS, Amend, DocChange, Lease, Submit, Vote, Withdraw
-from .panel import ballot_key, deadline_key, draw_panel, find_decision, has_bit
+from .panel import MAX_HEADS, ballot_key, deadline_key, draw_panel, find_decision, has_bit, parse_deadline_key
 from .parliament import AMEND, DECLARED, EDIT
 from .replica import Record
 from .sortition import Draw, committee_seed, draw_committee
@@ -194,6 +194,8 @@ class Result:
     panel_equivocations: list[dict] = field(default_factory=list)
     #: document changes that do not count towards a frozen revision, with reasons
     ignored_changes: list[dict] = field(default_factory=list)
+    #: votes on ballots that never existed, with reasons
+    stray_votes: list[dict] = field(default_factory=list)
 
     def as_dict(self, explain: bool = True) -> dict:
         return {
@@ -205,6 +207,7 @@ class Result:
             "deadlines": self.deadlines,
             "panel_equivocations": self.panel_equivocations,
             "ignored_changes": self.ignored_changes,
+            "stray_votes": self.stray_votes,
         }
 
 
@@ -215,29 +218,44 @@ def tiebreak(randomness: bytes, proposal: bytes) -> bytes:
 # ---------------------------------------------------------------------- the legislature
 
 
+@dataclass(frozen=True, slots=True)
+class BallotSpec:
+    """What a cut-off needs to judge the votes of one ballot a deadline closes."""
+
+    electorate: tuple[bytes, ...]  # sorted: bit i of a cut-off's bitmaps is member i
+    choices: tuple[str, str]
+    revision: tuple[bytes, ...]
+    opens: int
+
+
+#: amendments one committee member may propose to one proposal per cycle (the first ones in
+#: their chain count): enough to amend separate passages, and it bounds a cut-off by the roster
+AMENDMENTS_PER_MEMBER = 3
+
+
 @dataclass
 class Decision:
-    """How one deadline was settled: which items and first votes made it, and the future round
+    """How one deadline was settled: which facts and exact events made it, and the future round
     whose randomness the draws or tie-breaks that depend on it use."""
 
     deadline: Deadline
     seed_round: int
-    #: panel rule: (author, seq) of the items that made it, and per ballot the indices of the
-    #: electorate members whose first vote made it; None under the declared-round rule
+    #: panel rule: ids of the exact events that made it (submissions, amendments, withdrawals);
+    #: None under the declared-round rule
     items: set | None = None
+    #: panel rule: ballot key -> (first-choice bitmap, second-choice bitmap) of the votes that count
     ballots: dict | None = None
+    leases: bytes = b""
+    revisions: dict = field(default_factory=dict)
+    used: int = 0
     panel: tuple[bytes, ...] = ()
     certificate: object = None
+    generation: int = 0
 
     def includes(self, r: Record) -> bool:
         if self.items is None:
             return r.round < self.deadline.round
-        return (r.author, r.seq) in self.items
-
-    def vote_on_time(self, key: bytes, index: int, r: Record) -> bool:
-        if self.ballots is None:
-            return r.round < self.deadline.round
-        return has_bit(self.ballots.get(key, b""), index)
+        return r.id in self.items
 
     def as_dict(self) -> dict:
         d = self.deadline
@@ -245,8 +263,12 @@ class Decision:
                "rule": "declared round" if self.items is None else "cut-off panel"}
         if self.certificate is not None:
             c = self.certificate
-            out["decided_items"] = [[a.hex(), q] for a, q in sorted(self.items)]
-            out["decided_ballots"] = {k.hex(): v.hex() for k, v in sorted(self.ballots.items())}
+            out["generation"] = self.generation
+            out["decided_items"] = sorted(i.hex() for i in self.items)
+            out["decided_ballots"] = {k.hex(): [a.hex(), b.hex()] for k, (a, b) in sorted(self.ballots.items())}
+            out["decided_leases"] = self.leases.hex()
+            out["decided_revisions"] = {p.hex(): sorted(sorted(h.hex() for h in heads) for heads in v)
+                                        for p, v in sorted(self.revisions.items())}
             out["panel"] = [m.hex() for m in self.panel]
             out["certificate"] = {"agreement_round": c.round, "signers": [m.hex() for m in c.signers],
                                   "cutoffs_from": [m.hex() for m in c.cutoff_signers]}
@@ -254,10 +276,13 @@ class Decision:
 
 
 class _Inputs:
-    """The records of one evaluation, grouped once."""
+    """The records of one evaluation, grouped once.  ``evidence`` (what equivocators signed from
+    their fork on) never counts for an open deadline; it is read only by id, where a certificate
+    decided it, and for the panel messages that certificates are made of."""
 
-    def __init__(self, records: Mapping[bytes, Record]):
+    def __init__(self, records: Mapping[bytes, Record], evidence: Mapping[bytes, Record] = {}):
         self.records = records
+        self.evidence = evidence
         self.subs: list[Record] = []
         self.withdrawals: dict[bytes, list[Record]] = defaultdict(list)
         self.votes: dict[tuple, list[Record]] = defaultdict(list)
@@ -265,6 +290,10 @@ class _Inputs:
         self.leases: dict[int, list[Record]] = defaultdict(list)
         self.panel: dict[bytes, list[Record]] = defaultdict(list)
         self.changes: dict[bytes, list[Record]] = defaultdict(list)
+        #: change hash -> its record (records and evidence: heads a certificate decided must resolve)
+        self.change_by_hash: dict[bytes, Record] = {}
+        #: (what, cycle, stage) -> panel generations some message names
+        self.generations: dict[tuple[str, int, int], set[int]] = defaultdict(set)
         for r in records.values():
             body = r.body
             if isinstance(body, Submit):
@@ -279,22 +308,35 @@ class _Inputs:
                 self.leases[body.cycle].append(r)
             elif isinstance(body, DocChange):
                 self.changes[body.proposal].append(r)
-            elif r.kind in PANEL_KINDS:
-                self.panel[body.deadline].append(r)
+                self.change_by_hash.setdefault(body.hash, r)
+        for source in (records, evidence):
+            for r in source.values():
+                if r.kind in PANEL_KINDS:
+                    self.panel[r.body.deadline].append(r)
+                elif isinstance(r.body, DocChange):
+                    self.change_by_hash.setdefault(r.body.hash, r)
+        for name in self.panel:
+            parsed = parse_deadline_key(name)
+            if parsed is not None:
+                self.generations[parsed[:3]].add(parsed[3])
+
+    def get(self, rid: bytes) -> Record | None:
+        return self.records.get(rid) or self.evidence.get(rid)
 
 
 def panel_equivocations(messages: Mapping[bytes, list[Record]]) -> list[dict]:
     """Two different signed messages by one member for one step of one deadline (two cut-offs, or
-    two proposals, prevotes or precommits in one agreement round): each pair is a fraud proof."""
-    seen: dict[tuple, Record] = {}
+    two proposals, prevotes or precommits in one agreement round): each pair is a fraud proof.
+    Listed in a fixed order (deadline, author, kind, round), whatever order the events came in."""
     found = []
-    for deadline, records in messages.items():
-        for r in sorted(records, key=lambda r: (r.author, r.seq)):
-            step = (r.author, deadline, r.kind, None if r.kind == "cutoff" else r.body.round)
+    for deadline in sorted(messages):
+        seen: dict[tuple, Record] = {}
+        for r in sorted(messages[deadline], key=lambda r: (r.author, r.seq, r.id)):
+            step = (r.author, r.kind, None if r.kind == "cutoff" else r.body.round)
             first = seen.setdefault(step, r)
             if first.id != r.id and first.body != r.body:
                 found.append({"author": r.author.hex(), "deadline": deadline.hex(), "kind": r.kind,
-                              "round": step[3], "events": [first.id.hex(), r.id.hex()]})
+                              "round": step[2], "events": [first.id.hex(), r.id.hex()]})
     return found
 
 
@@ -311,7 +353,12 @@ class Legislature:
         self.start = self.p.start_round or charter_round + 1
         self._decisions: dict[tuple[str, int, int], Decision] = {}
         self._committees: dict[int, dict[tuple[int, bytes], tuple[bytes, ...]]] = {}
+        self._specs: dict[tuple[str, int, int], dict[bytes, BallotSpec]] = {}
+        self.waiting_at: tuple[str, int, int, int] | None = None
         self._inputs = _Inputs({})
+        self._beacon: Mapping[int, bytes] = {}
+        self._horizon = 0
+        self._result = Result()
 
     # ---- time
 
@@ -360,11 +407,20 @@ class Legislature:
 
     # ---- evaluation
 
-    def evaluate(self, records: Mapping[bytes, Record], beacon: Mapping[int, bytes], *, explain: bool = True) -> Result:
-        """Run every cycle whose decisions the known events and beacon rounds allow."""
+    def evaluate_replica(self, replica, *, explain: bool = True) -> Result:
+        """:meth:`evaluate` on what a ``consensus.replica.Replica`` holds."""
+        return self.evaluate(replica.records, replica.beacon, explain=explain, evidence=replica.evidence)
+
+    def evaluate(self, records: Mapping[bytes, Record], beacon: Mapping[int, bytes], *, explain: bool = True,
+                 evidence: Mapping[bytes, Record] = {}) -> Result:
+        """Run every cycle whose decisions the known events and beacon rounds allow.  ``evidence``:
+        what equivocators signed from their fork on (``Replica.evidence``)."""
         result = Result()
-        inputs = _Inputs(records)
+        inputs = _Inputs(records, evidence)
         self._decisions: dict[tuple[str, int, int], Decision] = {}
+        self._specs = {}
+        #: (what, cycle, stage, round) of the deadline the evaluation stopped at, if it stopped at one
+        self.waiting_at: tuple[str, int, int, int] | None = None
         self._beacon = beacon
         self._inputs = inputs
         self._horizon = max(beacon) if beacon else 0
@@ -398,16 +454,33 @@ class Legislature:
                         state = result.proposals[pid]
                         state.move(IN_COMMITTEE, cycle, self.windows(cycle, k)[0], k)
                         state.revision = revision
-                promoted = self._stage_ballots(cycle, work, committees)
-                self._plenary(cycle, work.get(plenary_stage, []))
-                incoming = promoted
+                incoming = self._deadlines_of(cycle, work, committees)
                 cycle += 1
                 result.cycles = cycle
         except Waiting as waiting:
             result.waiting = str(waiting)
         result.deadlines = [d.as_dict() for d in self._decisions.values()]
         result.panel_equivocations = panel_equivocations(inputs.panel)
+        result.stray_votes = self._stray_votes(result)
         return result
+
+    def _stray_votes(self, result: Result) -> list[dict]:
+        """Votes on a ballot that does not exist, in the cycles fully decided: listed with a reason
+        instead of vanishing."""
+        tallied = {ballot_key(b.proposal, b.cycle, b.stage, b.amendment) for b in result.ballots}
+        out = []
+        for (pid, cycle, stage, amendment), cast in sorted(self._inputs.votes.items(), key=lambda kv: (kv[0][:3], kv[0][3] or b"")):
+            if cycle >= result.cycles or ballot_key(pid, cycle, stage, amendment) in tallied:
+                continue
+            what = f"an amendment ballot of stage {stage}" if amendment else f"a stage {stage} ballot"
+            if pid not in result.proposals:
+                reason = "it names no proposal of this assembly"
+            else:
+                reason = f"there was no {what} on this proposal in cycle {cycle}"
+            for r in sorted(cast, key=lambda r: (r.author, r.seq, r.id)):
+                out.append({"author": r.author.hex(), "event": r.id.hex(), "proposal": pid.hex(), "cycle": cycle,
+                            "stage": stage, "amendment": amendment.hex() if amendment else None, "reason": reason})
+        return out
 
     # ---- what the last evaluation found (for node shells and bots that act on it)
 
@@ -427,19 +500,58 @@ class Legislature:
 
     def available(self, cycle: int) -> tuple[bytes, ...]:
         """Who may sit on this cycle's panels: leases decided at the previous boundary, or the
-        whole roster for the first two cycles (and if nobody leased)."""
+        whole roster for the first two cycles (and if fewer than a panel leased)."""
         roster = self.roster_of(cycle)
         if cycle <= 1:
             return roster
         previous = self._decisions.get(("intake", cycle - 1, 0))
-        seated = set(roster)
-        leased = {r.author for r in self._inputs.leases.get(cycle, ()) if previous and previous.includes(r) and r.author in seated}
-        return tuple(sorted(leased)) or roster
+        if previous is None:
+            return roster
+        if previous.items is None:  # declared-round rule: the lease events themselves
+            seated = set(roster)
+            leased = {r.author for r in self._inputs.leases.get(cycle, ()) if previous.includes(r) and r.author in seated}
+        else:
+            earlier = self.roster_of(cycle - 1)
+            leased = {earlier[i] for i in range(len(earlier)) if has_bit(previous.leases, i)} & set(roster)
+        out = tuple(sorted(leased))
+        return out if len(out) >= min(self.p.panel_size, len(roster)) else roster
 
-    def panel_of(self, what: str, cycle: int, stage: int, round_: int) -> tuple[bytes, ...]:
-        """The panel of a deadline (needs the deadline round's randomness)."""
-        randomness = self._randomness(round_, f"The panel of the {what} deadline of cycle {cycle}")
-        return draw_panel(self.available(cycle), self.p.panel_size, deadline_key(what, cycle, stage), randomness)
+    def present(self, cycle: int) -> set[bytes]:
+        """Who has shown they are present: the members whose cut-offs the certificates decided so
+        far in this cycle and the last one used, and who signed those certificates.  Decided
+        facts only, so every node draws the same fresh panel."""
+        out: set[bytes] = set()
+        for (_, c, _), d in self._decisions.items():
+            if c in (cycle - 1, cycle) and d.certificate is not None:
+                out.update(d.certificate.signers, d.certificate.cutoff_signers)
+        return out
+
+    def generation_start(self, round_: int, gen: int) -> int:
+        """The beacon round at which a deadline's panel of generation ``gen`` takes over."""
+        return round_ + gen * self.p.panel_rounds
+
+    def seed_window(self, round_: int, gen: int) -> tuple[int, int]:
+        """(after, at most): where the seed round of a value of generation ``gen`` may lie.  A
+        value naming a round outside is invalid for every honest member and for ``verify``."""
+        start = self.generation_start(round_, gen)
+        return start, start + self.p.panel_rounds + self.p.draw_delay
+
+    def panel_of(self, what: str, cycle: int, stage: int, round_: int, gen: int = 0) -> tuple[bytes, ...]:
+        """The panel of generation ``gen`` of a deadline (needs the randomness of the round at which
+        it takes over).  Generation 0 comes from the cycle's available members; a later one, drawn
+        because the one before did not decide in time, from those of them who have shown they
+        are present, when there are enough.  Never smaller than ``panel_size`` (or the roster)."""
+        start = self.generation_start(round_, gen)
+        randomness = self._randomness(start, f"The panel (generation {gen}) of the {what} deadline of cycle {cycle}")
+        roster = self.roster_of(cycle)
+        size = min(self.p.panel_size, len(roster))
+        pool = self.available(cycle)
+        if gen:
+            present = self.present(cycle)
+            here = tuple(m for m in pool if m in present)
+            if len(here) >= size:
+                pool = here
+        return draw_panel(pool, size, deadline_key(what, cycle, stage, gen), randomness)
 
     def _randomness(self, round_: int, what: str) -> bytes:
         value = self._beacon.get(round_)
@@ -447,47 +559,52 @@ class Legislature:
             raise Waiting(f"{what} wait for beacon round {round_} (the latest known round is {self._horizon}).")
         return value
 
-    def _decide(self, what: str, cycle: int, stage: int, round_: int, sizes: Mapping[bytes, int] | None = None) -> Decision:
+    def _decide(self, what: str, cycle: int, stage: int, round_: int, specs: Mapping[bytes, BallotSpec] | None = None) -> Decision:
         key = (what, cycle, stage)
         if key in self._decisions:
             return self._decisions[key]
+        self._specs[key] = dict(specs or {})
+        self.waiting_at = (what, cycle, stage, round_)
         deadline = Deadline(what, cycle, stage, round_)
         if round_ > self._horizon:
             raise Waiting(f"The {what} deadline of cycle {cycle} is at beacon round {round_}; the latest known round is {self._horizon}.")
         if self.p.deadline_rule == DECLARED:
             decision = Decision(deadline, round_ + self.p.draw_delay)
         else:
-            panel = self.panel_of(what, cycle, stage, round_)
-            name = deadline_key(what, cycle, stage)
-            found = find_decision(name, panel, self._inputs.records, self._inputs.panel, sizes or {})
-            if found is None:
+            sizes = {k: len(v.electorate) for k, v in (specs or {}).items()}
+            roster_size = len(self.roster_of(cycle)) if what == "intake" else 0
+            best = None
+            # the highest generation that certified wins: a fresh panel takes over only from one
+            # that had not decided, and honest members of an older one stop when it is replaced
+            for gen in sorted(self._inputs.generations.get(key, set()) | {0}):
+                if self.generation_start(round_, gen) > self._horizon:
+                    break
+                panel = self.panel_of(what, cycle, stage, round_, gen)
+                found = find_decision(deadline_key(what, cycle, stage, gen), panel, self._inputs.panel, sizes,
+                                      self.seed_window(round_, gen), roster_size)
+                if found is not None:
+                    best = (gen, panel, found)
+            if best is None:
+                gen = (self._horizon - round_) // self.p.panel_rounds
                 raise Waiting(
-                    f"The {what} deadline of cycle {cycle} (round {round_}) stays open until its panel of {len(panel)} "
-                    "publishes a commit certificate."
+                    f"The {what} deadline of cycle {cycle} (round {round_}) stays open until a panel publishes a commit "
+                    f"certificate; generation {gen} of its panel serves until round {self.generation_start(round_, gen + 1)}, "
+                    "when a fresh one is drawn."
                 )
-            decision = Decision(deadline, found.seed_round, found.items, found.ballots, panel, found)
+            gen, panel, found = best
+            decision = Decision(deadline, found.seed_round, found.items, found.ballots, found.leases, found.revisions,
+                                found.used, panel, found, gen)
         self._decisions[key] = decision
+        self.waiting_at = None
         return decision
 
-    def ballot_sizes(self, cycle: int, what: str, stage: int) -> dict[bytes, int]:
-        """Electorate size of every ballot a deadline settles (for reading cut-off bitmaps)."""
-        sizes: dict[bytes, int] = {}
-        committees = self._committees.get(cycle, {})
-        if what == "ballots":
-            for (k, pid), members in committees.items():
-                if k == stage:
-                    sizes[ballot_key(pid, cycle, stage, None)] = len(members)
-        elif what == "amendment ballots":
-            for (k, pid), members in committees.items():
-                if k == stage:
-                    for r in self._inputs.amends.get((pid, cycle), ()):
-                        sizes[ballot_key(pid, cycle, stage, r.id)] = len(members)
-        elif what == "plenary":
-            n = len(self.roster_of(cycle))
-            for pid, state in self._result.proposals.items():
-                if state.status == IN_PLENARY and state.history and state.history[-1][0] == cycle:
-                    sizes[ballot_key(pid, cycle, stage, None)] = n
-        return sizes
+    def specs(self, what: str, cycle: int, stage: int) -> dict[bytes, BallotSpec]:
+        """The ballots a deadline closes, as the last evaluation saw them when it reached it."""
+        return dict(self._specs.get((what, cycle, stage), {}))
+
+    def saw(self, r: Record) -> bool:
+        """Public form of the round check (for cut-offs): see :meth:`_saw`."""
+        return self._saw(r)
 
     # ---- stages
 
@@ -495,12 +612,20 @@ class Legislature:
         """Stage 1's intake of ``cycle``: proposals submitted during the previous cycle (or before cycle 0)."""
         result = self._result
         s = self.cycle_start(cycle)
-        low = self.cycle_start(cycle - 1) if cycle > 0 else -1
-        window = [r for r in self._inputs.subs if low <= r.round < s] if cycle > 0 else [r for r in self._inputs.subs if r.round < s]
+        window = self.intake_window(cycle, [r for r in self._inputs.subs])
+        if intake.items is not None:
+            # the exact submissions the certificate decided, even if their author forked since
+            known = {r.id for r in window}
+            for rid in sorted(intake.items - known):
+                r = self._inputs.evidence.get(rid)
+                if r is not None and isinstance(r.body, Submit) and r.id not in result.proposals:
+                    result.proposals[r.id] = ProposalState(r.id, r.author, r.body.title, r.round)
+                    window.append(r)
+            window = self.intake_window(cycle, window)
         taken: list[tuple[bytes, tuple[bytes, ...]]] = []
         per_author: dict[bytes, int] = defaultdict(int)
         roster = set(self.roster_of(cycle))
-        for r in sorted(window, key=lambda r: (r.author, r.seq)):
+        for r in sorted(window, key=lambda r: (r.author, r.seq, r.id)):
             state = result.proposals[r.id]
             if not intake.includes(r):
                 # no later intake takes it either (its round belongs to this one's window)
@@ -522,9 +647,22 @@ class Legislature:
             taken.append((r.id, revision_at(r.id, intake.deadline)))
         return sorted(taken)
 
+    def intake_window(self, cycle: int, subs: Iterable[Record]) -> list[Record]:
+        """The submissions whose round belongs to the intake of ``cycle``."""
+        s = self.cycle_start(cycle)
+        low = self.cycle_start(cycle - 1) if cycle > 0 else -1
+        return [r for r in subs if low <= r.round < s]
+
     def _withdrawn(self, pid: bytes, decision: Decision) -> bool:
-        author = self._result.proposals[pid].author if pid in self._result.proposals else None
-        return any(w.author == author and decision.includes(w) and self._saw(w) for w in self._inputs.withdrawals.get(pid, ()))
+        state = self._result.proposals.get(pid)
+        if state is None:
+            return False
+        if decision.items is None:
+            candidates = self._inputs.withdrawals.get(pid, ())
+        else:
+            candidates = (self._inputs.get(i) for i in decision.items)
+        return any(w is not None and isinstance(w.body, Withdraw) and w.body.proposal == pid and w.author == state.author
+                   and decision.includes(w) and self._saw(w) for w in candidates)
 
     def _draw(self, cycle, work, randomness, seed_round, explain: bool) -> dict[tuple[int, bytes], tuple[bytes, ...]]:
         result = self._result
@@ -545,131 +683,263 @@ class Legislature:
             result.draws.append(Draw(pid, cycle, stage, seed_round, seed, members, picks, short))
         return committees
 
-    def _stage_ballots(self, cycle, work, committees):
-        result = self._result
+    def _deadlines_of(self, cycle, work, committees) -> dict[int, list[tuple[bytes, tuple[bytes, ...]]]]:
+        """Settle the cycle's deadlines in the order of their rounds (each stage's work is
+        independent of the others' in one cycle), so a deadline is reached, and its panel can
+        sign, as soon as every earlier one is decided; returns what each stage promoted."""
         promoted: dict[int, list[tuple[bytes, tuple[bytes, ...]]]] = defaultdict(list)
-        for stage_no, stage in enumerate(self.p.stages, 1):
+        plenary_stage = len(self.p.stages) + 1
+        valid: dict[int, dict[bytes, list[Record]]] = {}
+        for what, stage_no, _ in self.deadlines(cycle):
             entries = work.get(stage_no, [])
-            if not entries:
+            if what == "intake" or not entries:
                 continue
-            opens_work, opens, closes = self.windows(cycle, stage_no)
-            if stage.mode == EDIT:
-                for pid, _ in entries:
-                    result.proposals[pid].revision = self._frozen_revision(pid, cycle, stage_no, committees[(stage_no, pid)])
-            if stage.mode == AMEND:
-                for pid, _ in entries:
-                    state = result.proposals[pid]
-                    state.revision = self._amendments(cycle, stage_no, stage, pid, state.revision, committees[(stage_no, pid)])
-            decision = self._decide("ballots", cycle, stage_no, closes, self.ballot_sizes(cycle, "ballots", stage_no))
-            tie_randomness = self._randomness(decision.seed_round, f"The stage {stage_no} outcomes of cycle {cycle}")
-            passing = []
-            for pid, _ in entries:
-                state = result.proposals[pid]
-                revision = state.revision
-                ballot = self._ballot("stage", pid, cycle, stage_no, revision, committees[(stage_no, pid)], ("promote", "kill"), decision)
-                if ballot is None:
-                    continue
-                support = ballot.counts.get("promote", 0)
-                if support >= stage.needed:
-                    passing.append((-support, tiebreak(tie_randomness, pid), pid, revision, ballot))
-                else:
-                    ballot.outcome = KILLED
-                    ballot.reason = f"{support} of {stage.committee} promoted; {stage.needed} needed"
-                    state.move(KILLED, cycle, closes, stage_no, ballot.reason)
-            for rank, (neg, _, pid, revision, ballot) in enumerate(sorted(passing), 1):
-                state = result.proposals[pid]
-                if rank <= stage.slots:
-                    ballot.outcome = PROMOTED
-                    ballot.reason = f"{-neg} promote votes, rank {rank} of {stage.slots} slots"
-                    state.move(PROMOTED, cycle, closes, stage_no, ballot.reason)
-                    promoted[stage_no + 1].append((pid, revision))
-                else:
-                    ballot.outcome = NOT_ADVANCED
-                    ballot.reason = f"{-neg} promote votes, rank {rank}: all {stage.slots} slots went to stronger proposals"
-                    state.move(NOT_ADVANCED, cycle, closes, stage_no, ballot.reason)
+            if what == "plenary":
+                self._plenary(cycle, entries)
+                continue
+            stage = self.p.stages[stage_no - 1]
+            pids = [pid for pid, _ in entries]
+            if what == "edit":
+                for pid in pids:
+                    self._result.proposals[pid].revision = self._frozen_revision(pid, cycle, stage_no, committees[(stage_no, pid)])
+            elif what == "amendments":
+                valid[stage_no] = self._proposed_amendments(cycle, stage_no, stage, pids, committees)
+            elif what == "amendment ballots":
+                self._amendment_ballots(cycle, stage_no, stage, pids, committees, valid[stage_no])
+            elif what == "ballots":
+                promoted[stage_no + 1] += self._stage_ballot(cycle, stage_no, stage, pids, committees)
         return promoted
+
+    def _stage_ballot(self, cycle, stage_no, stage, pids, committees) -> list[tuple[bytes, tuple[bytes, ...]]]:
+        """The promote/kill ballots of one stage: passing proposals ranked by support, ties
+        broken by beacon randomness, the first ``slots`` promoted."""
+        result = self._result
+        opens_work, opens, closes = self.windows(cycle, stage_no)
+        specs = {ballot_key(pid, cycle, stage_no, None): BallotSpec(tuple(sorted(set(committees[(stage_no, pid)]))),
+                                                                    ("promote", "kill"), result.proposals[pid].revision, opens)
+                 for pid in pids}
+        decision = self._decide("ballots", cycle, stage_no, closes, specs)
+        tie_randomness = self._randomness(decision.seed_round, f"The stage {stage_no} outcomes of cycle {cycle}")
+        passing = []
+        promoted = []
+        for pid in pids:
+            state = result.proposals[pid]
+            revision = state.revision
+            ballot = self._ballot("stage", pid, cycle, stage_no, revision, committees[(stage_no, pid)], ("promote", "kill"), decision)
+            if ballot is None:
+                continue
+            support = ballot.counts.get("promote", 0)
+            if support >= stage.needed:
+                passing.append((-support, tiebreak(tie_randomness, pid), pid, revision, ballot))
+            else:
+                ballot.outcome = KILLED
+                ballot.reason = f"{support} of {stage.committee} promoted; {stage.needed} needed"
+                state.move(KILLED, cycle, closes, stage_no, ballot.reason)
+        for rank, (neg, _, pid, revision, ballot) in enumerate(sorted(passing), 1):
+            state = result.proposals[pid]
+            if rank <= stage.slots:
+                ballot.outcome = PROMOTED
+                ballot.reason = f"{-neg} promote votes, rank {rank} of {stage.slots} slots"
+                state.move(PROMOTED, cycle, closes, stage_no, ballot.reason)
+                promoted.append((pid, revision))
+            else:
+                ballot.outcome = NOT_ADVANCED
+                ballot.reason = f"{-neg} promote votes, rank {rank}: all {stage.slots} slots went to stronger proposals"
+                state.move(NOT_ADVANCED, cycle, closes, stage_no, ballot.reason)
+        return promoted
+
+    def reached(self, what: str, cycle: int, stage: int) -> bool:
+        """The last evaluation reached this deadline: it needs a decision, and the ballots it
+        closes are known (an honest panel member can sign its cut-off)."""
+        return (what, cycle, stage) in self._specs
+
+    # ---- texts
+
+    def change_problem(self, r: Record, author: bytes, editors, draw_round: int, flood: set[bytes]) -> str | None:
+        """Why a document change does not count towards the text a drafting committee votes on
+        (None if it may): the rules an honest cut-off applies and the tally explains."""
+        per_round = self.charter.limits.max_doc_changes_per_round
+        if r.id in flood:
+            return f"its author made more than the charter's {per_round} document changes in one beacon round"
+        if r.author != author and r.author not in editors:
+            return "its author is neither an author of the proposal nor on its drafting committee"
+        if r.author != author and r.round < draw_round:
+            return "it was made before the committee was drawn"
+        if not self._saw(r):
+            return "it names a beacon round whose randomness it does not carry"
+        return None
+
+    def drafted_heads(self, pid: bytes, cycle: int, stage_no: int, before: int, forked: set[bytes] = frozenset()) -> tuple[bytes, ...]:
+        """The heads of the text a proposal's author and drafting committee made before round
+        ``before`` (the changes an honest cut-off of the editing window holds), leaving out the
+        changes of ``forked`` authors (and what depends on them)."""
+        state = self._result.proposals.get(pid)
+        members = self._committees.get(cycle, {}).get((stage_no, pid), ())
+        if state is None:
+            return ()
+        changes = self._inputs.changes.get(pid, [])
+        flood = over_rate(changes, self.charter.limits.max_doc_changes_per_round)
+        d = self.draw_round(cycle)
+        allowed = [r for r in changes if r.round < before and r.author not in forked
+                   and self.change_problem(r, state.author, set(members), d, flood) is None]
+        return heads_of(allowed)[0]
 
     def _frozen_revision(self, pid: bytes, cycle: int, stage_no: int, members) -> tuple[bytes, ...]:
         """The text the drafting committee votes on: the document as its author and the committee
-        left it when the editing window closed (as decided at that deadline).  Changes by anyone
-        else, after the window, or depending on such changes do not count, each with a reason."""
+        left it when the editing window closed (as decided at that deadline).  Under the panel
+        rule a change counts iff more than half of the cut-offs used hold it (its heads name it
+        or a change that depends on it); document changes are content-addressed, so the decided
+        heads fix the exact text.  Changes that do not count are listed, each with a reason."""
         changes = self._inputs.changes.get(pid, [])
-        if not changes:
-            return revision_at(pid, Deadline("edit", cycle, stage_no, 0))
         _, opens, _ = self.windows(cycle, stage_no)
+        if not changes and self.p.deadline_rule == DECLARED:
+            return revision_at(pid, Deadline("edit", cycle, stage_no, 0))
         decision = self._decide("edit", cycle, stage_no, opens)
         author = self._result.proposals[pid].author
         editors = set(members)
         d = self.draw_round(cycle)
-        allowed = []
-        per_round = self.charter.limits.max_doc_changes_per_round
-        flood = over_rate(changes, per_round)
+        flood = over_rate(changes, self.charter.limits.max_doc_changes_per_round)
+        if decision.items is None:
+            allowed = []
+            for r in sorted(changes, key=lambda r: r.id):
+                problem = "it did not make the end of the editing window" if not decision.includes(r) else \
+                    self.change_problem(r, author, editors, d, flood)
+                if problem:
+                    self._ignore(pid, r, problem)
+                else:
+                    allowed.append(r)
+            heads, left_out = heads_of(allowed)
+            for r in left_out:
+                self._ignore(pid, r, "it depends on a change that does not count")
+            return heads or revision_at(pid, decision.deadline)
+        counted = self._decided_changes(decision.revisions.get(pid, []), decision.used)
         for r in sorted(changes, key=lambda r: r.id):
-            problem = None
-            if r.id in flood:
-                problem = f"its author made more than the charter's {per_round} document changes in one beacon round"
-            elif not decision.includes(r):
-                problem = "it did not make the end of the editing window"
-            elif r.author != author and r.author not in editors:
-                problem = "its author is neither an author of the proposal nor on its drafting committee"
-            elif r.author != author and r.round < d:
-                problem = "it was made before the committee was drawn"
-            elif not self._saw(r):
-                problem = "it names a beacon round whose randomness it does not carry"
-            if problem:
-                self._result.ignored_changes.append({"proposal": pid.hex(), "change": r.body.hash.hex(), "author": r.author.hex(), "reason": problem})
-            else:
-                allowed.append(r)
-        heads, left_out = heads_of(allowed)
-        for r in left_out:
-            self._result.ignored_changes.append({"proposal": pid.hex(), "change": r.body.hash.hex(), "author": r.author.hex(),
-                                                 "reason": "it depends on a change that does not count"})
+            if r.body.hash not in counted:
+                self._ignore(pid, r, ("it was made after the editing window closed" if r.round >= opens else None)
+                             or self.change_problem(r, author, editors, d, flood)
+                             or "it was not in the text more than half of the panel's cut-offs held at the end of the editing window")
+        heads, _ = heads_of([self._inputs.change_by_hash[h] for h in counted])
         return heads or revision_at(pid, decision.deadline)
 
-    def _amendments(self, cycle, stage_no, stage, pid, base, members):
-        """Stage-2 amendments: proposed in the amendment window, each adopted or rejected; the
-        adopted ones are merged (the union of their heads) before the final vote."""
+    def _decided_changes(self, named: list[tuple[bytes, ...]], used: int) -> set[bytes]:
+        """The changes more than half of ``used`` cut-offs hold: each cut-off holds the closure of
+        the heads it named (over the changes this replica has)."""
+        counts: dict[bytes, int] = defaultdict(int)
+        for heads in named:
+            for h in self._closure(heads):
+                counts[h] += 1
+        return {h for h, n in counts.items() if n > used // 2}
+
+    def _closure(self, heads) -> set[bytes]:
+        by_hash = self._inputs.change_by_hash
+        seen: set[bytes] = set()
+        todo = [h for h in heads if h in by_hash]
+        while todo:
+            h = todo.pop()
+            if h not in seen:
+                seen.add(h)
+                todo.extend(x for x in by_hash[h].body.deps if x in by_hash)
+        return seen
+
+    def _ignore(self, pid: bytes, r: Record, reason: str) -> None:
+        self._result.ignored_changes.append({"proposal": pid.hex(), "change": r.body.hash.hex(), "author": r.author.hex(),
+                                             "reason": reason})
+
+    # ---- amendments
+
+    def amendment_problem(self, r: Record, members, base: tuple[bytes, ...], draw_round: int) -> str | None:
+        """Why an amendment cannot be put to the vote (None if it can).  Its heads must be its
+        proposer's own signed changes to the proposal, each descending from every head of the
+        revision the committee received (DESIGN.md §8: a vote names an exact text)."""
+        if r.author not in members:
+            return "its author is not a member of this committee"
+        if r.round < draw_round:
+            return "it was proposed before the committee was drawn"
+        if r.body.base != base:
+            return "it amends another revision than the one the committee received"
+        if not self._saw(r):
+            return "it names a beacon round whose randomness it does not carry"
+        by_hash = self._inputs.change_by_hash
+        pid = r.body.proposal
+        base_changes = {h for h in base if h in by_hash}
+        for head in r.body.heads:
+            change = by_hash.get(head)
+            if change is None or change.author != r.author or change.body.proposal != pid:
+                return "its heads are not document changes its proposer signed for this proposal"
+            if not base_changes <= self._closure((head,)):
+                return "its text does not descend from the revision the committee received"
+        return None
+
+    def _proposed_amendments(self, cycle, stage_no, stage, pids, committees) -> dict[bytes, list[Record]]:
+        """Stage-2 amendments proposed in the amendment window, per proposal: those that can be
+        put to the vote (the others are listed as refused ballots, with a reason)."""
         result = self._result
         d = self.draw_round(cycle)
         propose_close = d + stage.amend_rounds
         vote_close = propose_close + stage.amend_ballot_rounds
-        member_set = set(members)
-        adopted_heads: set[bytes] = set()
         proposed = self._decide("amendments", cycle, stage_no, propose_close)
-        valid = []
-        for r in sorted(self._inputs.amends.get((pid, cycle), []), key=lambda r: r.id):
-            problem = None
-            if not proposed.includes(r):
-                problem = "it did not make the amendment deadline"
-            elif r.author not in member_set:
-                problem = "its author is not a member of this committee"
-            elif r.round < d:
-                problem = "it was proposed before the committee was drawn"
-            elif r.body.base != base:
-                problem = "it amends another revision than the one the committee received"
-            elif not self._saw(r):
-                problem = "it names a beacon round whose randomness it does not carry"
-            if problem:
-                refused = Ballot("amendment", pid, cycle, stage_no, propose_close, vote_close, r.body.heads, len(members), amendment=r.id)
-                refused.outcome, refused.reason = "refused", problem
-                result.ballots.append(refused)
-            else:
-                valid.append(r)
-        if not valid:
-            return base
-        votes_due = self._decide("amendment ballots", cycle, stage_no, vote_close, self.ballot_sizes(cycle, "amendment ballots", stage_no))
-        for r in valid:
-            ballot = Ballot("amendment", pid, cycle, stage_no, propose_close, vote_close, r.body.heads, len(members), amendment=r.id)
-            result.ballots.append(ballot)
-            self._tally(ballot, self._inputs.votes.get((pid, cycle, stage_no, r.id), []), members, ("adopt", "reject"),
-                        votes_due, ballot_key(pid, cycle, stage_no, r.id))
-            adopt = ballot.counts.get("adopt", 0)
-            if adopt > len(members) // 2:
-                ballot.outcome, ballot.reason = "adopted", f"{adopt} of {len(members)} members adopted it"
-                adopted_heads.update(r.body.heads)
-            else:
-                ballot.outcome, ballot.reason = "rejected", f"{adopt} of {len(members)} adopted; a majority of the committee is needed"
-        return tuple(sorted(adopted_heads)) if adopted_heads else base
+        valid: dict[bytes, list[Record]] = {}
+        for pid in pids:
+            members = committees[(stage_no, pid)]
+            base = result.proposals[pid].revision
+            candidates = list(self._inputs.amends.get((pid, cycle), []))
+            if proposed.items is not None:
+                known = {r.id for r in candidates}
+                candidates += [r for i in sorted(proposed.items - known) if (r := self._inputs.evidence.get(i)) is not None
+                               and isinstance(r.body, Amend) and r.body.proposal == pid and r.body.cycle == cycle]
+            per_author: dict[bytes, int] = defaultdict(int)
+            valid[pid] = []
+            for r in sorted(candidates, key=lambda r: (r.author, r.seq, r.id)):
+                if not proposed.includes(r):
+                    problem = "it did not make the amendment deadline"
+                else:
+                    problem = self.amendment_problem(r, set(members), base, d)
+                    if problem is None:
+                        per_author[r.author] += 1
+                        if per_author[r.author] > AMENDMENTS_PER_MEMBER:
+                            problem = f"only a member's first {AMENDMENTS_PER_MEMBER} amendments to a proposal are put to the vote"
+                if problem:
+                    refused = Ballot("amendment", pid, cycle, stage_no, propose_close, vote_close, r.body.heads, len(members), amendment=r.id)
+                    refused.outcome, refused.reason = "refused", problem
+                    result.ballots.append(refused)
+                else:
+                    valid[pid].append(r)
+        return valid
+
+    def _amendment_ballots(self, cycle, stage_no, stage, pids, committees, valid: dict[bytes, list[Record]]) -> None:
+        """Each amendment adopted or rejected by a majority of the committee's nominal size
+        (absent members count as rejecting, as they count as not promoting:
+        docs/legislature.md); the adopted ones are merged (the union of their heads) before the
+        final vote."""
+        result = self._result
+        d = self.draw_round(cycle)
+        propose_close = d + stage.amend_rounds
+        vote_close = propose_close + stage.amend_ballot_rounds
+        needed = stage.committee // 2 + 1
+        specs = {ballot_key(pid, cycle, stage_no, r.id): BallotSpec(tuple(sorted(set(committees[(stage_no, pid)]))), ("adopt", "reject"),
+                                                                    r.body.heads, propose_close)
+                 for pid, rs in valid.items() for r in rs}
+        if not specs:
+            return
+        votes_due = self._decide("amendment ballots", cycle, stage_no, vote_close, specs)
+        for pid in pids:
+            members = committees[(stage_no, pid)]
+            adopted_heads: set[bytes] = set()
+            for r in sorted(valid[pid], key=lambda r: r.id):
+                ballot = Ballot("amendment", pid, cycle, stage_no, propose_close, vote_close, r.body.heads, len(members), amendment=r.id)
+                result.ballots.append(ballot)
+                self._tally(ballot, self._inputs.votes.get((pid, cycle, stage_no, r.id), []), members, ("adopt", "reject"),
+                            votes_due, ballot_key(pid, cycle, stage_no, r.id))
+                adopt = ballot.counts.get("adopt", 0)
+                if adopt >= needed:
+                    ballot.outcome, ballot.reason = "adopted", f"{adopt} of {stage.committee} adopted it; {needed} needed"
+                    adopted_heads.update(r.body.heads)
+                else:
+                    ballot.outcome, ballot.reason = "rejected", f"{adopt} of {stage.committee} adopted it; {needed} needed"
+            if adopted_heads:
+                result.proposals[pid].revision = tuple(sorted(adopted_heads))[:MAX_HEADS]
+
+    # ---- ballots
 
     def _plenary(self, cycle, entries) -> None:
         if not entries:
@@ -677,8 +947,10 @@ class Legislature:
         result = self._result
         stage_no = len(self.p.stages) + 1
         opens_work, opens, closes = self.windows(cycle, stage_no)
-        decision = self._decide("plenary", cycle, stage_no, closes, self.ballot_sizes(cycle, "plenary", stage_no))
         roster = self.roster_of(cycle)
+        specs = {ballot_key(pid, cycle, stage_no, None): BallotSpec(tuple(sorted(set(roster))), ("yes", "no"), revision, opens)
+                 for pid, revision in entries}
+        decision = self._decide("plenary", cycle, stage_no, closes, specs)
         quorum = self.p.plenary.quorum(len(roster))
         for pid, revision in entries:
             state = result.proposals[pid]
@@ -718,36 +990,60 @@ class Legislature:
         known = self._beacon.get(r.round)
         return known is not None and known[: len(r.round_prefix)] == r.round_prefix
 
+    def vote_problem(self, r: Record, spec: BallotSpec) -> tuple[str, str] | None:
+        """Why a member's first vote on a ballot cannot count (None if it can), whatever its timing."""
+        body: Vote = r.body
+        if body.choice not in spec.choices:
+            return ("wrong_choice", f"this ballot's choices are {' and '.join(spec.choices)}")
+        if body.revision != spec.revision:
+            return ("wrong_revision", "the vote names another revision of the text than the one on the ballot")
+        if r.round < spec.opens:
+            return ("too_early", f"cast before the ballot opened at round {spec.opens}")
+        if not self._saw(r):
+            return ("unseen_round", "the vote names a beacon round whose randomness it does not carry")
+        return None
+
     def _tally(self, ballot: Ballot, cast: list[Record], electorate: Iterable[bytes], choices: tuple[str, ...],
                decision: Decision, key: bytes) -> None:
         """Count one vote per member: the member's first vote on the ballot (by the author's chain
-        order), if it made the deadline and is valid.  Every other vote is listed with a reason."""
+        order), if it made the deadline and is valid.  Under the panel rule the counts are the
+        decided facts themselves (who voted which way), so a vote signed or forked later changes
+        nothing; every vote that does not count is listed with a reason."""
         counts = {c: 0 for c in choices}
-        index = {m: i for i, m in enumerate(sorted(set(electorate)))}
-        first: dict[bytes, Record] = {}
-        for r in sorted(cast, key=lambda r: (r.author, r.seq)):
-            body: Vote = r.body
+        members = sorted(set(electorate))
+        index = {m: i for i, m in enumerate(members)}
+        spec = BallotSpec(tuple(members), tuple(choices), ballot.revision, ballot.opens)
+        counted: set[bytes] = set()
+        if decision.ballots is not None:
+            first_bits, second_bits = decision.ballots.get(key, (b"", b""))
+            for i, m in enumerate(members):
+                a, b = has_bit(first_bits, i), has_bit(second_bits, i)
+                if a and b:
+                    ballot.neutralised.append((m, bytes(32), "equivocated",
+                                               "the panel's cut-offs hold both choices of this member: neither counts"))
+                elif a or b:
+                    counts[choices[0] if a else choices[1]] += 1
+                    counted.add(m)
+        first: set[bytes] = set()
+        for r in sorted(cast, key=lambda r: (r.author, r.seq, r.id)):
             problem = None
-            i = index.get(r.author)
-            if i is None:
+            if r.author not in index:
                 problem = ("not_a_member", "the voter is not a member of this ballot's electorate")
             elif r.author in first:
                 problem = ("second_vote", "only a member's first vote on a ballot counts")
             else:
-                first[r.author] = r
-                if not decision.vote_on_time(key, i, r):
-                    problem = ("late", f"it did not make the deadline at round {ballot.closes}"
-                               + (f" (it names round {r.round})" if decision.items is None else " (not in the panel's decided set)"))
-                elif body.choice not in choices:
-                    problem = ("wrong_choice", f"this ballot's choices are {' and '.join(choices)}")
-                elif body.revision != ballot.revision:
-                    problem = ("wrong_revision", "the vote names another revision of the text than the one on the ballot")
-                elif r.round < ballot.opens:
-                    problem = ("too_early", f"cast before the ballot opened at round {ballot.opens}")
-                elif not self._saw(r):
-                    problem = ("unseen_round", "the vote names a beacon round whose randomness it does not carry")
-            if problem:
-                ballot.neutralised.append((r.author, r.id, *problem))
-                continue
-            counts[body.choice] += 1
+                first.add(r.author)
+                if r.author in counted:
+                    continue
+                if decision.ballots is not None:
+                    problem = self.vote_problem(r, spec) or ("late", f"it did not make the deadline at round {ballot.closes} "
+                                                              "(not in the panel's decided set)")
+                elif not decision.includes(r):
+                    problem = ("late", f"it did not make the deadline at round {ballot.closes} (it names round {r.round})")
+                else:
+                    problem = self.vote_problem(r, spec)
+                    if problem is None:
+                        counts[r.body.choice] += 1
+                        continue
+            ballot.neutralised.append((r.author, r.id, *problem))
         ballot.counts = counts

@@ -3,19 +3,22 @@
 For every deadline a panel of ``panel_size`` representatives is drawn, by lot, from those whose
 availability lease for the cycle was decided at the previous boundary (cycles 0 and 1 use the
 whole roster: nobody could lease before the assembly existed).  The panel's seed is the
-randomness of the deadline's own round, published after the leases were decided.
+randomness of the deadline's own round, published after the leases were decided.  A panel that
+has not decided within the charter's ``panel_rounds`` gives way to a freshly drawn one (its next
+*generation*), drawn from those who have shown they are present (docs/finality.md).
 
 1. **Cut-off**: once the deadline's round is out, each member signs what it had received
-   (a ``cutoff`` event): per ballot a bitmap over the ballot's electorate (bit *i*: member *i*'s
-   first vote had arrived) and, for submissions and amendments, the (author, seq) pairs.
+   (a ``cutoff`` event, :class:`CutOff`): facts (per ballot, who voted which way; who leased)
+   and exact events (ids of submissions, amendments and withdrawals; heads of texts).
 2. **Agreement** (``consensus.agreement``): members propose, prevote and precommit, as events.
    A value is the sorted list of the cut-off event ids it uses plus the future beacon round whose
    randomness the next draws or tie-breaks will use; it is *valid* iff it uses cut-offs of at
-   least a quorum of distinct panel members for this deadline.  Honest members prevote a fresh
-   proposal only while the round it names is not out yet.
+   least a quorum of distinct panel members for this deadline and its seed round lies within the
+   charter's bound.  Honest members prevote a fresh proposal only while the round it names is
+   not out yet.
 3. **Decision**: precommits of a quorum of the panel for one value in one agreement round are a
-   commit certificate.  The decided set follows from the value's cut-offs by the rule "an event
-   counts iff more than half of the cut-offs used include it".
+   commit certificate.  The decided set follows from the value's cut-offs by the rule "a fact or
+   an event counts iff more than half of the cut-offs used include it".
 
 This module is pure: it reads records (``Replica.records``) and beacon randomness.
 """
@@ -37,9 +40,26 @@ import hashlib
 # ---------------------------------------------------------------------- deadlines
 
 
-def deadline_key(what: str, cycle: int, stage: int) -> bytes:
-    """The stable name of a deadline, as events carry it."""
-    return cbor.encode([what, cycle, stage])
+def deadline_key(what: str, cycle: int, stage: int, gen: int = 0) -> bytes:
+    """The stable name of a deadline's panel, as events carry it.  Generation ``gen`` is the
+    ``gen``-th panel drawn for the deadline (a panel that has not decided within the charter's
+    ``panel_rounds`` gives way to a fresh one: docs/finality.md)."""
+    return cbor.encode([what, cycle, stage] if gen == 0 else [what, cycle, stage, gen])
+
+
+def parse_deadline_key(name: bytes) -> tuple[str, int, int, int] | None:
+    """(what, cycle, stage, generation) of a deadline name, or None if it is not one."""
+    try:
+        value = cbor.decode(name, what="deadline name")
+    except Exception:
+        return None
+    if type(value) is not list or len(value) not in (3, 4):
+        return None
+    what, cycle, stage, *rest = value
+    gen = rest[0] if rest else 0
+    if type(what) is not str or any(type(x) is not int or x < 0 for x in (cycle, stage, gen)) or (rest and gen == 0):
+        return None
+    return what, cycle, stage, gen
 
 
 def ballot_key(proposal: bytes, cycle: int, stage: int, amendment: bytes | None) -> bytes:
@@ -58,37 +78,63 @@ def draw_panel(available: Iterable[bytes], size: int, deadline: bytes, randomnes
 
 # ---------------------------------------------------------------------- cut-offs
 
+#: bounds a decoder checks before anything else (the event size limit bounds them further)
+MAX_BALLOTS, MAX_ITEMS, MAX_REVISIONS, MAX_HEADS = 100_000, 1_000_000, 100_000, 64
+
 
 @dataclass(frozen=True)
 class CutOff:
-    """What one panel member had received for one deadline."""
+    """What one panel member had received for one deadline, as *facts* and *exact events*.
 
-    #: ballot key -> bitmap over the ballot's electorate (bit i = byte i // 8, mask 1 << (i % 8))
-    ballots: tuple[tuple[bytes, bytes], ...] = ()
-    #: (author, seq) of submissions, amendments and withdrawals received in time
-    items: tuple[tuple[bytes, int], ...] = ()
+    Its size is bounded by the roster, never by history or by one author's activity
+    (docs/finality.md has the bound and the measured worst case):
+
+    * ``ballots``: per ballot the deadline closes, two bitmaps over its electorate in key order:
+      bit *i* of the first (second) is set iff member *i*'s first vote on the ballot had arrived,
+      was valid, and chose the ballot's first (second) choice (promote/adopt/yes, kill/reject/no);
+    * ``items``: ids of the exact events the deadline settles: submissions (an author's first
+      ``submissions_per_cycle`` of the window), amendments (a member's first per proposal) and
+      withdrawals (of proposals still in play);
+    * ``leases``: at an intake, a bitmap over the roster: member *i*'s lease for the cycle after
+      next had arrived;
+    * ``revisions``: at the end of an editing window, per proposal the heads of the text its
+      author and committee had made by then (document changes are content-addressed, so heads
+      fix the exact text however long its history).
+    """
+
+    ballots: tuple[tuple[bytes, bytes, bytes], ...] = ()
+    items: tuple[bytes, ...] = ()
+    leases: bytes = b""
+    revisions: tuple[tuple[bytes, tuple[bytes, ...]], ...] = ()
 
     def to_body(self) -> dict:
-        return {"ballots": [[k, bits] for k, bits in self.ballots], "items": [[a, s] for a, s in self.items]}
+        return {"ballots": [[k, a, b] for k, a, b in self.ballots], "items": list(self.items), "leases": self.leases,
+                "revisions": [[p, list(h)] for p, h in self.revisions]}
 
     @classmethod
     def from_body(cls, body) -> "CutOff":
-        if type(body) is not dict or set(body) != {"ballots", "items"}:
-            raise reject("bad_body", "A cut-off lists its ballots and its items.")
-        ballots, items = body["ballots"], body["items"]
-        if type(ballots) is not list or type(items) is not list or len(ballots) > 100_000 or len(items) > 1_000_000:
-            raise reject("bad_body", "A cut-off's ballots and items must be lists of bounded size.")
+        if type(body) is not dict or set(body) != {"ballots", "items", "leases", "revisions"}:
+            raise reject("bad_body", "A cut-off lists its ballots, items, leases and revisions.")
+        ballots, items, leases, revisions = body["ballots"], body["items"], body["leases"], body["revisions"]
+        if (type(ballots) is not list or type(items) is not list or type(revisions) is not list or type(leases) is not bytes
+                or len(ballots) > MAX_BALLOTS or len(items) > MAX_ITEMS or len(revisions) > MAX_REVISIONS):
+            raise reject("bad_body", "A cut-off's ballots, items and revisions must be lists of bounded size, its leases a bitmap.")
         for entry in ballots:
-            if type(entry) is not list or len(entry) != 2 or type(entry[0]) is not bytes or len(entry[0]) != 32 or type(entry[1]) is not bytes:
-                raise reject("bad_body", "Each ballot of a cut-off is [32-byte ballot key, bitmap].")
-        for entry in items:
-            if type(entry) is not list or len(entry) != 2 or type(entry[0]) is not bytes or len(entry[0]) != 32 or type(entry[1]) is not int or entry[1] < 1:
-                raise reject("bad_body", "Each item of a cut-off is [32-byte author, seq].")
+            if (type(entry) is not list or len(entry) != 3 or type(entry[0]) is not bytes or len(entry[0]) != 32
+                    or type(entry[1]) is not bytes or type(entry[2]) is not bytes):
+                raise reject("bad_body", "Each ballot of a cut-off is [32-byte ballot key, first-choice bitmap, second-choice bitmap].")
+        if any(type(i) is not bytes or len(i) != 32 for i in items):
+            raise reject("bad_body", "Each item of a cut-off is a 32-byte event id.")
+        for entry in revisions:
+            if (type(entry) is not list or len(entry) != 2 or type(entry[0]) is not bytes or len(entry[0]) != 32
+                    or type(entry[1]) is not list or not 1 <= len(entry[1]) <= MAX_HEADS
+                    or any(type(h) is not bytes or len(h) != 32 for h in entry[1]) or entry[1] != sorted(set(entry[1]))):
+                raise reject("bad_body", f"Each revision of a cut-off is [32-byte proposal id, 1 to {MAX_HEADS} sorted, distinct heads].")
         keys = [e[0] for e in ballots]
-        pairs = [(e[0], e[1]) for e in items]
-        if keys != sorted(set(keys)) or pairs != sorted(set(pairs)):
-            raise reject("bad_body", "A cut-off's ballots and items must be sorted and distinct.")
-        return cls(tuple((k, b) for k, b in ballots), tuple(pairs))
+        pids = [e[0] for e in revisions]
+        if keys != sorted(set(keys)) or items != sorted(set(items)) or pids != sorted(set(pids)):
+            raise reject("bad_body", "A cut-off's ballots, items and revisions must be sorted and distinct.")
+        return cls(tuple((k, a, b) for k, a, b in ballots), tuple(items), leases, tuple((p, tuple(h)) for p, h in revisions))
 
 
 def bitmap(indices: Iterable[int], size: int) -> bytes:
@@ -104,43 +150,62 @@ def bits_of(data: bytes, size: int) -> set[int]:
 
 @dataclass
 class Decided:
-    """The decided set of one deadline."""
+    """The decided set of one deadline, fixed by its commit certificate."""
 
     deadline: bytes
-    #: ballot key -> bitmap of the electorate members whose first vote counts as on time
-    ballots: dict[bytes, bytes] = field(default_factory=dict)
-    items: set[tuple[bytes, int]] = field(default_factory=set)
+    #: ballot key -> (first-choice bitmap, second-choice bitmap) of the votes that count
+    ballots: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)
+    #: ids of the exact events (submissions, amendments, withdrawals) that made the deadline
+    items: set[bytes] = field(default_factory=set)
+    #: bitmap over the roster of the leases that made the deadline (intakes)
+    leases: bytes = b""
+    #: proposal -> the heads each used cut-off named for it (the legislature takes the changes
+    #: more than half of them hold)
+    revisions: dict[bytes, list[tuple[bytes, ...]]] = field(default_factory=dict)
+    #: how many cut-offs the value used (the denominator of "more than half")
+    used: int = 0
     seed_round: int = 0
+    generation: int = 0
     #: the commit certificate: agreement round and the panel members who precommitted
     round: int = -1
     signers: tuple[bytes, ...] = ()
     cutoff_signers: tuple[bytes, ...] = ()
 
 
-def majority(cutoffs: list[CutOff], sizes: Mapping[bytes, int]) -> tuple[dict[bytes, bytes], set[tuple[bytes, int]]]:
-    """The more-than-half rule over the cut-offs used.
+def majority(cutoffs: list[CutOff], sizes: Mapping[bytes, int], roster_size: int = 0) -> Decided:
+    """The more-than-half rule over the cut-offs used (``Decided`` without certificate fields).
 
-    Ballots come back as bitmaps (same layout as the cut-offs'), computed with a bit-sliced
-    counter over Python integers: a plenary of 250,000 representatives and 21 cut-offs costs a
-    few dozen big-integer operations, not five million bit tests.
+    Bitmaps are combined with a bit-sliced counter over Python integers: a plenary of 250,000
+    representatives and 21 cut-offs costs a few dozen big-integer operations, not five million
+    bit tests.
     """
     k = len(cutoffs)
     threshold = k // 2 + 1
-    per_ballot: dict[bytes, list[int]] = defaultdict(list)
-    item_counts: dict[tuple[bytes, int], int] = defaultdict(int)
+    per_ballot: dict[bytes, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
+    item_counts: dict[bytes, int] = defaultdict(int)
+    leases: list[int] = []
+    revisions: dict[bytes, list[tuple[bytes, ...]]] = defaultdict(list)
+    lease_mask = (1 << roster_size) - 1
     for c in cutoffs:
-        for key, bits in c.ballots:
-            size = sizes.get(key, len(bits) * 8)
-            per_ballot[key].append(int.from_bytes(bits, "little") & ((1 << size) - 1))
-        for pair in c.items:
-            item_counts[pair] += 1
-    ballots = {}
-    for key, values in per_ballot.items():
-        size = sizes.get(key, 0) or max(v.bit_length() for v in values)
-        ballots[key] = _at_least(values, threshold).to_bytes((size + 7) // 8, "little")
-    items = {pair for pair, n in item_counts.items() if n >= threshold}
-    return ballots, items
-
+        for key, first, second in c.ballots:
+            if key not in sizes:
+                continue  # not a ballot this deadline closes: a Byzantine cut-off's padding
+            mask = (1 << sizes[key]) - 1
+            per_ballot[key][0].append(int.from_bytes(first, "little") & mask)
+            per_ballot[key][1].append(int.from_bytes(second, "little") & mask)
+        for item in c.items:
+            item_counts[item] += 1
+        leases.append(int.from_bytes(c.leases, "little") & lease_mask)
+        for pid, heads in c.revisions:
+            revisions[pid].append(heads)
+    out = Decided(b"", used=k)
+    for key, (firsts, seconds) in per_ballot.items():
+        width = (sizes[key] + 7) // 8
+        out.ballots[key] = (_at_least(firsts, threshold).to_bytes(width, "little"), _at_least(seconds, threshold).to_bytes(width, "little"))
+    out.items = {item for item, n in item_counts.items() if n >= threshold}
+    out.leases = _at_least(leases, threshold).to_bytes((roster_size + 7) // 8, "little") if roster_size else b""
+    out.revisions = dict(revisions)
+    return out
 
 def _at_least(values: list[int], threshold: int) -> int:
     """Bit i of the result is set iff at least ``threshold`` of ``values`` have bit i set."""
@@ -199,17 +264,20 @@ def decode_value(value: bytes) -> tuple[tuple[bytes, ...], int] | None:
 def find_decision(
     deadline: bytes,
     panel: tuple[bytes, ...],
-    records: Mapping[bytes, object],
     by_deadline: Mapping[bytes, list],
     sizes: Mapping[bytes, int],
+    seeds: tuple[int, int],
+    roster_size: int = 0,
 ) -> Decided | None:
     """The decided set of ``deadline`` if a commit certificate for it is among the records.
 
-    ``by_deadline[deadline]`` lists the records of kinds cutoff, propose and precommit naming it.
-    A certificate is a quorum of distinct panel members precommitting one value id in one round,
-    plus the proposer's proposal carrying that value, whose cut-offs are valid.  With more than
-    two thirds of the panel honest there is at most one; if Byzantine members forged a second,
-    the lowest (round, value id) wins everywhere, and both are visible in the evidence.
+    ``by_deadline[deadline]`` lists the records of kinds cutoff, propose and precommit naming it
+    (those of authors who equivocated later included: a certificate, once formed, stays one).
+    A certificate is a quorum of distinct panel members precommitting one value id in one
+    round, plus the proposer's proposal carrying that value, whose cut-offs are valid and whose
+    seed round lies in ``seeds`` = (after, at most).  With more than two thirds of the panel
+    honest there is at most one; if Byzantine members forged a second, the lowest (round, value
+    id) wins everywhere, and both are visible in the evidence.
     """
     n = len(panel)
     if n == 0:
@@ -233,19 +301,23 @@ def find_decision(
         if len(signers) < need:
             continue
         proposer = panel[(round_ + _offset(deadline)) % n]
-        for p in proposals.get(round_, ()):
+        for p in sorted(proposals.get(round_, ()), key=lambda p: p.id):
             if p.author != proposer or value_id(p.body.value) != vid:
                 continue
             decoded = decode_value(p.body.value)
             if decoded is None:
                 continue
             ids, seed_round = decoded
+            if not seeds[0] < seed_round <= seeds[1]:
+                continue
             used = [cutoffs[i] for i in ids if i in cutoffs]
             authors = {c.author for c in used}
             if len(used) != len(ids) or len(authors) != len(used) or len(authors) < need:
                 continue
-            ballots, items = majority([c.body.cutoff for c in used], sizes)
-            return Decided(deadline, ballots, items, seed_round, round_, tuple(sorted(signers)), tuple(sorted(authors)))
+            decided = majority([c.body.cutoff for c in used], sizes, roster_size)
+            decided.deadline, decided.seed_round, decided.round = deadline, seed_round, round_
+            decided.signers, decided.cutoff_signers = tuple(sorted(signers)), tuple(sorted(authors))
+            return decided
     return None
 
 
@@ -258,18 +330,23 @@ def proposer_offset(deadline: bytes) -> int:
     return _offset(deadline)
 
 
-def valid_value(value: bytes, deadline: bytes, panel: tuple[bytes, ...], cutoffs: Mapping[bytes, object]) -> bool:
+def valid_value(value: bytes, deadline: bytes, panel: tuple[bytes, ...], cutoffs: Mapping[bytes, object],
+                seeds: tuple[int, int] = (0, 1 << 62)) -> bool:
     """Validity of an agreement value: it uses cut-offs of a quorum of distinct panel members for
-    this deadline, all present."""
+    this deadline, all present, and names a seed round within ``seeds`` = (after, at most): the
+    charter bounds how far ahead a value may look, so nobody can stall a panel by naming round
+    2^62 (docs/finality.md)."""
     decoded = decode_value(value)
     if decoded is None:
         return False
-    ids, _ = decoded
+    ids, seed_round = decoded
+    if not seeds[0] < seed_round <= seeds[1]:
+        return False
     members = set(panel)
     authors = set()
     for i in ids:
         c = cutoffs.get(i)
-        if c is None or c.author not in members or c.body.deadline != deadline or c.author in authors:
+        if c is None or c.kind != "cutoff" or c.author not in members or c.body.deadline != deadline or c.author in authors:
             return False
         authors.add(c.author)
     return len(authors) >= quorum_size(len(panel))

@@ -184,11 +184,20 @@ class Parliament:
     #: rounds panel members wait after a deadline's round before signing their cut-off, so
     #: events signed just before it can propagate (used by the panels of issue 5)
     grace_rounds: int = 2
+    #: rounds one generation of a deadline's panel has to decide before a fresh panel is drawn
+    #: (DESIGN.md §7, docs/finality.md): liveness must not need every drawn panel two-thirds
+    #: present.  20 quicknet rounds is a minute, about twenty times what a panel needs when its
+    #: members are online; it also bounds how far ahead a value's seed round may lie
+    panel_rounds: int = 20
     stages: tuple[Stage, ...] = DEFAULT_STAGES
     plenary: Plenary = field(default_factory=Plenary)
     deadline_rule: str = PANEL
 
-    SCALARS = ("start_round", "cycle_rounds", "draw_delay", "max_seats", "submissions_per_cycle", "panel_size", "grace_rounds")
+    SCALARS = ("start_round", "cycle_rounds", "draw_delay", "max_seats", "submissions_per_cycle", "panel_size", "grace_rounds",
+               "panel_rounds")
+    #: scalars added after the first charters: written only when they differ from the default, so
+    #: every existing charter keeps its bytes and its assembly id
+    LATER = ("panel_rounds",)
     RANGES = {
         "start_round": (0, 1 << 62),
         "cycle_rounds": (4, 1 << 30),
@@ -197,6 +206,7 @@ class Parliament:
         "submissions_per_cycle": (1, 1000),
         "panel_size": (4, 1000),
         "grace_rounds": (0, 1 << 20),
+        "panel_rounds": (4, 1 << 20),
     }
 
     @classmethod
@@ -232,7 +242,9 @@ class Parliament:
         return parliament
 
     def to_body(self) -> dict:
-        body = {name: getattr(self, name) for name in self.SCALARS}
+        default = Parliament()
+        body = {name: getattr(self, name) for name in self.SCALARS
+                if name not in self.LATER or getattr(self, name) != getattr(default, name)}
         body["stages"] = [s.to_body() for s in self.stages]
         body["plenary"] = self.plenary.to_body()
         body["deadline_rule"] = self.deadline_rule

@@ -11,8 +11,12 @@ How an event is judged, cheapest first:
    a *rejection*: nothing is stored.
 2. **Position** in the author's hash chain (Secure Scuttlebutt style).  A second, different
    event at a ``seq`` already held is an *equivocation*: both are kept as a fraud proof and the
-   author's events from that ``seq`` on are excluded, by every node, whichever arrived first.
-   An event beyond the next ``seq`` is held as *pending* until its predecessors arrive.
+   author's chain stops before that ``seq``, by every node, whichever arrived first.  What the
+   author signed from there on is *excluded* from their chain but kept as **evidence** (at most
+   two versions of each ``seq``, at most ``max_pending_ahead`` beyond the chain): a deadline a
+   commit certificate already decided keeps the exact events it decided, so a later fork
+   changes nothing decided (docs/finality.md).  An event beyond the next ``seq`` is held as
+   *pending* until its predecessors arrive.
 3. **Chain** (the next ``seq``): ``prev`` must be the id of the applied predecessor, beacon
    rounds never go back, at most ``max_events_per_round`` per round, and kind rules that depend
    on the author's own history (withdraw only one's own proposal, revoke only one's own
@@ -23,7 +27,7 @@ How an event is judged, cheapest first:
 The direct effects of an event only touch records its own author owns (their proposals, their
 certifications), so excluding a suffix of one author's chain is undone exactly in reverse
 order.  Effects across authors (tallies, seats) are computed at deadlines from decided sets of
-events (later issues), never from arrival order.
+events, never from arrival order.
 
 Storage is injected (the :class:`Ledger` protocol): :class:`MemoryLedger` here, SQLite in
 ``p2p.store``.  The replica keeps in memory only what is per author or per proposal (heads,
@@ -32,6 +36,7 @@ forks, pending keys), never the events themselves.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Iterable, Protocol
 
@@ -61,7 +66,7 @@ DUPLICATE, REJECTED, EQUIVOCATION = "duplicate", "rejected", "equivocation"
 #: The lifecycle of a stored event (docs/events.md has the diagram).  ``None`` is "not stored".
 #: Rejected items and the second event of an equivocation are never stored as chain entries.
 TRANSITIONS: dict[str | None, frozenset[str]] = {
-    None: frozenset({PENDING, APPLIED, INVALID}),  # arrives: waits, applies, or breaks the chain
+    None: frozenset({PENDING, APPLIED, INVALID, EXCLUDED}),  # arrives: waits, applies, breaks the chain, or is an equivocator's evidence
     PENDING: frozenset({APPLIED, INVALID, EXCLUDED}),  # its predecessor arrived, or a fork below it was proven
     APPLIED: frozenset({EXCLUDED}),  # a fork at or below it was proven
     INVALID: frozenset({EXCLUDED}),  # likewise; an invalid event never becomes valid
@@ -177,13 +182,19 @@ class Replica:
         for key in self.charter.roster:
             self.roles.setdefault(key, set()).add(REPRESENTATIVE)
         self.heads: dict[bytes, Head] = {}
+        #: author -> the lowest seq at which they equivocated
         self.forks: dict[bytes, int] = {}
+        #: (author, seq) -> id of the second version kept as the fraud proof
+        self.seconds: dict[tuple[bytes, int], bytes] = {}
         self.blocked: dict[bytes, tuple[int, str]] = {}
         self.pending: dict[bytes, set[int]] = {}
         self.proposals: dict[bytes, Proposal] = {}
         self.certified: set[tuple[bytes, bytes]] = set()
         #: applied events of the legislative kinds, by id: the legislature's input
         self.records: dict[bytes, Record] = {}
+        #: legislative events of equivocators from their fork on (both versions): never counted
+        #: for an open deadline, but found by id when a certificate decided them earlier
+        self.evidence: dict[bytes, Record] = {}
         #: verified beacon randomness by round (the other input of the state)
         self.beacon: dict[int, bytes] = {}
         self._verify_keys: dict = {}
@@ -224,7 +235,11 @@ class Replica:
         if head is None and not fork:
             return None
         seq, hid = (head.seq, head.id) if head else (0, bytes(32))
-        return b"author" + author + seq.to_bytes(8, "big") + hid + fork.to_bytes(8, "big")
+        fact = b"author" + author + seq.to_bytes(8, "big") + hid + fork.to_bytes(8, "big")
+        if fork:  # what the equivocator signed from the fork on, kept as evidence
+            kept = sorted(i for i, r in self.evidence.items() if r.author == author)
+            fact += hashlib.sha256(b"".join(kept)).digest()
+        return fact
 
     def applied_count(self) -> int:
         """Number of applied events (the sum of applied chain lengths)."""
@@ -316,11 +331,7 @@ class Replica:
         author, seq = ev.author, ev.seq
         fork = self.forks.get(author)
         if fork is not None and seq >= fork:
-            return Outcome(
-                REJECTED,
-                ev.id,
-                Rejection("excluded_after_fork", f"The author equivocated at seq {fork}; their events from there on are excluded.", fatal=False),
-            )
+            return self._after_fork(ev, fork)
         head = self.heads.get(author)
         head_seq = head.seq if head else 0
         blocked = self.blocked.get(author)
@@ -345,6 +356,42 @@ class Replica:
             self.pending.setdefault(author, set()).add(seq)
             return Outcome(PENDING, ev.id)
         return self._extend(ev)
+
+    def _after_fork(self, ev: Event, fork: int) -> Outcome:
+        """An event of an equivocator at or after their fork: kept as evidence, never applied.
+
+        At most two versions of one seq are kept (they prove the fork); a third is refused, and
+        nothing further than ``max_pending_ahead`` beyond the chain is kept: a proven equivocator
+        cannot make a replica store without bound."""
+        author, seq = ev.author, ev.seq
+        stored = self.ledger.get(author, seq)
+        if stored is not None and stored.id == ev.id:
+            return Outcome(DUPLICATE, ev.id)
+        if stored is not None and self.seconds.get((author, seq)) == ev.id:
+            return Outcome(DUPLICATE, ev.id)
+        if stored is None:
+            head = self.heads.get(author)
+            if seq - (head.seq if head else 0) > self.limits.max_pending_ahead:
+                return Outcome(REJECTED, ev.id, Rejection(
+                    "too_far_ahead", f"The author equivocated at seq {fork}; evidence further than "
+                    f"{self.limits.max_pending_ahead} events beyond their chain is not kept.", fatal=False))
+            self.ledger.put(author, seq, Stored(ev.id, ev.wire, EXCLUDED, "after_fork"))
+        elif (author, seq) in self.seconds:
+            return Outcome(REJECTED, ev.id, Rejection(
+                "third_version", f"The author already signed two different events at seq {seq}; a third is not kept.", fatal=False))
+        else:
+            self.ledger.add_fork(author, seq, stored.wire, ev.wire)
+            self.seconds[(author, seq)] = ev.id
+        self._keep_evidence(ev)
+        return Outcome(EXCLUDED, ev.id, Rejection(
+            "excluded_after_fork", f"The author equivocated at seq {fork}; their events from there on are kept as evidence, "
+            "never counted for an open deadline.", fatal=False))
+
+    def _keep_evidence(self, ev: Event) -> None:
+        if ev.kind in LEGISLATIVE and ev.id not in self.evidence:
+            self.evidence[ev.id] = Record(ev.id, ev.author, ev.seq, ev.round, ev.round_prefix, ev.kind, ev.body)
+            self.changes.records.add(ev.id)
+            self._hash_dirty.add(ev.author)
 
     def _extend(self, ev: Event) -> Outcome:
         """Apply ``ev`` (the next in its chain) and every waiting successor it releases."""
@@ -448,21 +495,26 @@ class Replica:
             self.changes.certifications.add((ev.author, body.subject))
 
     def _equivocate(self, ev: Event, stored: Stored) -> Outcome:
-        """Record the fraud proof and exclude the author's events from ``ev.seq`` on."""
+        """Record the fraud proof and stop the author's chain before ``ev.seq``; what they signed
+        from there on stays as evidence (see :meth:`_after_fork`)."""
         author, seq = ev.author, ev.seq
         self.ledger.add_fork(author, seq, stored.wire, ev.wire)
+        self.seconds[(author, seq)] = ev.id
         self.forks[author] = seq
         excluded: list[bytes] = []
         head = self.heads.get(author)
         if head is not None and head.seq >= seq:
             for q in range(head.seq, seq - 1, -1):
                 old = self.ledger.get(author, q)
-                self._undo_effects(self._trusted(old))
+                event = self._trusted(old)
+                self._undo_effects(event)
+                self._keep_evidence(event)
                 self.ledger.put(author, q, Stored(old.id, old.wire, EXCLUDED, "equivocation"))
                 excluded.append(old.id)
             self._set_head(author, self._rebuild_head(author, seq - 1))
         for q in sorted(s for s in self.pending.get(author, ()) if s >= seq):
             old = self.ledger.get(author, q)
+            self._keep_evidence(self._trusted(old))
             self.ledger.put(author, q, Stored(old.id, old.wire, EXCLUDED, "equivocation"))
             self.pending[author].discard(q)
             excluded.append(old.id)
@@ -471,14 +523,17 @@ class Replica:
         blocked = self.blocked.get(author)
         if blocked and blocked[0] >= seq:
             old = self.ledger.get(author, blocked[0])
+            self._keep_evidence(self._trusted(old))
             self.ledger.put(author, blocked[0], Stored(old.id, old.wire, EXCLUDED, "equivocation"))
             del self.blocked[author]
             excluded.append(old.id)
+        self._keep_evidence(ev)
         self.changes.authors.add(author)
         self._hash_dirty.add(author)
         rejection = Rejection(
             "equivocation",
-            f"The author signed two different events at seq {seq}; both are kept as proof and their events from seq {seq} on are excluded.",
+            f"The author signed two different events at seq {seq}; both are kept as proof, their chain stops before seq {seq}, "
+            "and what they signed from there on counts for no deadline not yet decided.",
         )
         return Outcome(EQUIVOCATION, ev.id, rejection, excluded=tuple(excluded))
 
@@ -521,12 +576,14 @@ class Replica:
         certified: Iterable[tuple[bytes, bytes]],
         records: Iterable[bytes] = (),
         rounds: Iterable[tuple[int, bytes]] = (),
+        seconds: Iterable[bytes] = (),
     ) -> None:
-        """Load derived state saved by a store (the store's derived tables), instead of replaying."""
+        """Load derived state saved by a store (the store's derived tables), instead of replaying.
+        ``forks`` lists every fork proof's (author, seq); ``seconds`` their second versions."""
         for author, seq, hid, rnd, in_round in heads:
             self._set_head(author, Head(seq, hid, rnd, in_round))
         for author, seq in forks:
-            self.forks[author] = seq
+            self.forks[author] = min(seq, self.forks.get(author, seq))
             self._hash_dirty.add(author)
         for author, seq, code in blocked:
             self.blocked[author] = (seq, code)
@@ -537,7 +594,17 @@ class Replica:
         self.certified.update(certified)
         for wire in records:
             ev = self._decode(wire, check_signature=False)
-            self.records[ev.id] = Record(ev.id, ev.author, ev.seq, ev.round, ev.round_prefix, ev.kind, ev.body)
+            record = Record(ev.id, ev.author, ev.seq, ev.round, ev.round_prefix, ev.kind, ev.body)
+            fork = self.forks.get(ev.author)
+            if fork is not None and ev.seq >= fork:
+                self.evidence[ev.id] = record
+            else:
+                self.records[ev.id] = record
+        for wire in seconds:
+            ev = self._decode(wire, check_signature=False)
+            self.seconds[(ev.author, ev.seq)] = ev.id
+            if ev.kind in LEGISLATIVE:
+                self.evidence[ev.id] = Record(ev.id, ev.author, ev.seq, ev.round, ev.round_prefix, ev.kind, ev.body)
         for number, randomness in rounds:
             if number not in self.beacon:
                 self._put_round(number, randomness)

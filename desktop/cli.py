@@ -259,7 +259,7 @@ def cmd_status(args) -> int:
         print(f"Beacon: {status.sentence()}" + (f" Rounds stopped arriving at {when}." if status.stalled else ""))
         from consensus.legislature import Legislature
 
-        result = Legislature(r.charter, r.charter_event.round).evaluate(r.records, r.beacon, explain=False)
+        result = Legislature(r.charter, r.charter_event.round).evaluate_replica(r, explain=False)
         print(f"Legislature: {result.cycles} cycles decided; {result.waiting or 'nothing pending'}")
         print(f"State hash: {store.state_hash().hex()}")
     return 0

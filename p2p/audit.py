@@ -194,7 +194,7 @@ def verify_log(
         from consensus.legislature import Legislature
 
         legislature = Legislature(replica.charter, replica.charter_event.round)
-        report.legislature = legislature.evaluate(replica.records, replica.beacon).as_dict()
+        report.legislature = legislature.evaluate_replica(replica).as_dict()
         report.state_hash = replica.state_hash().hex()
         store.close()
     return report

@@ -37,6 +37,8 @@ from .beacon import BeaconError, DevBeacon
 TEMPLATES = ("demo", "testnet", "city")
 #: a fixed genesis for simulated dev beacons, so the same seed gives the same log anywhere
 SIM_GENESIS = 1_700_000_000
+#: panel generations a simulated deadline may take before the simulation gives up on it
+MAX_GENERATIONS = 40
 
 
 def canonical(value):
@@ -269,7 +271,7 @@ class AssemblySim:
         yield from self._round(leg.cycle_start(self.cycles))
 
     def _evaluate(self):
-        return self.legislature.evaluate(self.replica.records, self.replica.beacon)
+        return self.legislature.evaluate_replica(self.replica)
 
     def _decision(self, key):
         return self.legislature.decision(*key)
@@ -294,44 +296,64 @@ class AssemblySim:
     # ---- cut-off panels
 
     def _settle(self, what: str, cycle: int, stage: int, at: int) -> Iterator[bytes]:
-        """Run the deadline's cut-off panel: cut-offs, then agreement, all as signed events."""
+        """Run the deadline's cut-off panel: cut-offs, then agreement, all as signed events.  A
+        panel that cannot decide within ``panel_rounds`` (too many absent members) gives way to
+        the next generation, as on a real network (at most ``MAX_GENERATIONS``)."""
+        leg = self.legislature
+        if leg.p.deadline_rule != "panel":
+            return
+        for gen in range(MAX_GENERATIONS):
+            start = leg.generation_start(at, gen)
+            yield from self._round(start)
+            self._evaluate()  # sets the evaluation context (earlier decisions, committees)
+            if leg.decision(what, cycle, stage) is not None:
+                return
+            decided = yield from self._panel(what, cycle, stage, at, gen)
+            if decided:
+                return
+            # the generation's window ran out: publish the rounds up to the next one's start
+            for number in range(start + 1, leg.generation_start(at, gen + 1) + 1):
+                yield from self._round(number)
+
+    def _panel(self, what: str, cycle: int, stage: int, at: int, gen: int):
+        """One generation of a deadline's panel; returns True if it decided."""
         from consensus.agreement import Agreement, Proposal
         from consensus.legislature import Waiting
         from consensus.panel import deadline_key, decode_value, encode_value, proposer_offset, valid_value
 
         leg = self.legislature
-        if leg.p.deadline_rule != "panel":
-            return
-        self._evaluate()  # sets the evaluation context (earlier decisions, committees)
         try:
-            panel = leg.panel_of(what, cycle, stage, at)
+            panel = leg.panel_of(what, cycle, stage, at, gen)
         except Waiting:
-            return
-        name = deadline_key(what, cycle, stage)
+            return False
+        name = deadline_key(what, cycle, stage, gen)
+        start = leg.generation_start(at, gen)
+        seeds = leg.seed_window(at, gen)
         cutoff = self._cutoff(what, cycle, stage, at)
         seats = [self.by_key[m] for m in panel]
-        active = {pos: i for pos, i in enumerate(seats) if self.bots[i].kind not in ("absent", "equivocating")}
+        active = {pos: i for pos, i in enumerate(seats) if self.bots[i].kind not in ("absent", "equivocating") and not self.bots[i].forked}
         cut_ids = []
         for i in active.values():
             mine = cutoff
             if self.bots[i].kind == "late" and cutoff.items:
                 # a slow node: it had not yet received a few items when the round came out
-                mine = type(cutoff)(cutoff.ballots, tuple(x for x in cutoff.items if self.rng.random() > 0.2))
-            wires = list(self._sign(self.bots[i], "cutoff", {"deadline": name, "cutoff": mine.to_body()}, at))
+                mine = type(cutoff)(cutoff.ballots, tuple(x for x in cutoff.items if self.rng.random() > 0.2), cutoff.leases,
+                                    cutoff.revisions)
+            wires = list(self._sign(self.bots[i], "cutoff", {"deadline": name, "cutoff": mine.to_body()}, start))
             cut_ids.append(event_id(wires[-1]))
             yield from wires
         for i in seats:
             if self.bots[i].kind == "equivocating" and not self.bots[i].forked:
                 # a Byzantine member: two different prevotes in agreement round 0 (a fraud proof)
                 for value in (hashlib.sha256(name + b"lie").digest(), None):
-                    yield from self._sign(self.bots[i], "prevote", {"deadline": name, "round": 0, "value": value}, at)
+                    yield from self._sign(self.bots[i], "prevote", {"deadline": name, "round": 0, "value": value}, start)
         records = self.replica.records
-        now = [at]
+        now = [start]
 
         def make(pos: int) -> Agreement:
             return Agreement(
                 len(panel), pos,
-                valid=lambda v: valid_value(v, name, panel, records),
+                valid=lambda v: valid_value(v, name, panel, records, seeds),
                 get_value=lambda: encode_value(cut_ids, now[0] + leg.p.draw_delay),
                 offset=proposer_offset(name),
                 fresh=lambda v, b: (decode_value(v) or ((), 0))[1] > b,
@@ -340,8 +362,9 @@ class AssemblySim:
         agents = {pos: make(pos) for pos in active}
         outbox: list[tuple[int, object]] = []
         for pos, agent in agents.items():
-            outbox += [(pos, m) for m in agent.start(at)]
-        for _ in range(200):  # beacon rounds at most: bounded even if the panel cannot decide
+            outbox += [(pos, m) for m in agent.start(start)]
+        end = leg.generation_start(at, gen + 1)
+        while now[0] < end:
             while outbox:
                 pos, message = outbox.pop(0)
                 bot = self.bots[active[pos]]
@@ -353,22 +376,23 @@ class AssemblySim:
                 for other, agent in agents.items():
                     if other != pos:
                         outbox += [(other, m) for m in agent.receive(pos, message)]
-            if all(a.decision is not None for a in agents.values()):
+            if agents and all(a.decision is not None for a in agents.values()):
                 # publish the round the decision names: draws or tie-breaks use its randomness
                 decided = next(iter(agents.values())).decision
                 yield from self._round((decode_value(decided) or ((), 0))[1])
-                return
+                return True
             now[0] += 1
             yield from self._round(now[0])
             for pos, agent in agents.items():
                 outbox += [(pos, m) for m in agent.tick(now[0])]
+        return False
 
     def _cutoff(self, what: str, cycle: int, stage: int, at: int):
         """What an honest node had received when round ``at`` came out (everything naming an
         earlier round: bots see everything at once)."""
         from consensus.duties import honest_cutoff
 
-        return honest_cutoff(self.legislature, self.replica.records, what, cycle, stage, at)
+        return honest_cutoff(self.legislature, self.replica.records, what, cycle, stage, at, forked=self.replica.forks)
 
     def _plan(self, plan: list, round_: int, bot: int, kind: str, body: dict) -> None:
         self._order += 1
@@ -447,28 +471,53 @@ class AssemblySim:
         return (first.hash,)
 
     def _amendments(self, plan, cycle, stage_no, stage, pid, base, member_bots, d) -> tuple[bytes, ...]:
-        """Members propose amendments, then vote on each; returns the revision the final vote names
-        (the bots know the rule: adopted by a majority of the committee, merged as the union of heads)."""
+        """Members propose amendments (a real fork of the text at the revision they received, with
+        a signed change), then vote on each; returns the revision the final vote names (the bots
+        know the rule: adopted by a majority of the committee's size, merged as the union of heads)."""
         adopted: set[bytes] = set()
         proposers = [i for i in member_bots if self.rng.random() < 0.4][:3]
+        needed = stage.committee // 2 + 1
         for i in proposers:
-            heads = [hashlib.sha256(b"klero-sim/amendment" + pid + self.bots[i].public + bytes([cycle % 256])).digest()]
-            body = {"proposal": pid, "cycle": cycle, "base": list(base), "heads": heads, "summary": "Clarify who pays for it."}
+            bot = self.bots[i]
             at = self._pick(d, d + stage.amend_rounds)
+            head = self._amendment_change(pid, base, bot, at)
+            if head is None:
+                continue
+            body = {"proposal": pid, "cycle": cycle, "base": list(base), "heads": [head], "summary": "Clarify who pays for it."}
             # votes name the amendment's event id, known only once it is signed: sign it now
             # (a bot's rounds never go back: _sign keeps them non-decreasing)
-            wires = list(self._sign(self.bots[i], "amendment.propose", body, at))
+            wires = list(self._sign(bot, "amendment.propose", body, at))
             self._pre_signed.extend(wires)
             amendment_id = event_id(wires[-1])
             adopt_votes = 0
             vote_open = d + stage.amend_rounds
             for j in member_bots:
                 choice = "adopt" if self.rng.random() < 0.6 else "reject"
-                counted = self._vote(plan, j, pid, cycle, stage_no, tuple(heads), vote_open, vote_open + stage.amend_ballot_rounds, choice, amendment=amendment_id)
+                counted = self._vote(plan, j, pid, cycle, stage_no, (head,), vote_open, vote_open + stage.amend_ballot_rounds, choice, amendment=amendment_id)
                 adopt_votes += counted and choice == "adopt"
-            if adopt_votes > len(member_bots) // 2:
-                adopted.update(heads)
+            if adopt_votes >= needed:
+                adopted.add(head)
         return tuple(sorted(adopted)) if adopted else base
+
+    def _amendment_change(self, pid: bytes, base: tuple[bytes, ...], bot: Bot, at: int) -> bytes | None:
+        """Fork the proposal's text at ``base``, edit it as ``bot`` and sign the change (pre-signed
+        like the amendment itself); its hash, or None when the proposal has no text to amend."""
+        from crdt import ProposalDocument
+
+        changes = [r.body.change for r in self.replica.records.values() if r.kind == "doc.change" and r.body.proposal == pid]
+        if not changes or bot.forked:
+            return None
+        doc, _ = ProposalDocument.from_changes(changes)
+        known = {h for h, _, _ in doc.history()}
+        if any(h not in known for h in base):
+            return None
+        mine = doc.fork(base, bot.public)
+        body = mine.text("body")
+        change = mine.edit("body", [(len(body), 0, f"Costs are met from the general budget ({bot.public.hex()[:6]}).\n")])
+        if change is None:
+            return None
+        self._pre_signed.extend(self._sign(bot, "doc.change", change.body(pid), at))
+        return change.hash
 
     def _vote(self, plan, i, pid, cycle, stage_no, revision, opens, closes, choice, *, amendment=None) -> bool:
         """Plan one vote by bot ``i`` per its behaviour; True if it should count."""

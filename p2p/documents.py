@@ -62,7 +62,7 @@ def proposal_text(replica: Replica, prefix: str, *, latest: bool = False) -> Pro
     if not changes:
         raise KleroError(f"Proposal {pid.hex()[:16]} has no document: its text is its summary, {subs[pid].body.summary!r}.")
     doc, waiting = ProposalDocument.from_changes([r.body.change for r in changes])
-    decided = Legislature(replica.charter, replica.charter_event.round).evaluate(replica.records, replica.beacon).proposals.get(pid)
+    decided = Legislature(replica.charter, replica.charter_event.round).evaluate_replica(replica).proposals.get(pid)
     by_hash = {r.body.hash: r for r in changes}
     which = "the latest revision"
     revision = doc.heads()

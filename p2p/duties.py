@@ -80,6 +80,8 @@ class _Seat:
 class _Deadline:
     name: bytes
     panel: tuple[bytes, ...]
+    start: int  # the round this generation's panel took over
+    seeds: tuple[int, int]  # where its values' seed rounds may lie
 
 
 class PanelDuties:
@@ -89,8 +91,8 @@ class PanelDuties:
         self.members = set(members)
         self.lease = lease
         self._seats: dict[tuple[bytes, bytes], _Seat] = {}
-        self._settled: set[bytes] = set()
-        self._panels: dict[bytes, _Deadline] = {}
+        self._settled: set[tuple[str, int, int]] = set()
+        self._panels: dict[tuple[str, int, int, int], _Deadline] = {}
         self._low = 0  # the first cycle that may still hold an open deadline of ours
         self.signed = {"lease": 0, "cutoff": 0, PROPOSE: 0, PREVOTE: 0, PRECOMMIT: 0}
 
@@ -123,8 +125,7 @@ class PanelDuties:
         leased: set[tuple[bytes, int]] = set()
         for r in replica.records.values():
             if r.kind in PANEL_KINDS:
-                if r.body.deadline not in self._settled:
-                    by_deadline.setdefault(r.body.deadline, []).append(r)
+                by_deadline.setdefault(r.body.deadline, []).append(r)
             elif r.kind == "lease" and r.author in self.members:
                 leased.add((r.author, r.body.cycle))
         return by_deadline, leased
@@ -133,43 +134,52 @@ class PanelDuties:
 
     def _cycle(self, leg: Legislature, hands: Hands, c: int, horizon: int, records: dict[bytes, list]) -> bool:
         """Serve cycle ``c``'s due deadlines; True while one of them may still need us."""
-        intake = leg.decision("intake", c, 0)
         pending = False
         for what, stage, at in leg.deadlines(c):
-            name = deadline_key(what, c, stage)
-            if name in self._settled:
+            key = (what, c, stage)
+            if key in self._settled:
                 continue
             if at > horizon:
                 return True
-            # the panel and the electorates need the earlier decisions of the evaluation
-            if what == "intake" and c >= 2 and leg.decision("intake", c - 1, 0) is None:
-                return True
-            if what != "intake" and intake is None:
-                return True
             if leg.decision(what, c, stage) is not None:
-                self._close(name)
+                self._close(key)
                 continue
-            pending |= self._serve(leg, hands, what, c, stage, at, name, horizon, records.get(name, []))
+            if not leg.reached(what, c, stage):
+                # the evaluation stopped earlier (wait), or went past it: nothing to decide there
+                w = leg.waiting_at
+                if w is not None and (c, at, stage) < (w[1], w[3], w[2]):
+                    self._close(key)
+                    continue
+                return True
+            # the generation whose window is open now; older ones gave way (DESIGN.md §7)
+            gen = (horizon - at) // leg.p.panel_rounds
+            for old in [k for k in self._seats if k[0][:3] == key and k[0][3] < gen]:
+                del self._seats[old]
+            pending |= self._serve(leg, hands, what, c, stage, at, gen, horizon, records)
         return pending
 
-    def _close(self, name: bytes) -> None:
-        self._settled.add(name)
-        self._panels.pop(name, None)
-        for key in [k for k in self._seats if k[0] == name]:
-            del self._seats[key]
+    def _close(self, key: tuple) -> None:
+        self._settled.add(key)
+        for name in [n for n in self._panels if n[:3] == key]:
+            del self._panels[name]
+        for k in [k for k in self._seats if k[0][:3] == key]:
+            del self._seats[k]
 
-    def _serve(self, leg, hands: Hands, what, c, stage, at, name, horizon, messages: list) -> bool:
-        d = self._panels.get(name)
+    def _serve(self, leg, hands: Hands, what, c, stage, at, gen, horizon, records: dict[bytes, list]) -> bool:
+        tag = (what, c, stage, gen)
+        d = self._panels.get(tag)
         if d is None:
             try:
-                panel = leg.panel_of(what, c, stage, at)
+                panel = leg.panel_of(what, c, stage, at, gen)
             except Waiting:
                 return True
-            d = self._panels[name] = _Deadline(name, panel)
+            start = leg.generation_start(at, gen)
+            d = self._panels[tag] = _Deadline(deadline_key(what, c, stage, gen), panel, start, leg.seed_window(at, gen))
         seats = [(pos, m) for pos, m in enumerate(d.panel) if m in self.members]
         if not seats:
-            self._close(name)
-            return False
+            return True  # another generation may draw us
+        name = d.name
+        messages = records.get(name, [])
         replica = hands.replica
         members = set(d.panel)
         cutoffs: dict[bytes, bytes] = {}
@@ -183,19 +193,20 @@ class PanelDuties:
                 mine.add((r.author, r.kind, r.body.round))
         missing = [m for _, m in seats if m not in cutoffs]
         if missing:
-            body = {"deadline": name, "cutoff": honest_cutoff(leg, replica.records, what, c, stage, at).to_body()}
+            cut = honest_cutoff(leg, replica.records, what, c, stage, at, forked=replica.forks)
+            body = {"deadline": name, "cutoff": cut.to_body()}
             for m in missing:
                 cutoffs[m] = event_id(hands.sign(m, "cutoff", body))
                 self.signed["cutoff"] += 1
         quorum = quorum_size(len(d.panel))
         decided = True
         for pos, m in seats:
-            seat = self._seats.get((name, m))
+            seat = self._seats.get((tag, m))
             if seat is None:
-                if len(cutoffs) < quorum and horizon < at + START_WAIT:
+                if len(cutoffs) < quorum and horizon < d.start + START_WAIT:
                     decided = False
                     continue
-                seat = self._seats[(name, m)] = self._seat(leg, d, pos, m, replica, messages)
+                seat = self._seats[(tag, m)] = self._seat(leg, d, pos, m, replica, messages)
                 self._send(hands, d, m, seat, seat.agent.start(horizon), mine)
             out = []
             steps = (r for r in messages if r.kind != "cutoff")
@@ -214,8 +225,6 @@ class PanelDuties:
             out += seat.agent.tick(horizon)
             self._send(hands, d, m, seat, out, mine)
             decided &= seat.agent.decision is not None
-        if decided:
-            self._close(name)
         return not decided
 
     def _seat(self, leg, d: _Deadline, pos: int, member: bytes, replica, messages: list) -> _Seat:
@@ -235,7 +244,7 @@ class PanelDuties:
 
         agent = Agreement(
             len(d.panel), pos,
-            valid=lambda v: valid_value(v, d.name, d.panel, replica.records),
+            valid=lambda v: valid_value(v, d.name, d.panel, replica.records, d.seeds),
             get_value=value,
             offset=proposer_offset(d.name),
             fresh=lambda v, b: (decode_value(v) or ((), 0))[1] > b,

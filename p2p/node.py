@@ -50,6 +50,8 @@ ACT_EVERY = 0.2
 EVALUATE_EVERY = 1.0
 #: seconds a node without any peer waits before acting alone on its replica
 ALONE_AFTER = 10.0
+#: refusals of one code kept as examples (with the item and the reason) for the status file
+REFUSAL_EXAMPLES = 5
 
 
 @dataclass
@@ -60,6 +62,8 @@ class NodeStats:
     sync_refused: int = 0
     published: int = 0
     refusals: dict[str, int] = field(default_factory=dict)
+    #: the first few refusals of each code: where from, which item, why (``Node.status``)
+    refusal_examples: dict[str, list[dict]] = field(default_factory=dict)
 
 
 def _rss_mib() -> float:
@@ -73,6 +77,22 @@ def _rss_mib() -> float:
     import resource
 
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def describe_item(item: bytes) -> str:
+    """A short description of a network item for refusal reports: a beacon round's number, an
+    event's kind, author, seq and round (or its size when it cannot be read at all)."""
+    try:
+        from consensus import cbor
+
+        value = cbor.decode_fast(item)
+        if item[:1] == b"\x83":
+            return f"beacon round {value[0]}"
+        fields = cbor.decode_fast(value[0])
+        return (f"{fields['kind']} by {bytes(fields['author']).hex()[:16]} seq {fields['seq']} "
+                f"round {fields['round'][0]}, {len(item)} bytes")
+    except Exception:
+        return f"{len(item)} unreadable bytes {item[:16].hex()}"
 
 
 def topics(assembly: bytes) -> tuple[str, str]:
@@ -189,26 +209,29 @@ class Node:
 
     # ------------------------------------------------------------------ validation
 
-    def _accept(self, data: bytes, source: str, flush: bool = True, signature_checked: bool = False) -> str | None:
+    def _accept(self, data: bytes, source: str, flush: bool = True, signature_checked: bool = False,
+                peer: str = "") -> str | None:
         """Run one item from the network through the replica: its status, or None if refused
-        (then it is neither stored nor relayed).  ``signature_checked``: a worker verified it."""
+        (then it is neither stored nor relayed).  ``signature_checked``: a worker verified it;
+        ``peer``: who sent it (for the refusal examples in the status)."""
         limit = self.store.replica.limits.max_event_bytes
         if len(data) > limit:
-            self._refuse(source, "too_large")
+            self._refuse(source, "too_large", f"{len(data)} bytes, more than {limit}", data, peer)
             return None
         try:
             outcome = self.store.add_item(data, signature_checked=signature_checked)
         except InvalidInput as exc:
-            self._refuse(source, exc.rejection.code)
+            self._refuse(source, exc.rejection.code, exc.rejection.reason, data, peer)
             return None
-        except Exception:  # a bug in our checks must refuse one item, never stop the node
+        except Exception as exc:  # a bug in our checks must refuse one item, never stop the node
             log.exception("refusing an item that made the replica fail")
-            self._refuse(source, "internal_error")
+            self._refuse(source, "internal_error", f"{type(exc).__name__}: {exc}", data, peer)
             return None
         if outcome.status == "rejected":
             if outcome.rejection is not None and not outcome.rejection.fatal:
                 return "duplicate"  # e.g. the assembly's own charter: nothing wrong, nothing new
-            self._refuse(source, outcome.rejection.code if outcome.rejection else "rejected")
+            rejection = outcome.rejection
+            self._refuse(source, rejection.code if rejection else "rejected", rejection.reason if rejection else "", data, peer)
             return None
         if flush:
             self.store.flush()
@@ -221,18 +244,28 @@ class Node:
 
         self._trace.write(f"{hashlib.sha256(data).hexdigest()[:16]} {time.time():.6f}\n")
 
-    def _refuse(self, source: str, code: str) -> None:
+    def _refuse(self, source: str, code: str, reason: str = "", item: bytes | None = None, peer: str = "") -> None:
         self.stats.refusals[code] = self.stats.refusals.get(code, 0) + 1
         if source == "gossip":
             self.stats.gossip_refused += 1
         else:
             self.stats.sync_refused += 1
+        examples = self.stats.refusal_examples.setdefault(code, [])
+        if len(examples) < REFUSAL_EXAMPLES:
+            example = {"source": source, "peer": str(peer)[-8:], "reason": reason[:300],
+                       "beacon_round": max(self.store.replica.beacon, default=0), "uptime_s": round(time.monotonic() - self.started, 1)}
+            if item is not None:
+                example["item"] = describe_item(item)
+            examples.append(example)
+            if len(examples) == 1:  # one log line per code: enough to find it, never a flood
+                self.say(f"Refused an item ({code}, {source}" + (f" from {example['peer']}" if peer else "") + f"): {reason[:200]}"
+                         + (f" [{example['item']}]" if item is not None else ""))
 
     def _validator(self, forwarder, msg) -> bool:
         # group commit: gossiped items are flushed by _flusher within FLUSH_EVERY (one fsync per
         # message per node made 20 nodes on one disk queue for seconds); what we publish
         # ourselves is flushed before it leaves, and sync flushes every frame
-        status = self._accept(bytes(msg.data), "gossip", flush=False)
+        status = self._accept(bytes(msg.data), "gossip", flush=False, peer=str(forwarder))
         if status is not None and status != "duplicate":
             self._dirty = True
             self.stats.gossip_accepted += 1
@@ -317,7 +350,12 @@ class Node:
             await stream.close()
         except (InvalidInput, trio.TooSlowError, Exception) as exc:  # a peer's fault must not stop the node
             log.info("sync request refused: %s", exc)
-            self._refuse("sync", exc.rejection.code if isinstance(exc, InvalidInput) else type(exc).__name__)
+            try:
+                peer = str(stream.muxed_conn.peer_id)
+            except Exception:
+                peer = ""
+            self._refuse("sync", exc.rejection.code if isinstance(exc, InvalidInput) else type(exc).__name__,
+                         f"serving a sync request: {exc}", None, peer)
             with trio.CancelScope(shield=True):
                 try:
                     await stream.reset()
@@ -349,7 +387,7 @@ class Node:
                                 batch, future = queue.pop(0)
                                 oks = await trio.to_thread.run_sync(future.result) if future else [False] * len(batch)
                                 for item, ok in zip(batch, oks):
-                                    status = self._accept(item, "sync", flush=False, signature_checked=ok)
+                                    status = self._accept(item, "sync", flush=False, signature_checked=ok, peer=str(peer_id))
                                     if status is None:
                                         refused += 1
                                     elif status != "duplicate":
@@ -561,6 +599,7 @@ class Node:
             "published": self.stats.published,
             "gossip": self._gossip_view(),
             "refusals": dict(sorted(self.stats.refusals.items())),
+            "refusal_examples": self.stats.refusal_examples,
             "scores": self._scores(),
             "penalised": sorted(self.penalised),
             "score_causes": self.score_causes,
@@ -600,7 +639,7 @@ class Node:
 
         r = self.store.replica
         try:
-            result = Legislature(r.charter, r.charter_event.round).evaluate(r.records, r.beacon)
+            result = Legislature(r.charter, r.charter_event.round).evaluate_replica(r)
         except Exception as exc:  # a status line must never stop the node
             log.warning("could not evaluate the legislature: %s", exc)
             return

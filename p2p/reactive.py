@@ -283,7 +283,7 @@ class Reactor:
             for _ in range(rounds):
                 before = len(hands.out)
                 if evaluate or self.result is None:
-                    self.result = self.leg.evaluate(self.replica.records, self.replica.beacon, explain=False)
+                    self.result = self.leg.evaluate_replica(self.replica, explain=False)
                     self.evaluations += 1
                     evaluate = False
                 self.duties.step(self.leg, hands)

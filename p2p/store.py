@@ -234,8 +234,11 @@ class ReplicaStore:
                     self.db.execute("INSERT OR IGNORE INTO certifications VALUES (?, ?)", list(pair))
                 else:
                     self.db.execute("DELETE FROM certifications WHERE registrar = ? AND subject = ?", list(pair))
-            self.db.conn.executemany("INSERT OR IGNORE INTO records VALUES (?)", [(i,) for i in changes.records if i in r.records])
-            self.db.conn.executemany("DELETE FROM records WHERE id = ?", [(i,) for i in changes.records if i not in r.records])
+            # applied records and an equivocator's evidence alike (a fork's second version lives in forks)
+            kept = [i for i in changes.records if i in r.records or i in r.evidence]
+            self.db.conn.executemany("INSERT OR IGNORE INTO records VALUES (?)", [(i,) for i in kept])
+            self.db.conn.executemany("DELETE FROM records WHERE id = ?",
+                                     [(i,) for i in changes.records if i not in r.records and i not in r.evidence])
         self.replica.drain_changes()
         self._overlay.clear()
         self._forks.clear()
@@ -385,7 +388,7 @@ class ReplicaStore:
         authors = db.execute("SELECT author, head_seq, head_id, round, in_round, fork_seq, blocked_seq, blocked_code FROM authors").fetchall()
         self.replica.restore(
             heads=[(a, s, h, r, n) for a, s, h, r, n, _, _, _ in authors if s],
-            forks=[(a, f) for a, _, _, _, _, f, _, _ in authors if f],
+            forks=db.execute("SELECT author, seq FROM forks").fetchall(),
             blocked=[(a, b, c) for a, _, _, _, _, _, b, c in authors if b],
             pending=db.execute("SELECT author, seq FROM events WHERE status = ?", [PENDING]).fetchall(),
             proposals=db.execute("SELECT id, author, withdrawn FROM proposals").fetchall(),
@@ -394,6 +397,7 @@ class ReplicaStore:
             rounds=((n, hashlib.sha256(sig).digest()) for n, sig in db.execute(
                 "SELECT round, signature FROM beacon_rounds WHERE chain = ?", [self.replica.charter.beacon.hash]
             )),
+            seconds=[w for (w,) in db.execute("SELECT second FROM forks")],
         )
 
     def _transaction(self):

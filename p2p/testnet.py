@@ -247,6 +247,7 @@ class Testnet:
                 "published": s.get("published", 0), "planned": info["planned_items"][k],
                 "cycles_decided": s.get("cycles_decided"), "proposals": s.get("proposals", {}),
                 "refused": s.get("gossip_refused", 0) + s.get("sync_refused", 0),
+                "refusals": s.get("refusals", {}), "refusal_examples": s.get("refusal_examples", {}),
                 "duties": s.get("duties", {}),
             })
         return rows
@@ -325,7 +326,7 @@ def outcomes_of(replica) -> dict:
     from consensus.legislature import Legislature
 
     leg = Legislature(replica.charter, replica.charter_event.round)
-    result = leg.evaluate(replica.records, replica.beacon, explain=False)
+    result = leg.evaluate_replica(replica, explain=False)
     statuses: dict[str, int] = {}
     for p in result.proposals.values():
         statuses[p.status] = statuses.get(p.status, 0) + 1
