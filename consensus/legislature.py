@@ -625,11 +625,14 @@ class Legislature:
         taken: list[tuple[bytes, tuple[bytes, ...]]] = []
         per_author: dict[bytes, int] = defaultdict(int)
         roster = set(self.roster_of(cycle))
+        quota = self.p.submissions_per_cycle
         for r in sorted(window, key=lambda r: (r.author, r.seq, r.id)):
             state = result.proposals[r.id]
             if not intake.includes(r):
-                # no later intake takes it either (its round belongs to this one's window)
-                state.move(REFUSED, cycle, s, 0, "it did not reach the intake deadline (not in the decided set)")
+                # no later intake takes it either (its round belongs to this one's window); an
+                # honest cut-off lists only an author's first submissions, so say why
+                state.move(REFUSED, cycle, s, 0, f"over its author's quota of {quota} proposals per cycle"
+                           if per_author[r.author] >= quota else "it did not reach the intake deadline (not in the decided set)")
                 continue
             if not self._saw(r):
                 state.move(REFUSED, cycle, s, 0, "it names a beacon round whose randomness it does not carry")
@@ -641,8 +644,8 @@ class Legislature:
                 state.move(REFUSED, cycle, s, 0, "its author holds no seat this cycle")
                 continue
             per_author[r.author] += 1
-            if per_author[r.author] > self.p.submissions_per_cycle:
-                state.move(REFUSED, cycle, s, 0, f"over its author's quota of {self.p.submissions_per_cycle} proposals per cycle")
+            if per_author[r.author] > quota:
+                state.move(REFUSED, cycle, s, 0, f"over its author's quota of {quota} proposals per cycle")
                 continue
             taken.append((r.id, revision_at(r.id, intake.deadline)))
         return sorted(taken)

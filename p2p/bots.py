@@ -504,8 +504,17 @@ class AssemblySim:
         like the amendment itself); its hash, or None when the proposal has no text to amend."""
         from crdt import ProposalDocument
 
+        if bot.forked:
+            return None
         changes = [r.body.change for r in self.replica.records.values() if r.kind == "doc.change" and r.body.proposal == pid]
-        if not changes or bot.forked:
+        if base == (pid,):
+            # the proposal has no document (its author never drafted one): the amendment is the
+            # first text, written by its proposer
+            _, first = ProposalDocument.create(bot.public, "Amended text", "", f"The amended text ({bot.public.hex()[:6]}).\n",
+                                               proposal=pid)
+            self._pre_signed.extend(self._sign(bot, "doc.change", first.body(pid), at))
+            return first.hash
+        if not changes:
             return None
         doc, _ = ProposalDocument.from_changes(changes)
         known = {h for h, _, _ in doc.history()}
