@@ -197,8 +197,10 @@ class ReactiveBots:
                 bot = self.by_key.get(m)
                 if bot is None or bot.kind == "absent" or ("amend", m, pid, now) in own or m in self.forked:
                     continue
-                heads = [hashlib.sha256(b"klero-bot/amendment" + pid + m + now.to_bytes(4, "big")).digest()]
-                hands.sign(m, "amendment.propose", {"proposal": pid, "cycle": now, "base": list(state.revision), "heads": heads,
+                head = self._amendment_change(hands, pid, state.revision, m)
+                if head is None:
+                    continue
+                hands.sign(m, "amendment.propose", {"proposal": pid, "cycle": now, "base": list(state.revision), "heads": [head],
                                                     "summary": "Clarify who pays for it."})
                 own.add(("amend", m, pid, now))
         decided = leg.decision("amendments", now, draw.stage)
@@ -214,6 +216,29 @@ class ReactiveBots:
                 choice = "adopt" if chance(self.seed, "adopt", r.id, m.hex()) < 0.6 else "reject"
                 self._vote(leg, hands, horizon, bot, pid, now, draw.stage, r.body.heads, choice, own, amendment=r.id,
                            window=(d + stage.amend_rounds, d + stage.amend_rounds + stage.amend_ballot_rounds))
+
+    def _amendment_change(self, hands: Hands, pid: bytes, base: tuple[bytes, ...], member: bytes) -> bytes | None:
+        """Fork the text at ``base`` as ``member``, edit it and sign the change: an amendment's
+        heads are its proposer's own changes descending from the base.  A proposal without a
+        document is amended by writing its first text."""
+        from crdt import DocumentError, ProposalDocument
+
+        if base == (pid,):
+            _, change = ProposalDocument.create(member, "Amended text", "", f"The amended text ({member.hex()[:6]}).\n", proposal=pid)
+        else:
+            changes = [r.body.change for r in hands.replica.records.values() if r.kind == "doc.change" and r.body.proposal == pid]
+            try:
+                doc, _ = ProposalDocument.from_changes(changes)
+                if not set(base) <= {h for h, _, _ in doc.history()}:
+                    return None  # the text it amends has not reached us yet
+                mine = doc.fork(base, member)
+                change = mine.edit("body", [(len(mine.text("body")), 0, f"Costs are met from the general budget ({member.hex()[:6]}).\n")])
+            except DocumentError:
+                return None
+        if change is None:
+            return None
+        hands.sign(member, "doc.change", change.body(pid))
+        return change.hash
 
     def _settled_revision(self, leg, replica, now: int, draw, stage, state):
         """The revision the committee votes on, once the evaluation fixed it (None: not yet)."""

@@ -216,7 +216,7 @@ def test_byzantine_panel_members_cannot_stop_the_honest_ones(messages):
             for who, (kind, round_, value, valid_round) in messages:
                 author = bytes(liars[who].verify_key)
                 if kind == "cutoff":
-                    body = {"deadline": name, "cutoff": {"ballots": [], "items": []}}
+                    body = {"deadline": name, "cutoff": {"ballots": [], "items": [], "leases": b"", "revisions": []}}
                 elif kind == "propose":
                     junk = value if value and len(value) != 32 else encode_value([value or bytes(32)], number + 2)
                     body = {"deadline": name, "round": round_, "valid_round": min(valid_round, round_ - 1), "value": junk}
