@@ -62,6 +62,8 @@ class NodeStats:
     sync_refused: int = 0
     published: int = 0
     refusals: dict[str, int] = field(default_factory=dict)
+    #: our own sync requests that ended early, by exception (a reset stream, a timeout: not refusals)
+    sync_failures: dict[str, int] = field(default_factory=dict)
     #: the first few refusals of each code: where from, which item, why (``Node.status``)
     refusal_examples: dict[str, list[dict]] = field(default_factory=dict)
 
@@ -93,6 +95,15 @@ def describe_item(item: bytes) -> str:
                 f"round {fields['round'][0]}, {len(item)} bytes")
     except Exception:
         return f"{len(item)} unreadable bytes {item[:16].hex()}"
+
+
+def _explain(exc: BaseException) -> str:
+    """An exception and what caused it, on one line (libp2p wraps a muxer's reason in a bare one)."""
+    parts = []
+    while exc is not None and len(parts) < 4:
+        parts.append(f"{type(exc).__name__}({exc})" if str(exc) else type(exc).__name__)
+        exc = exc.__cause__ or exc.__context__
+    return " <- ".join(parts)
 
 
 def topics(assembly: bytes) -> tuple[str, str]:
@@ -282,7 +293,7 @@ class Node:
         self.store.flush()
         if self._trace is not None:
             self._trace_item(item)
-        if outcome.status in ("applied", "pending", "equivocation", "invalid"):
+        if outcome.status in ("applied", "pending", "equivocation", "invalid", "excluded"):
             await self._gossip(item)
         return outcome.status
 
@@ -342,11 +353,14 @@ class Node:
     # ------------------------------------------------------------------ sync
 
     async def _serve_sync(self, stream) -> None:
+        phase = "reading the request"
         try:
             with trio.fail_after(SYNC_TIMEOUT):
                 request = sync.decode_request(await sync.read_frame(stream, sync.MAX_REQUEST))
-                for frame in sync.frames(sync.missing(self.store, request)):
+                for n, frame in enumerate(sync.frames(sync.missing(self.store, request))):
+                    phase = f"writing frame {n}"
                     await sync.write_frame(stream, frame)
+            phase = "closing"
             await stream.close()
         except (InvalidInput, trio.TooSlowError, Exception) as exc:  # a peer's fault must not stop the node
             log.info("sync request refused: %s", exc)
@@ -355,7 +369,7 @@ class Node:
             except Exception:
                 peer = ""
             self._refuse("sync", exc.rejection.code if isinstance(exc, InvalidInput) else type(exc).__name__,
-                         f"serving a sync request: {exc}", None, peer)
+                         f"serving a sync request, {phase}: {_explain(exc)}", None, peer)
             with trio.CancelScope(shield=True):
                 try:
                     await stream.reset()
@@ -413,6 +427,8 @@ class Node:
                     break
         except (InvalidInput, trio.TooSlowError, Exception) as exc:
             log.info("sync with %s stopped: %s", str(peer_id)[-8:], exc)
+            self.stats.sync_failures[type(exc).__name__] = self.stats.sync_failures.get(type(exc).__name__, 0) + 1
+            self.say(f"Sync with {str(peer_id)[-8:]} stopped: {_explain(exc)}")
         finally:
             self._syncing.discard(peer_id)
         self.stats.synced_items += learned
@@ -600,6 +616,7 @@ class Node:
             "gossip": self._gossip_view(),
             "refusals": dict(sorted(self.stats.refusals.items())),
             "refusal_examples": self.stats.refusal_examples,
+            "sync_failures": self.stats.sync_failures,
             "scores": self._scores(),
             "penalised": sorted(self.penalised),
             "score_causes": self.score_causes,

@@ -101,3 +101,21 @@ class Net:
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(timeout=10)
+
+
+def refusal_report(statuses: dict[str, dict | None], logs: dict[str, str], tail: int = 30) -> str:
+    """What a failed network test needs to be diagnosed: each node's refusals by code, with the
+    examples its status file keeps (source, peer, item, reason), and the tail of its log."""
+    lines = []
+    for name in sorted(statuses):
+        s = statuses[name] or {}
+        lines.append(f"--- {name}: refused {s.get('gossip_refused', '?')} by gossip, {s.get('sync_refused', '?')} by sync; "
+                     f"by code {json.dumps(s.get('refusals', {}), sort_keys=True)}; beacon round {s.get('beacon_round')}, "
+                     f"events {s.get('events')}, state {str(s.get('state_hash', ''))[:16]}")
+        for code, examples in sorted((s.get("refusal_examples") or {}).items()):
+            for e in examples:
+                lines.append(f"    {code}: {json.dumps(e, sort_keys=True)}")
+        log = logs.get(name, "").splitlines()
+        lines += [f"    | {line}" for line in log[-tail:]]
+    return "\n".join(lines)
+

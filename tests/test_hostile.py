@@ -79,6 +79,7 @@ REJECTION_CODES = {
     "unknown_author",
     "not_authorised",
     "excluded_after_fork",
+    "third_version",
     "too_far_ahead",
 }
 #: outcomes a *signed* event by a known author may legitimately reach
@@ -951,9 +952,10 @@ def test_too_far_ahead_is_refused_without_storing():
     assert add_and_check_rejected(r, wire).rejection.code == "too_far_ahead"
 
 
-def test_fork_is_equivocation_and_later_events_are_refused():
+def test_fork_is_equivocation_and_later_events_are_evidence_only():
     """Two different signed events at one seq are an 'equivocation' (both kept as proof); after
-    it, that author's events from the fork on are refused and change nothing."""
+    it, that author's events from the fork on are kept as evidence (a certificate may have
+    decided them) but never extend the chain; a third version of one seq is refused."""
     w = world()
     r = Replica(w.charter)
     r.add_all(w.base[1 : w.base.index(w.fork[0])])
@@ -964,7 +966,15 @@ def test_fork_is_equivocation_and_later_events_are_refused():
     author = bytes(rep(1).verify_key)
     assert r.ledger.forks[(author, w.fork_seq)] == (w.fork[0], w.fork[1])
     later = signed(rep(1), next_fields(r, rep(1), "proposal.submit", SUBMIT, seq=w.fork_seq + 1, prev=event_id(w.fork[0])))
-    assert add_and_check_rejected(r, later).rejection.code == "excluded_after_fork"
+    heads, records = dict(r.heads), dict(r.records)
+    kept = r.add(later)
+    assert kept.status == "excluded" and kept.rejection.code == "excluded_after_fork" and not kept.rejection.fatal
+    assert_rejection_readable(kept.rejection)
+    assert r.heads == heads and r.records == records and event_id(later) in r.evidence
+    assert r.add(later).status == "duplicate"
+    third = signed(rep(1), next_fields(r, rep(1), "proposal.submit", {"title": "third", "summary": ""}, seq=w.fork_seq,
+                                       prev=event_id(w.fork[0])))
+    assert add_and_check_rejected(r, third).rejection.code == "third_version"
 
 
 @pytest.mark.parametrize("convenor_on_roster", [False, True])

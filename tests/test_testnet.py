@@ -28,15 +28,31 @@ def _run(folder, *args):
     return done, summary
 
 
+def _diagnosis(folder: Path) -> str:
+    """Each node's refusals by code with examples, and the tail of its log (for a failure)."""
+    from netharness import refusal_report
+
+    statuses, logs = {}, {}
+    for out in sorted(folder.glob("node-*.out")):
+        name = out.stem
+        try:
+            statuses[name] = json.loads((folder / "home" / "profiles" / name / "node-status.json").read_text())
+        except (OSError, ValueError):
+            statuses[name] = None
+        logs[name] = out.read_text(errors="replace")
+    return refusal_report(statuses, logs)
+
+
 def test_five_nodes_and_25_representatives_run_every_stage_to_a_plenary_vote(tmp_path):
     """Reactive bots: every node evaluates its own replica, its bots act on it, and the panels
     (cut-offs, proposals, prevotes, precommits) are signed by the nodes as the rounds come."""
     folder = tmp_path / "net"
     done, summary = _run(folder, "--nodes", 5, "--reps", 25, "--cycles", 4, "--round-seconds", 0.25)
-    assert done.returncode == 0 and summary["converged"], summary
+    assert done.returncode == 0 and summary["converged"], f"{summary}\n{done.stderr[-3000:]}\n{_diagnosis(folder)}"
     hashes = {n["state_hash"] for n in summary["nodes"].values()}
-    assert len(hashes) == 1, summary["nodes"]
-    assert all(n["refused"] == 0 for n in summary["nodes"].values())
+    assert len(hashes) == 1, f"{summary['nodes']}\n{_diagnosis(folder)}"
+    # an honest network refuses nothing: a refusal here is a bug (the report names code, item, reason)
+    assert all(n["refused"] == 0 for n in summary["nodes"].values()), _diagnosis(folder)
     outcomes = summary["outcomes"]
     # the run reaches a plenary vote (whether it passes depends on the seeded votes on ids that
     # timing makes: a reactive run is not reproducible to the event)
@@ -61,7 +77,7 @@ def test_five_nodes_and_25_representatives_run_every_stage_to_a_plenary_vote(tmp
 
 def test_a_planned_testnet_reaches_the_plans_state(tmp_path):
     done, summary = _run(tmp_path / "net", "--planned", "--nodes", 3, "--reps", 9, "--cycles", 1, "--round-seconds", 0.2)
-    assert done.returncode == 0 and summary["converged"], summary
+    assert done.returncode == 0 and summary["converged"], f"{summary}\n{_diagnosis(tmp_path / 'net')}"
     assert {n["state_hash"] for n in summary["nodes"].values()} == {summary["expected_state_hash"]}
     assert all(n["published"] == n["planned"] for n in summary["nodes"].values())
 
