@@ -61,6 +61,10 @@ def read_actor(body) -> bytes:
 
 
 APPLIED, PENDING, INVALID, EXCLUDED = "applied", "pending", "invalid", "excluded"
+#: beacon rounds this far before the assembly's first round are still accepted (a convenor's
+#: clock, or a charter written a little ahead of its start); anything older is refused: nobody
+#: may make a replica verify and keep a beacon's whole public history
+ANCIENT_MARGIN = 64
 DUPLICATE, REJECTED, EQUIVOCATION = "duplicate", "rejected", "equivocation"
 
 #: The lifecycle of a stored event (docs/events.md has the diagram).  ``None`` is "not stored".
@@ -277,10 +281,19 @@ class Replica:
             return self.add_round(rnd, verified=signature_checked)
         return self.add(item, signature_checked=signature_checked)
 
+    def first_round(self) -> int:
+        """The assembly's first beacon round: the charter's own round, or its cycle 0 start."""
+        return self.charter_event.round or self.charter.parliament.start_round
+
     def add_round(self, rnd: BeaconRound, *, verified: bool = False) -> Outcome:
-        """Add a beacon round of the charter's chain, after verifying it (unless the caller did)."""
+        """Add a beacon round of the charter's chain, after verifying it (unless the caller did).
+        Rounds older than the assembly (less ``ANCIENT_MARGIN``) are refused before any check."""
         if rnd.round in self.beacon:
             return Outcome(DUPLICATE)
+        if rnd.round < self.first_round() - ANCIENT_MARGIN:
+            return Outcome(REJECTED, None, Rejection(
+                "ancient_round", f"Beacon round {rnd.round} is older than this assembly (it begins at round {self.first_round()}); "
+                "rounds before it decide nothing and are not kept.", fatal=False))
         try:
             randomness = rnd.randomness if verified else self.charter.beacon.verify(rnd)
         except InvalidInput as exc:
