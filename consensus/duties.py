@@ -4,11 +4,12 @@ representative's node taking its panel duties on its own.
 
 A cut-off holds facts and exact events, bounded by the roster (``consensus.panel.CutOff``):
 
-* per ballot the deadline closes, which members' first vote had arrived and which way it went
-  (only votes that would count: right revision, choice, window and round);
+* over the seats of the ballots the deadline closes, whose first vote had arrived and which way
+  it went (only votes that would count: right revision, choice, window and round);
 * the ids of the submissions an intake takes (each author's first ``submissions_per_cycle`` in
-  the window), of the amendments put to the vote (a member's first few per proposal), and of
-  withdrawals of proposals still in play;
+  the window, less those withdrawn) and of the amendments put to the vote (a member's first per
+  proposal);
+* which proposals in play their authors had withdrawn (a bitmap over them);
 * at an intake, who leased for the cycle after next (a bitmap over the roster);
 * at the end of an editing window, the heads of each text as its author and committee left it.
 
@@ -23,8 +24,8 @@ from collections import defaultdict
 from typing import Iterable, Mapping
 
 from .kinds import Amend, Lease, Submit, Vote, Withdraw
-from .legislature import AMENDMENTS_PER_MEMBER, FINAL
-from .panel import CutOff, ballot_key, bitmap
+from .legislature import AMENDMENTS_PER_MEMBER
+from .panel import CutOff, ballot_key, bitmap, layout
 from .replica import Record
 
 
@@ -36,19 +37,18 @@ def honest_cutoff(leg, records: Mapping[bytes, Record], what: str, cycle: int, s
     before = sorted((r for r in records.values() if r.round < at and r.author not in forked), key=lambda r: (r.author, r.seq, r.id))
     result = leg._result
     items: set[bytes] = set()
-    withdrawn: set[bytes] = set()
-    for r in before:
-        if isinstance(r.body, Withdraw) and r.body.proposal not in withdrawn:
-            state = result.proposals.get(r.body.proposal)
-            if state is not None and state.author == r.author and state.status not in FINAL and leg.saw(r):
-                withdrawn.add(r.body.proposal)
-                items.add(r.id)
+    withdrawn = {r.body.proposal for r in before if isinstance(r.body, Withdraw) and leg.saw(r)
+                 and (state := result.proposals.get(r.body.proposal)) is not None and state.author == r.author}
+    in_play = leg.in_play(what, cycle, stage)
+    gone = bitmap([i for i, pid in enumerate(in_play) if pid in withdrawn], len(in_play))
     leases = b""
     revisions = []
     if what == "intake":
         per_author: dict[bytes, int] = defaultdict(int)
         roster = set(leg.roster_of(cycle))
         for r in leg.intake_window(cycle, (r for r in before if isinstance(r.body, Submit))):
+            if r.id in withdrawn:
+                continue  # withdrawn before the intake: not taken
             if r.author in roster and leg.saw(r) and per_author[r.author] < leg.p.submissions_per_cycle:
                 per_author[r.author] += 1
                 items.add(r.id)
@@ -76,7 +76,7 @@ def honest_cutoff(leg, records: Mapping[bytes, Record], what: str, cycle: int, s
                 heads = leg.drafted_heads(pid, cycle, stage, at, forked)
                 if heads:
                     revisions.append((pid, heads))
-    ballots = []
+    first_choice, second_choice = [], []
     specs = leg.specs(what, cycle, stage)
     if specs:
         first: dict[tuple[bytes, bytes], Record] = {}
@@ -86,12 +86,12 @@ def honest_cutoff(leg, records: Mapping[bytes, Record], what: str, cycle: int, s
                 key = ballot_key(b.proposal, b.cycle, b.stage, b.amendment)
                 if key in specs:
                     first.setdefault((key, r.author), r)
-        for key in sorted(specs):
+        for key, offset, _ in layout({k: len(v.electorate) for k, v in specs.items()}):
             spec = specs[key]
-            yes, no = [], []
             for i, m in enumerate(spec.electorate):
                 r = first.get((key, m))
                 if r is not None and leg.vote_problem(r, spec) is None:
-                    (yes if r.body.choice == spec.choices[0] else no).append(i)
-            ballots.append((key, bitmap(yes, len(spec.electorate)), bitmap(no, len(spec.electorate))))
-    return CutOff(tuple(ballots), tuple(sorted(items)), leases, tuple(revisions))
+                    (first_choice if r.body.choice == spec.choices[0] else second_choice).append(offset + i)
+    seats = sum(len(v.electorate) for v in specs.values())
+    votes = (bitmap(first_choice, seats), bitmap(second_choice, seats))
+    return CutOff(votes, tuple(sorted(items)), leases, tuple(revisions), gone)

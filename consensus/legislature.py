@@ -228,9 +228,11 @@ class BallotSpec:
     opens: int
 
 
-#: amendments one committee member may propose to one proposal per cycle (the first ones in
-#: their chain count): enough to amend separate passages, and it bounds a cut-off by the roster
-AMENDMENTS_PER_MEMBER = 3
+#: amendments one committee member may propose to one proposal per cycle (the first in their
+#: chain counts).  An amendment is a whole fork of the text, holding any number of edits; one per
+#: member keeps an amendment deadline's cut-off within the event limit at city scale
+#: (docs/finality.md)
+AMENDMENTS_PER_MEMBER = 1
 
 
 @dataclass
@@ -248,6 +250,8 @@ class Decision:
     leases: bytes = b""
     revisions: dict = field(default_factory=dict)
     used: int = 0
+    #: panel rule: the proposals in play the decision says their authors withdrew
+    withdrawn: frozenset = frozenset()
     panel: tuple[bytes, ...] = ()
     certificate: object = None
     generation: int = 0
@@ -267,6 +271,7 @@ class Decision:
             out["decided_items"] = sorted(i.hex() for i in self.items)
             out["decided_ballots"] = {k.hex(): [a.hex(), b.hex()] for k, (a, b) in sorted(self.ballots.items())}
             out["decided_leases"] = self.leases.hex()
+            out["decided_withdrawals"] = sorted(p.hex() for p in self.withdrawn)
             out["decided_revisions"] = {p.hex(): sorted(sorted(h.hex() for h in heads) for heads in v)
                                         for p, v in sorted(self.revisions.items())}
             out["panel"] = [m.hex() for m in self.panel]
@@ -354,6 +359,7 @@ class Legislature:
         self._decisions: dict[tuple[str, int, int], Decision] = {}
         self._committees: dict[int, dict[tuple[int, bytes], tuple[bytes, ...]]] = {}
         self._specs: dict[tuple[str, int, int], dict[bytes, BallotSpec]] = {}
+        self._in_play: dict[tuple[str, int, int], tuple[bytes, ...]] = {}
         self.waiting_at: tuple[str, int, int, int] | None = None
         self._inputs = _Inputs({})
         self._beacon: Mapping[int, bytes] = {}
@@ -419,6 +425,7 @@ class Legislature:
         inputs = _Inputs(records, evidence)
         self._decisions: dict[tuple[str, int, int], Decision] = {}
         self._specs = {}
+        self._in_play = {}
         #: (what, cycle, stage, round) of the deadline the evaluation stopped at, if it stopped at one
         self.waiting_at: tuple[str, int, int, int] | None = None
         self._beacon = beacon
@@ -564,6 +571,7 @@ class Legislature:
         if key in self._decisions:
             return self._decisions[key]
         self._specs[key] = dict(specs or {})
+        self._in_play[key] = self.in_play_now()
         self.waiting_at = (what, cycle, stage, round_)
         deadline = Deadline(what, cycle, stage, round_)
         if round_ > self._horizon:
@@ -573,6 +581,7 @@ class Legislature:
         else:
             sizes = {k: len(v.electorate) for k, v in (specs or {}).items()}
             roster_size = len(self.roster_of(cycle)) if what == "intake" else 0
+            in_play = self._in_play[key]
             best = None
             # the highest generation that certified wins: a fresh panel takes over only from one
             # that had not decided, and honest members of an older one stop when it is replaced
@@ -581,7 +590,7 @@ class Legislature:
                     break
                 panel = self.panel_of(what, cycle, stage, round_, gen)
                 found = find_decision(deadline_key(what, cycle, stage, gen), panel, self._inputs.panel, sizes,
-                                      self.seed_window(round_, gen), roster_size)
+                                      self.seed_window(round_, gen), roster_size, len(in_play))
                 if found is not None:
                     best = (gen, panel, found)
             if best is None:
@@ -592,11 +601,23 @@ class Legislature:
                     "when a fresh one is drawn."
                 )
             gen, panel, found = best
+            withdrawn = frozenset(pid for i, pid in enumerate(in_play) if has_bit(found.withdrawn, i))
             decision = Decision(deadline, found.seed_round, found.items, found.ballots, found.leases, found.revisions,
-                                found.used, panel, found, gen)
+                                found.used, withdrawn, panel, found, gen)
         self._decisions[key] = decision
         self.waiting_at = None
         return decision
+
+    def in_play_now(self) -> tuple[bytes, ...]:
+        """The proposals in committee, promoted or in the plenary, by id: what a withdrawal can
+        still take out (each fixed by earlier decisions, so every node lists the same)."""
+        live = (IN_COMMITTEE, PROMOTED, IN_PLENARY)
+        return tuple(sorted(pid for pid, state in self._result.proposals.items() if state.status in live))
+
+    def in_play(self, what: str, cycle: int, stage: int) -> tuple[bytes, ...]:
+        """The proposals in play when the last evaluation reached a deadline (a cut-off's
+        withdrawal bitmap is over them)."""
+        return self._in_play.get((what, cycle, stage), ())
 
     def specs(self, what: str, cycle: int, stage: int) -> dict[bytes, BallotSpec]:
         """The ballots a deadline closes, as the last evaluation saw them when it reached it."""
@@ -630,9 +651,12 @@ class Legislature:
             state = result.proposals[r.id]
             if not intake.includes(r):
                 # no later intake takes it either (its round belongs to this one's window); an
-                # honest cut-off lists only an author's first submissions, so say why
-                state.move(REFUSED, cycle, s, 0, f"over its author's quota of {quota} proposals per cycle"
-                           if per_author[r.author] >= quota else "it did not reach the intake deadline (not in the decided set)")
+                # honest cut-off lists only an author's first submissions not withdrawn: say why
+                if intake.items is not None and self._withdrawn_before(r, s):
+                    state.move(WITHDRAWN, cycle, s, 0, "withdrawn before the intake")
+                else:
+                    state.move(REFUSED, cycle, s, 0, f"over its author's quota of {quota} proposals per cycle"
+                               if per_author[r.author] >= quota else "it did not reach the intake deadline (not in the decided set)")
                 continue
             if not self._saw(r):
                 state.move(REFUSED, cycle, s, 0, "it names a beacon round whose randomness it does not carry")
@@ -657,15 +681,19 @@ class Legislature:
         return [r for r in subs if low <= r.round < s]
 
     def _withdrawn(self, pid: bytes, decision: Decision) -> bool:
+        """Whether a proposal's withdrawal made the deadline: the decided fact (panel rule), or
+        its author's withdrawal event (declared-round rule)."""
         state = self._result.proposals.get(pid)
         if state is None:
             return False
-        if decision.items is None:
-            candidates = self._inputs.withdrawals.get(pid, ())
-        else:
-            candidates = (self._inputs.get(i) for i in decision.items)
-        return any(w is not None and isinstance(w.body, Withdraw) and w.body.proposal == pid and w.author == state.author
-                   and decision.includes(w) and self._saw(w) for w in candidates)
+        if decision.items is not None:
+            return pid in decision.withdrawn
+        return any(isinstance(w.body, Withdraw) and w.author == state.author and decision.includes(w) and self._saw(w)
+                   for w in self._inputs.withdrawals.get(pid, ()))
+
+    def _withdrawn_before(self, r: Record, before: int) -> bool:
+        """A submission its author withdrew before ``before`` (an honest cut-off then leaves it out)."""
+        return any(w.author == r.author and w.round < before and self._saw(w) for w in self._inputs.withdrawals.get(r.id, ()))
 
     def _draw(self, cycle, work, randomness, seed_round, explain: bool) -> dict[tuple[int, bytes], tuple[bytes, ...]]:
         result = self._result
@@ -900,7 +928,9 @@ class Legislature:
                     if problem is None:
                         per_author[r.author] += 1
                         if per_author[r.author] > AMENDMENTS_PER_MEMBER:
-                            problem = f"only a member's first {AMENDMENTS_PER_MEMBER} amendments to a proposal are put to the vote"
+                            problem = ("only a member's first amendment to a proposal is put to the vote (an amendment may "
+                                       "hold any number of edits)" if AMENDMENTS_PER_MEMBER == 1 else
+                                       f"only a member's first {AMENDMENTS_PER_MEMBER} amendments to a proposal are put to the vote")
                 if problem:
                     refused = Ballot("amendment", pid, cycle, stage_no, propose_close, vote_close, r.body.heads, len(members), amendment=r.id)
                     refused.outcome, refused.reason = "refused", problem

@@ -79,7 +79,7 @@ def draw_panel(available: Iterable[bytes], size: int, deadline: bytes, randomnes
 # ---------------------------------------------------------------------- cut-offs
 
 #: bounds a decoder checks before anything else (the event size limit bounds them further)
-MAX_BALLOTS, MAX_ITEMS, MAX_REVISIONS, MAX_HEADS = 100_000, 1_000_000, 100_000, 64
+MAX_ITEMS, MAX_REVISIONS, MAX_HEADS = 1_000_000, 100_000, 64
 
 
 @dataclass(frozen=True)
@@ -89,12 +89,17 @@ class CutOff:
     Its size is bounded by the roster, never by history or by one author's activity
     (docs/finality.md has the bound and the measured worst case):
 
-    * ``ballots``: per ballot the deadline closes, two bitmaps over its electorate in key order:
-      bit *i* of the first (second) is set iff member *i*'s first vote on the ballot had arrived,
-      was valid, and chose the ballot's first (second) choice (promote/adopt/yes, kill/reject/no);
+    * ``votes``: two bitmaps over the seats of every ballot the deadline closes, the ballots in
+      key order and each ballot's electorate in key order (bit *o + i*, where *o* is the ballot's
+      offset): a bit of the first (second) is set iff that member's first vote on the ballot had
+      arrived, was valid, and chose the ballot's first (second) choice (promote/adopt/yes,
+      kill/reject/no).  Two bits a seat, and no ballot keys: which ballots a deadline closes
+      follows from what was decided before it;
     * ``items``: ids of the exact events the deadline settles: submissions (an author's first
-      ``submissions_per_cycle`` of the window), amendments (a member's first per proposal) and
-      withdrawals (of proposals still in play);
+      ``submissions_per_cycle`` of the window, less those already withdrawn) and amendments (a
+      member's first per proposal);
+    * ``withdrawn``: a bitmap over the proposals in play when the deadline was reached (in
+      committee, promoted or in the plenary, by id): its author's withdrawal had arrived;
     * ``leases``: at an intake, a bitmap over the roster: member *i*'s lease for the cycle after
       next had arrived;
     * ``revisions``: at the end of an editing window, per proposal the heads of the text its
@@ -102,27 +107,28 @@ class CutOff:
       fix the exact text however long its history).
     """
 
-    ballots: tuple[tuple[bytes, bytes, bytes], ...] = ()
+    votes: tuple[bytes, bytes] = (b"", b"")
     items: tuple[bytes, ...] = ()
     leases: bytes = b""
     revisions: tuple[tuple[bytes, tuple[bytes, ...]], ...] = ()
+    withdrawn: bytes = b""
 
     def to_body(self) -> dict:
-        return {"ballots": [[k, a, b] for k, a, b in self.ballots], "items": list(self.items), "leases": self.leases,
-                "revisions": [[p, list(h)] for p, h in self.revisions]}
+        return {"votes": list(self.votes), "items": list(self.items), "leases": self.leases,
+                "revisions": [[p, list(h)] for p, h in self.revisions], "withdrawn": self.withdrawn}
 
     @classmethod
     def from_body(cls, body) -> "CutOff":
-        if type(body) is not dict or set(body) != {"ballots", "items", "leases", "revisions"}:
-            raise reject("bad_body", "A cut-off lists its ballots, items, leases and revisions.")
-        ballots, items, leases, revisions = body["ballots"], body["items"], body["leases"], body["revisions"]
-        if (type(ballots) is not list or type(items) is not list or type(revisions) is not list or type(leases) is not bytes
-                or len(ballots) > MAX_BALLOTS or len(items) > MAX_ITEMS or len(revisions) > MAX_REVISIONS):
-            raise reject("bad_body", "A cut-off's ballots, items and revisions must be lists of bounded size, its leases a bitmap.")
-        for entry in ballots:
-            if (type(entry) is not list or len(entry) != 3 or type(entry[0]) is not bytes or len(entry[0]) != 32
-                    or type(entry[1]) is not bytes or type(entry[2]) is not bytes):
-                raise reject("bad_body", "Each ballot of a cut-off is [32-byte ballot key, first-choice bitmap, second-choice bitmap].")
+        if type(body) is not dict or set(body) != {"votes", "items", "leases", "revisions", "withdrawn"}:
+            raise reject("bad_body", "A cut-off lists its votes, items, leases, revisions and withdrawals.")
+        votes, items, leases, revisions = body["votes"], body["items"], body["leases"], body["revisions"]
+        if type(body["withdrawn"]) is not bytes:
+            raise reject("bad_body", "A cut-off's withdrawals are a bitmap.")
+        if (type(votes) is not list or len(votes) != 2 or any(type(v) is not bytes for v in votes)
+                or type(items) is not list or type(revisions) is not list or type(leases) is not bytes
+                or len(items) > MAX_ITEMS or len(revisions) > MAX_REVISIONS):
+            raise reject("bad_body", "A cut-off's votes are two bitmaps, its items and revisions lists of bounded size, "
+                                     "its leases a bitmap.")
         if any(type(i) is not bytes or len(i) != 32 for i in items):
             raise reject("bad_body", "Each item of a cut-off is a 32-byte event id.")
         for entry in revisions:
@@ -130,11 +136,10 @@ class CutOff:
                     or type(entry[1]) is not list or not 1 <= len(entry[1]) <= MAX_HEADS
                     or any(type(h) is not bytes or len(h) != 32 for h in entry[1]) or entry[1] != sorted(set(entry[1]))):
                 raise reject("bad_body", f"Each revision of a cut-off is [32-byte proposal id, 1 to {MAX_HEADS} sorted, distinct heads].")
-        keys = [e[0] for e in ballots]
         pids = [e[0] for e in revisions]
-        if keys != sorted(set(keys)) or items != sorted(set(items)) or pids != sorted(set(pids)):
-            raise reject("bad_body", "A cut-off's ballots, items and revisions must be sorted and distinct.")
-        return cls(tuple((k, a, b) for k, a, b in ballots), tuple(items), leases, tuple((p, tuple(h)) for p, h in revisions))
+        if items != sorted(set(items)) or pids != sorted(set(pids)):
+            raise reject("bad_body", "A cut-off's items and revisions must be sorted and distinct.")
+        return cls((votes[0], votes[1]), tuple(items), leases, tuple((p, tuple(h)) for p, h in revisions), body["withdrawn"])
 
 
 def bitmap(indices: Iterable[int], size: int) -> bytes:
@@ -153,12 +158,14 @@ class Decided:
     """The decided set of one deadline, fixed by its commit certificate."""
 
     deadline: bytes
-    #: ballot key -> (first-choice bitmap, second-choice bitmap) of the votes that count
+    #: ballot key -> (first-choice bitmap, second-choice bitmap) over its electorate: the votes that count
     ballots: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)
     #: ids of the exact events (submissions, amendments, withdrawals) that made the deadline
     items: set[bytes] = field(default_factory=set)
     #: bitmap over the roster of the leases that made the deadline (intakes)
     leases: bytes = b""
+    #: bitmap over the proposals in play when the deadline was reached: withdrawn by their author
+    withdrawn: bytes = b""
     #: proposal -> the heads each used cut-off named for it (the legislature takes the changes
     #: more than half of them hold)
     revisions: dict[bytes, list[tuple[bytes, ...]]] = field(default_factory=dict)
@@ -172,8 +179,18 @@ class Decided:
     cutoff_signers: tuple[bytes, ...] = ()
 
 
-def majority(cutoffs: list[CutOff], sizes: Mapping[bytes, int], roster_size: int = 0) -> Decided:
+def layout(sizes: Mapping[bytes, int]) -> list[tuple[bytes, int, int]]:
+    """(ballot key, offset, size) of each ballot in a cut-off's vote bitmaps: key order."""
+    out, offset = [], 0
+    for key in sorted(sizes):
+        out.append((key, offset, sizes[key]))
+        offset += sizes[key]
+    return out
+
+
+def majority(cutoffs: list[CutOff], sizes: Mapping[bytes, int], roster_size: int = 0, in_play: int = 0) -> Decided:
     """The more-than-half rule over the cut-offs used (``Decided`` without certificate fields).
+    ``sizes``: the electorate size of each ballot the deadline closes.
 
     Bitmaps are combined with a bit-sliced counter over Python integers: a plenary of 250,000
     representatives and 21 cut-offs costs a few dozen big-integer operations, not five million
@@ -181,31 +198,33 @@ def majority(cutoffs: list[CutOff], sizes: Mapping[bytes, int], roster_size: int
     """
     k = len(cutoffs)
     threshold = k // 2 + 1
-    per_ballot: dict[bytes, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
     item_counts: dict[bytes, int] = defaultdict(int)
-    leases: list[int] = []
     revisions: dict[bytes, list[tuple[bytes, ...]]] = defaultdict(list)
-    lease_mask = (1 << roster_size) - 1
+    seats = layout(sizes)
+    total = sum(size for _, _, size in seats)
+    vote_mask, lease_mask = (1 << total) - 1, (1 << roster_size) - 1
+    firsts, seconds, leases, withdrawn = [], [], [], []
+    play_mask = (1 << in_play) - 1
     for c in cutoffs:
-        for key, first, second in c.ballots:
-            if key not in sizes:
-                continue  # not a ballot this deadline closes: a Byzantine cut-off's padding
-            mask = (1 << sizes[key]) - 1
-            per_ballot[key][0].append(int.from_bytes(first, "little") & mask)
-            per_ballot[key][1].append(int.from_bytes(second, "little") & mask)
+        withdrawn.append(int.from_bytes(c.withdrawn, "little") & play_mask)
+        firsts.append(int.from_bytes(c.votes[0], "little") & vote_mask)
+        seconds.append(int.from_bytes(c.votes[1], "little") & vote_mask)
         for item in c.items:
             item_counts[item] += 1
         leases.append(int.from_bytes(c.leases, "little") & lease_mask)
         for pid, heads in c.revisions:
             revisions[pid].append(heads)
     out = Decided(b"", used=k)
-    for key, (firsts, seconds) in per_ballot.items():
-        width = (sizes[key] + 7) // 8
-        out.ballots[key] = (_at_least(firsts, threshold).to_bytes(width, "little"), _at_least(seconds, threshold).to_bytes(width, "little"))
+    first, second = _at_least(firsts, threshold), _at_least(seconds, threshold)
+    for key, offset, size in seats:
+        mask, width = (1 << size) - 1, (size + 7) // 8
+        out.ballots[key] = (((first >> offset) & mask).to_bytes(width, "little"), ((second >> offset) & mask).to_bytes(width, "little"))
     out.items = {item for item, n in item_counts.items() if n >= threshold}
     out.leases = _at_least(leases, threshold).to_bytes((roster_size + 7) // 8, "little") if roster_size else b""
     out.revisions = dict(revisions)
+    out.withdrawn = _at_least(withdrawn, threshold).to_bytes((in_play + 7) // 8, "little") if in_play else b""
     return out
+
 
 def _at_least(values: list[int], threshold: int) -> int:
     """Bit i of the result is set iff at least ``threshold`` of ``values`` have bit i set."""
@@ -268,6 +287,7 @@ def find_decision(
     sizes: Mapping[bytes, int],
     seeds: tuple[int, int],
     roster_size: int = 0,
+    in_play: int = 0,
 ) -> Decided | None:
     """The decided set of ``deadline`` if a commit certificate for it is among the records.
 
@@ -314,7 +334,7 @@ def find_decision(
             authors = {c.author for c in used}
             if len(used) != len(ids) or len(authors) != len(used) or len(authors) < need:
                 continue
-            decided = majority([c.body.cutoff for c in used], sizes, roster_size)
+            decided = majority([c.body.cutoff for c in used], sizes, roster_size, in_play)
             decided.deadline, decided.seed_round, decided.round = deadline, seed_round, round_
             decided.signers, decided.cutoff_signers = tuple(sorted(signers)), tuple(sorted(authors))
             return decided

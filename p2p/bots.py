@@ -151,6 +151,7 @@ class AssemblySim:
         dev_beacon: bool = False,
         documents: bool = True,
         bootstrap: tuple[str, ...] = (),
+        start_round: int = 2,
     ):
         self.documents = documents
         spec = load_template(template)
@@ -172,7 +173,7 @@ class AssemblySim:
         else:
             self.dev = None
             chain = QUICKNET
-        parliament = Parliament.from_body(canonical({**spec["parliament"], "start_round": 2}))
+        parliament = Parliament.from_body(canonical({**spec["parliament"], "start_round": start_round}))
         charter = Charter(
             name=name or f"Simulated {template} assembly (seed {seed})",
             roster=tuple(sorted(b.public for b in self.bots)),
@@ -244,7 +245,7 @@ class AssemblySim:
         yield self.charter_wire
         leg = self.legislature
         self._queue: list[Planned] = []
-        self._queue += self._submissions(0, leg.start - 1, 1)
+        self._queue += self._submissions(0, leg.start - 1, max(1, leg.start - 40))
         for cycle in range(self.cycles):
             for what, stage, at in leg.deadlines(cycle):
                 yield from self._emit_until(at)
@@ -337,14 +338,15 @@ class AssemblySim:
             mine = cutoff
             if self.bots[i].kind == "late" and cutoff.items:
                 # a slow node: it had not yet received a few items when the round came out
-                mine = type(cutoff)(cutoff.ballots, tuple(x for x in cutoff.items if self.rng.random() > 0.2), cutoff.leases,
+                mine = type(cutoff)(cutoff.votes, tuple(x for x in cutoff.items if self.rng.random() > 0.2), cutoff.leases,
                                     cutoff.revisions)
             wires = list(self._sign(self.bots[i], "cutoff", {"deadline": name, "cutoff": mine.to_body()}, start))
             cut_ids.append(event_id(wires[-1]))
             yield from wires
         for i in seats:
-            if self.bots[i].kind == "equivocating" and not self.bots[i].forked:
-                # a Byzantine member: two different prevotes in agreement round 0 (a fraud proof)
+            if self.bots[i].kind == "equivocating":
+                # a Byzantine member: two different prevotes in agreement round 0 (a fraud proof,
+                # kept as evidence even after the bot forked its chain)
                 for value in (hashlib.sha256(name + b"lie").digest(), None):
                     yield from self._sign(self.bots[i], "prevote", {"deadline": name, "round": 0, "value": value}, start)
         records = self.replica.records

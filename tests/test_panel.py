@@ -13,7 +13,7 @@ from consensus.legislature import Legislature
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consensus.panel import CutOff, bitmap, bits_of, deadline_key, decode_value, encode_value, has_bit, majority
+from consensus.panel import CutOff, bitmap, bits_of, deadline_key, decode_value, encode_value, has_bit, layout, majority
 from p2p.bots import AssemblySim, Behaviour
 
 HONEST = Behaviour(absent=0, late=0, equivocating=0, unauthorised=0)
@@ -105,16 +105,16 @@ def test_the_more_than_half_rule_and_its_guarantee():
     key = b"k" * 32
     # a vote seen by more than n - q/2 members counts in every choice of q cut-offs
     seen_by = int(n - q / 2) + 1
-    cutoffs = [CutOff(((key, bitmap([0] if i < seen_by else [], 1), bitmap([], 1)),)) for i in range(n)]
+    cutoffs = [CutOff((bitmap([0] if i < seen_by else [], 1), bitmap([], 1))) for i in range(n)]
     for start in range(n):
         used = [cutoffs[(start + j) % n] for j in range(q)]
         # the worst case puts every member that missed it into the used set
-        worst = sorted(cutoffs, key=lambda c: bits_of(c.ballots[0][1], 1) != set())[:q]
+        worst = sorted(cutoffs, key=lambda c: bits_of(c.votes[0], 1) != set())[:q]
         for chosen in (used, worst):
             decided = majority(chosen, {key: 1})
             assert has_bit(decided.ballots[key][0], 0)
     # a vote seen by fewer than half of the used cut-offs never counts
-    few = [CutOff(((key, bitmap([0] if i < q // 2 else [], 1), b"\x00"),)) for i in range(q)]
+    few = [CutOff((bitmap([0] if i < q // 2 else [], 1), b"\x00")) for i in range(q)]
     assert not has_bit(majority(few, {key: 1}).ballots[key][0], 0)
     # items and leases follow the same rule
     item = b"i" * 32
@@ -124,15 +124,19 @@ def test_the_more_than_half_rule_and_its_guarantee():
 
 
 @settings(max_examples=200)
-@given(st.lists(st.tuples(st.binary(min_size=3, max_size=3), st.binary(min_size=3, max_size=3)), min_size=1, max_size=12))
-def test_bit_sliced_majority_equals_counting(maps):
-    """The big-integer majority must agree with plain counting, bit by bit, for both choices."""
-    key, size = b"k" * 32, 20
-    got = majority([CutOff(((key, a, b),)) for a, b in maps], {key: size}).ballots[key]
-    for which in (0, 1):
-        for i in range(size):
-            count = sum(1 for m in maps if i in bits_of(m[which], size))
-            assert has_bit(got[which], i) == (2 * count > len(maps)), (which, i, count, len(maps))
+@given(st.lists(st.tuples(st.binary(min_size=5, max_size=5), st.binary(min_size=5, max_size=5)), min_size=1, max_size=12),
+       st.lists(st.integers(1, 15), min_size=1, max_size=4, unique=True))
+def test_bit_sliced_majority_equals_counting(maps, widths):
+    """The big-integer majority must agree with plain counting, bit by bit, for both choices and
+    every ballot laid out in the vote bitmaps."""
+    sizes = {bytes([i]) * 32: w for i, w in enumerate(widths)}
+    decided = majority([CutOff((a, b)) for a, b in maps], sizes)
+    for key, offset, size in layout(sizes):
+        got = decided.ballots[key]
+        for which in (0, 1):
+            for i in range(size):
+                count = sum(1 for m in maps if offset + i in bits_of(m[which], 40))
+                assert has_bit(got[which], i) == (2 * count > len(maps)), (which, i, count, len(maps))
 
 
 def test_values_encode_and_refuse_malformed_ones():

@@ -117,3 +117,51 @@ def test_a_node_killed_mid_cycle_restarts_and_resumes_its_duties(tmp_path):
 
     with ReplicaStore(net.home / "profiles" / "node-1" / "replica.sqlite") as store:
         assert not store.replica.forks, "nobody equivocated, the restarted node included"
+
+
+def test_a_sync_request_its_requester_abandons_is_no_refusal(tmp_path, small_log):
+    """Regression (a loaded CI run): py-libp2p's requester gives up on a stream whose protocol
+    negotiation took over 10 s and closes or resets it, so the serving node reads EOF where the
+    request should be.  That refused no item: it must not count as a refusal (the testnet test
+    requires an honest network to refuse nothing), only as a sync exchange that broke off.  A
+    malformed request is still a refusal."""
+    import trio
+
+    from p2p import sync
+    from p2p.node import Node
+    from p2p.store import ReplicaStore
+
+    stores = [ReplicaStore.create(tmp_path / f"{k}.sqlite", small_log[0], durable=False) for k in range(2)]
+    server, client = (Node(s, bytes([k + 1]) * 32, say=lambda line: None) for k, s in enumerate(stores))
+
+    async def main():
+        with trio.fail_after(60):
+            stop = trio.Event()
+            async with trio.open_nursery() as nursery:
+                for node in (server, client):
+                    nursery.start_soon(lambda n=node: n.run(stop=stop))
+                while not (server.address and client.address):
+                    await trio.sleep(0.05)
+                assert await client.connect(f"{server.address}/p2p/{server.host.get_id()}")
+                peer = server.host.get_id()
+                for how in ("close", "reset", "garbage"):
+                    stream = await client.host.new_stream(peer, [sync.PROTOCOL])
+                    if how == "garbage":
+                        await sync.write_frame(stream, b"\x00" * 64)
+                        await stream.close()
+                    else:
+                        await getattr(stream, how)()
+                while sum(server.stats.sync_failures.values()) < 2 or not server.stats.sync_refused:
+                    await trio.sleep(0.05)
+                await trio.sleep(0.5)  # anything else would have arrived by now
+                stop.set()
+
+    try:
+        trio.run(main)
+    finally:
+        for s in stores:
+            s.close()
+    status = server.stats
+    assert sum(status.refusals.values()) == 1 and "not_canonical" in status.refusals, (status.refusals, status.refusal_examples)
+    assert status.sync_refused == 1 and status.gossip_refused == 0
+    assert sum(v for k, v in status.sync_failures.items() if k.startswith("serving")) == 2, status.sync_failures

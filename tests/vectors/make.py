@@ -61,15 +61,38 @@ def hostile_items(sim, sim_items: list[bytes]) -> list[bytes]:
     return [bytes(flipped), stranger, other_assembly, cbor2.dumps({"a": 1}), unknown]
 
 
+def finality_attacks(sim, sim_items: list[bytes]) -> list[bytes]:
+    """What a legitimate key can still sign once a deadline is certified (issue 12), appended after
+    the run: a committee member's second version of a counted promote vote (an equivocation:
+    it changes no tally), a third version at that seq (refused), and a beacon round older than
+    the assembly (refused before any check)."""
+    from consensus.beacon import encode_round
+    from consensus.events import event_id, sign_event, split_wire
+
+    def fields(wire):
+        return split_wire(wire, 1 << 20)[2]
+
+    vote = next(i for i in sim_items if i[:1] == b"\x82" and fields(i)["kind"] == "vote" and fields(i)["body"]["choice"] == "promote")
+    f = fields(vote)
+    key = next(b.key for b in sim.bots if b.public == f["author"])
+    common = dict(assembly=f["assembly"], seq=f["seq"], prev=f["prev"], kind="vote", round=f["round"][0], round_prefix=f["round"][1])
+    kill = sign_event(key, body={**f["body"], "choice": "kill"}, **common)
+    third = sign_event(key, body={**f["body"], "choice": "kill", "revision": [bytes(32)]}, **common)
+    assert event_id(kill) != event_id(vote) != event_id(third)
+    return [kill, third, encode_round(sim.dev.sign(1))]
+
+
 def main() -> None:
     from p2p.bots import AssemblySim, Behaviour
     from p2p.logfile import write_log
 
-    sim = AssemblySim("demo", seed=11, proposals=3, cycles=5, behaviour=Behaviour(absent=0.12, late=0.12, equivocating=0.12, unauthorised=0.12))
+    # the assembly starts at round 100, so beacon round 1 is older than it
+    sim = AssemblySim("demo", seed=11, proposals=3, cycles=5, start_round=100,
+                      behaviour=Behaviour(absent=0.12, late=0.12, equivocating=0.12, unauthorised=0.12))
     items = list(sim.run())
     vectors = {
         "demo-run": items,
-        "demo-run-with-rejections": items[:40] + hostile_items(sim, items) + items[40:],
+        "demo-run-with-rejections": items[:40] + hostile_items(sim, items) + items[40:] + finality_attacks(sim, items),
     }
     for name, log in vectors.items():
         path = HERE / f"{name}.log"
