@@ -185,7 +185,7 @@ def test_a_node_takes_its_bootstrap_peers_and_port_from_the_profile_settings(net
 
 def test_representatives_nodes_take_their_panel_duties_on_their_own(net, tmp_path):
     """Four representatives' own profiles on a charter's roster: with nothing but beacon rounds
-    arriving, their nodes lease, sign cut-offs and run each deadline's agreement by themselves;
+    arriving, their nodes lease, sign cut-offs and run the intake's agreement by themselves;
     an observer of the same assembly signs nothing."""
     import hashlib
     import time
@@ -224,7 +224,8 @@ def test_representatives_nodes_take_their_panel_duties_on_their_own(net, tmp_pat
     final = net.wait_for(names, lambda s: s["state_hash"] == final[reps[0]]["state_hash"], 60, "one state everywhere")
     for r in reps:
         signed = final[r]["duties"]["signed"]
-        assert final[r]["duties"]["members"] == 1 and signed["lease"] == 1 and signed["cutoff"] >= 2 and signed["precommit"] >= 2, final[r]
+        # with no proposal, only the intake needs a decision (a deadline nothing depends on gets no panel)
+        assert final[r]["duties"]["members"] == 1 and signed["lease"] == 1 and signed["cutoff"] >= 1 and signed["precommit"] >= 1, final[r]
     assert "duties" not in final["observer"] and final["observer"]["published"] == 0
     for name in names + ["beacon"]:
         net.stop(name)
