@@ -97,6 +97,10 @@ class Ledger(Protocol):
 
     def add_fork(self, author: bytes, seq: int, first: bytes, second: bytes) -> None: ...
 
+    def add_version(self, author: bytes, seq: int, wire: bytes) -> None:
+        """A third (or later) version of one seq by an equivocator, kept as evidence."""
+        ...
+
 
 class MemoryLedger:
     """A ledger in dictionaries, for tests and small logs."""
@@ -104,6 +108,7 @@ class MemoryLedger:
     def __init__(self) -> None:
         self.events: dict[tuple[bytes, int], Stored] = {}
         self.forks: dict[tuple[bytes, int], tuple[bytes, bytes]] = {}
+        self.versions: dict[tuple[bytes, int], list[bytes]] = {}
 
     def get(self, author: bytes, seq: int) -> Stored | None:
         return self.events.get((author, seq))
@@ -113,6 +118,9 @@ class MemoryLedger:
 
     def add_fork(self, author: bytes, seq: int, first: bytes, second: bytes) -> None:
         self.forks.setdefault((author, seq), (first, second))
+
+    def add_version(self, author: bytes, seq: int, wire: bytes) -> None:
+        self.versions.setdefault((author, seq), []).append(wire)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +198,10 @@ class Replica:
         self.forks: dict[bytes, int] = {}
         #: (author, seq) -> id of the second version kept as the fraud proof
         self.seconds: dict[tuple[bytes, int], bytes] = {}
+        #: (author, seq) -> ids of any further versions (an equivocator may sign many)
+        self.versions: dict[tuple[bytes, int], set[bytes]] = {}
+        #: author -> events kept from their fork on (bounded: see ``_after_fork``)
+        self.kept: dict[bytes, int] = {}
         self.blocked: dict[bytes, tuple[int, str]] = {}
         self.pending: dict[bytes, set[int]] = {}
         self.proposals: dict[bytes, Proposal] = {}
@@ -289,6 +301,14 @@ class Replica:
         """Add a beacon round of the charter's chain, after verifying it (unless the caller did).
         Rounds older than the assembly (less ``ANCIENT_MARGIN``) are refused before any check."""
         if rnd.round in self.beacon:
+            # the same round again, or a forgery of a known one: which arrived first must not
+            # decide what is reported, so a different signature is checked like any round
+            if verified or hashlib.sha256(rnd.signature).digest() == self.beacon[rnd.round]:
+                return Outcome(DUPLICATE)
+            try:
+                self.charter.beacon.verify(rnd)
+            except InvalidInput as exc:
+                return Outcome(REJECTED, None, exc.rejection)
             return Outcome(DUPLICATE)
         if rnd.round < self.first_round() - ANCIENT_MARGIN:
             return Outcome(REJECTED, None, Rejection(
@@ -373,28 +393,31 @@ class Replica:
     def _after_fork(self, ev: Event, fork: int) -> Outcome:
         """An event of an equivocator at or after their fork: kept as evidence, never applied.
 
-        At most two versions of one seq are kept (they prove the fork); a third is refused, and
-        nothing further than ``max_pending_ahead`` beyond the chain is kept: a proven equivocator
-        cannot make a replica store without bound."""
+        Every version of every seq is kept, so what a replica holds is a function of the set of
+        events (a certificate may have decided any one of them), up to a bound: at most
+        ``2 * max_pending_ahead`` events of one equivocator, and none further than
+        ``max_pending_ahead`` beyond their chain.  Past the bound a proven equivocator's flood is
+        refused (then, and only then, which of its events a replica holds depends on order)."""
         author, seq = ev.author, ev.seq
         stored = self.ledger.get(author, seq)
-        if stored is not None and stored.id == ev.id:
+        if stored is not None and (stored.id == ev.id or self.seconds.get((author, seq)) == ev.id
+                                   or ev.id in self.versions.get((author, seq), ())):
             return Outcome(DUPLICATE, ev.id)
-        if stored is not None and self.seconds.get((author, seq)) == ev.id:
-            return Outcome(DUPLICATE, ev.id)
+        head = self.heads.get(author)
+        if seq - (head.seq if head else 0) > self.limits.max_pending_ahead or self.kept.get(author, 0) >= 2 * self.limits.max_pending_ahead:
+            return Outcome(REJECTED, ev.id, Rejection(
+                "too_far_ahead", f"The author equivocated at seq {fork}; no more of their events are kept "
+                f"(at most {2 * self.limits.max_pending_ahead}, none more than {self.limits.max_pending_ahead} beyond their chain).",
+                fatal=False))
         if stored is None:
-            head = self.heads.get(author)
-            if seq - (head.seq if head else 0) > self.limits.max_pending_ahead:
-                return Outcome(REJECTED, ev.id, Rejection(
-                    "too_far_ahead", f"The author equivocated at seq {fork}; evidence further than "
-                    f"{self.limits.max_pending_ahead} events beyond their chain is not kept.", fatal=False))
             self.ledger.put(author, seq, Stored(ev.id, ev.wire, EXCLUDED, "after_fork"))
         elif (author, seq) in self.seconds:
-            return Outcome(REJECTED, ev.id, Rejection(
-                "third_version", f"The author already signed two different events at seq {seq}; a third is not kept.", fatal=False))
+            self.ledger.add_version(author, seq, ev.wire)
+            self.versions.setdefault((author, seq), set()).add(ev.id)
         else:
             self.ledger.add_fork(author, seq, stored.wire, ev.wire)
             self.seconds[(author, seq)] = ev.id
+        self.kept[author] = self.kept.get(author, 0) + 1
         self._keep_evidence(ev)
         return Outcome(EXCLUDED, ev.id, Rejection(
             "excluded_after_fork", f"The author equivocated at seq {fork}; their events from there on are kept as evidence, "
@@ -590,6 +613,8 @@ class Replica:
         records: Iterable[bytes] = (),
         rounds: Iterable[tuple[int, bytes]] = (),
         seconds: Iterable[bytes] = (),
+        versions: Iterable[bytes] = (),
+        kept: Iterable[tuple[bytes, int]] = (),
     ) -> None:
         """Load derived state saved by a store (the store's derived tables), instead of replaying.
         ``forks`` lists every fork proof's (author, seq); ``seconds`` their second versions."""
@@ -605,6 +630,7 @@ class Replica:
         for pid, author, withdrawn in proposals:
             self.proposals[pid] = Proposal(author, bool(withdrawn))
         self.certified.update(certified)
+        self.kept.update(kept)
         for wire in records:
             ev = self._decode(wire, check_signature=False)
             record = Record(ev.id, ev.author, ev.seq, ev.round, ev.round_prefix, ev.kind, ev.body)
@@ -613,11 +639,15 @@ class Replica:
                 self.evidence[ev.id] = record
             else:
                 self.records[ev.id] = record
-        for wire in seconds:
-            ev = self._decode(wire, check_signature=False)
-            self.seconds[(ev.author, ev.seq)] = ev.id
-            if ev.kind in LEGISLATIVE:
-                self.evidence[ev.id] = Record(ev.id, ev.author, ev.seq, ev.round, ev.round_prefix, ev.kind, ev.body)
+        for extra, wires in ((False, seconds), (True, versions)):
+            for wire in wires:
+                ev = self._decode(wire, check_signature=False)
+                if extra:
+                    self.versions.setdefault((ev.author, ev.seq), set()).add(ev.id)
+                else:
+                    self.seconds[(ev.author, ev.seq)] = ev.id
+                if ev.kind in LEGISLATIVE:
+                    self.evidence[ev.id] = Record(ev.id, ev.author, ev.seq, ev.round, ev.round_prefix, ev.kind, ev.body)
         for number, randomness in rounds:
             if number not in self.beacon:
                 self._put_round(number, randomness)

@@ -146,7 +146,8 @@ def cmd_verify(args) -> int:
             for e in report.equivocations:
                 print(f"  author {e['author'][:16]}… signed two events at seq {e['seq']}: {', '.join(x[:16] + '…' for x in e['events'])}")
             if report.excluded:
-                print(f"  {report.excluded} later items by equivocating authors were excluded")
+                print(f"  {report.excluded} events of equivocating authors from their fork on are kept as evidence: they count "
+                      "only where a certificate decided them before the fork")
         else:
             print("Equivocations: none")
         if report.damage:
@@ -181,6 +182,11 @@ def _print_legislature(report, details: bool) -> None:
             print(line)
         if leg.get("panel_equivocations"):
             print(f"  panel equivocations (fraud proofs): {len(leg['panel_equivocations'])}")
+        redrawn = [d for d in leg.get("deadlines", []) if d.get("generation")]
+        if redrawn:
+            print(f"  deadlines settled by a fresh panel after the first did not decide in time: {len(redrawn)}")
+        if leg.get("stray_votes"):
+            print(f"  votes on ballots that do not exist: {len(leg['stray_votes'])}")
         print("  (klero verify --details lists every draw, ballot, vote not counted and certificate)")
     else:
         for d in leg["draws"]:
@@ -196,14 +202,18 @@ def _print_legislature(report, details: bool) -> None:
         for d in leg.get("deadlines", []):
             cert = d.get("certificate")
             if cert:
+                gen = d.get("generation", 0)
+                by = (f" (panel generation {gen}: the earlier panels had not decided within the charter's bound)" if gen else "")
                 print(f"  deadline cycle {d['cycle']} {d['what']} (round {d['round']}): certificate of agreement round "
                       f"{cert['agreement_round']}, precommits by {len(cert['signers'])} of {len(d['panel'])} panel members "
-                      f"({', '.join(short(x) for x in cert['signers'])}); draws and tie-breaks use round {d['seed_round']}")
+                      f"({', '.join(short(x) for x in cert['signers'])}){by}; draws and tie-breaks use round {d['seed_round']}")
             else:
                 print(f"  deadline cycle {d['cycle']} {d['what']} (round {d['round']}): settled by the {d['rule']} rule")
         for e in leg.get("panel_equivocations", []):
             print(f"  panel equivocation: {short(e['author'])} signed two different {e['kind']} messages "
                   f"({', '.join(short(x) for x in e['events'])})")
+        for v in leg.get("stray_votes", []):
+            print(f"  vote on no ballot: {short(v['author'])} ({short(v['event'])}): {v['reason']}")
     print("Proposals:")
     statuses = Counter(p["status"] for p in leg["proposals"])
     print("  " + ", ".join(f"{v} {k}" for k, v in sorted(statuses.items())))

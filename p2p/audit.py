@@ -15,11 +15,23 @@ from typing import Callable
 
 from consensus.errors import InvalidInput, KleroError
 from consensus.events import decode_charter, event_id, peek_kind
-from consensus.replica import APPLIED, DUPLICATE, EQUIVOCATION, INVALID, PENDING, REJECTED
+from consensus.replica import DUPLICATE, EXCLUDED, INVALID, PENDING, REJECTED
 
 from .logfile import LogDamage, read_items
 from .pipeline import checked
 from .store import ReplicaStore
+
+
+#: the sentence for each chain rule an event can break (the replica stores only the code)
+_INVALID_REASONS = {
+    "prev_mismatch": "The event does not follow its author's previous event (its prev names another event).",
+    "round_backwards": "The event names an older beacon round than its author's previous event.",
+    "round_rate": "The author signed more events in one beacon round than the charter allows.",
+    "not_own_proposal": "A representative may withdraw only a proposal they submitted earlier.",
+    "already_withdrawn": "The proposal was already withdrawn.",
+    "already_certified": "The registrar already certified this key.",
+    "nothing_to_revoke": "A registrar may revoke only a certification they hold.",
+}
 
 
 class LogError(KleroError):
@@ -39,7 +51,7 @@ class Report:
     #: items rejected or found invalid, and events still waiting for a predecessor at the end
     rejected: list[dict] = field(default_factory=list)
     equivocations: list[dict] = field(default_factory=list)
-    #: items ignored because their author had equivocated earlier in their chain
+    #: events of equivocating authors from their fork on: kept as evidence, counted for no open deadline
     excluded: int = 0
     state_hash: str = ""
     damage: dict | None = None
@@ -135,7 +147,8 @@ def verify_log(
         replica = store.replica
         report.assembly = replica.assembly.hex()
         report.name = replica.charter.name
-        waiting: dict[bytes, int] = {}
+        first_index: dict[bytes, int] = {}
+
         def wire_of(item):
             return b"" if isinstance(item, LogDamage) else item[2]
 
@@ -154,40 +167,36 @@ def verify_log(
                 if progress:
                     progress(index + 1)
             status = outcome.status
-            if status == APPLIED:
-                for eid in outcome.applied[1:]:
-                    waiting.pop(eid, None)
-            elif status == PENDING:
-                waiting[outcome.event_id] = index
-            elif status == DUPLICATE:
+            if outcome.event_id is not None and status != DUPLICATE:
+                first_index.setdefault(outcome.event_id, index)
+            if status == DUPLICATE:
                 if outcome.event_id != replica.assembly:  # the charter founded the replay
                     report.duplicates += 1
-            elif status == EQUIVOCATION:
-                for eid in outcome.excluded:
-                    waiting.pop(eid, None)
-            elif status == REJECTED and outcome.rejection.code == "excluded_after_fork":
-                report.excluded += 1
-            elif status in (REJECTED, INVALID):
+            elif status == REJECTED and outcome.rejection.code not in ("excluded_after_fork",):
                 report.rejected.append({"index": index, **outcome.rejection.as_dict()})
-            for eid, rejection in outcome.invalid:
-                if eid != outcome.event_id and eid in waiting:
-                    report.rejected.append({"index": waiting.pop(eid), **rejection.as_dict()})
         store.flush()
-        for index in sorted(waiting.values()):
+        # what stays invalid or waiting is read from the replica at the end, not from the order the
+        # items came in: the report is a function of the set of items (a shuffled log gives the same)
+        for eid, code in store.db.execute("SELECT id, reason FROM events WHERE status = ?", [INVALID]):
+            report.rejected.append({"index": first_index.get(eid, -1), "code": code, "reason": _INVALID_REASONS.get(code, code)})
+        for (eid,) in store.db.execute("SELECT id FROM events WHERE status = ?", [PENDING]):
             report.rejected.append({
-                "index": index,
+                "index": first_index.get(eid, -1),
                 "code": "missing_predecessor",
                 "reason": "The event waits for an earlier event of its author that is not in the log.",
             })
-        report.rejected.sort(key=lambda r: r["index"])
+        report.rejected.sort(key=lambda r: (r["index"], r["code"]))
+        report.excluded = (store.db.execute("SELECT count(*) FROM events WHERE status = ?", [EXCLUDED]).fetchone()[0]
+                           + store.db.execute("SELECT count(*) FROM forks").fetchone()[0])
         for author, seq in sorted(replica.forks.items()):
             first, second = store.db.execute(
                 "SELECT first, second FROM forks WHERE author = ? AND seq = ?", [author, seq]
             ).fetchone()
+            more = [w for (w,) in store.db.execute("SELECT wire FROM versions WHERE author = ? AND seq = ?", [author, seq])]
             report.equivocations.append({
                 "author": author.hex(),
                 "seq": seq,
-                "events": sorted([event_id(first).hex(), event_id(second).hex()]),
+                "events": sorted(event_id(w).hex() for w in [first, second, *more]),
             })
         report.events = replica.applied_count()
         report.rounds = len(replica.beacon)

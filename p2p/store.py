@@ -77,6 +77,13 @@ def m005_peers(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE peers (address TEXT PRIMARY KEY, last_seen REAL NOT NULL)")
 
 
+@migrations()
+def m006_versions(db: sqlite_utils.Database) -> None:
+    # a third or later version of one seq by an equivocator (the first two are events and forks):
+    # every version is evidence a certificate may have decided (docs/finality.md)
+    db.execute("CREATE TABLE versions (id BLOB PRIMARY KEY, author BLOB NOT NULL, seq INTEGER NOT NULL, wire BLOB NOT NULL)")
+
+
 class StoreError(KleroError):
     """The replica file cannot be used as asked."""
 
@@ -115,6 +122,7 @@ class ReplicaStore:
     def _open(self, _charter_wire: bytes | None) -> None:
         self._overlay: dict[tuple[bytes, int], Stored] = {}
         self._forks: list[tuple[bytes, int, bytes, bytes]] = []
+        self._versions: list[tuple[bytes, bytes, int, bytes]] = []
         self._rounds: list[tuple[bytes, int, bytes, bytes | None]] = []
         stored = self._meta("charter")
         if stored is None:
@@ -151,6 +159,11 @@ class ReplicaStore:
 
     def add_fork(self, author: bytes, seq: int, first: bytes, second: bytes) -> None:
         self._forks.append((author, seq, first, second))
+
+    def add_version(self, author: bytes, seq: int, wire: bytes) -> None:
+        from consensus.events import event_id
+
+        self._versions.append((event_id(wire), author, seq, wire))
 
     # ------------------------------------------------------------------ writing
 
@@ -193,7 +206,7 @@ class ReplicaStore:
         """Commit buffered events and the derived rows that follow from them, atomically."""
         # Read the changes now but clear them only after COMMIT: a failed commit keeps them for a retry.
         changes = self.replica.changes
-        if not self._overlay and not self._forks and not self._rounds and not (
+        if not self._overlay and not self._forks and not self._versions and not self._rounds and not (
             changes.authors or changes.proposals or changes.certifications or changes.records
         ):
             return
@@ -207,6 +220,7 @@ class ReplicaStore:
             self.db.conn.executemany(
                 "INSERT OR IGNORE INTO forks (author, seq, first, second) VALUES (?, ?, ?, ?)", self._forks
             )
+            self.db.conn.executemany("INSERT OR IGNORE INTO versions VALUES (?, ?, ?, ?)", self._versions)
             self.db.conn.executemany("INSERT OR IGNORE INTO beacon_rounds VALUES (?, ?, ?, ?)", self._rounds)
             rows = []
             for author in changes.authors:
@@ -242,6 +256,7 @@ class ReplicaStore:
         self.replica.drain_changes()
         self._overlay.clear()
         self._forks.clear()
+        self._versions.clear()
         self._rounds.clear()
 
     def close(self) -> None:
@@ -282,7 +297,7 @@ class ReplicaStore:
     def wires(self) -> Iterator[bytes]:
         """What an exported log holds: the charter, the cached rounds of its beacon (as
         ``[round, signature, previous]`` items), every stored signed event by author and seq,
-        and both sides of every fork."""
+        and every version of every fork."""
         from consensus.beacon import BeaconRound, encode_round
 
         charter = self._meta("charter")
@@ -296,6 +311,8 @@ class ReplicaStore:
             yield wire
         for (second,) in self.db.execute("SELECT second FROM forks ORDER BY author, seq"):
             yield second
+        for (wire,) in self.db.execute("SELECT wire FROM versions ORDER BY author, seq, id"):
+            yield wire
 
     # ------------------------------------------------------------------ beacon rounds
 
@@ -398,6 +415,11 @@ class ReplicaStore:
                 "SELECT round, signature FROM beacon_rounds WHERE chain = ?", [self.replica.charter.beacon.hash]
             )),
             seconds=[w for (w,) in db.execute("SELECT second FROM forks")],
+            versions=[w for (w,) in db.execute("SELECT wire FROM versions")],
+            kept=db.execute(
+                """SELECT author, sum(n) FROM (SELECT author, count(*) AS n FROM events WHERE status = 'excluded' AND reason = 'after_fork' GROUP BY author
+                   UNION ALL SELECT author, count(*) FROM forks GROUP BY author
+                   UNION ALL SELECT author, count(*) FROM versions GROUP BY author) GROUP BY author""").fetchall(),
         )
 
     def _transaction(self):

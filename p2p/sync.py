@@ -156,6 +156,10 @@ def missing(store, request: Request) -> Iterator[bytes]:
         if author not in request.forks and budget > 0:
             budget -= 1
             yield second
+    for author, wire in db.execute("SELECT author, wire FROM versions ORDER BY author, seq, id").fetchall():
+        if author not in request.forks and budget > 0:
+            budget -= 1
+            yield wire
 
 
 def frames(items: Iterator[bytes], max_frame: int = MAX_FRAME) -> Iterator[bytes]:

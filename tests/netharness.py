@@ -111,7 +111,9 @@ def refusal_report(statuses: dict[str, dict | None], logs: dict[str, str], tail:
         s = statuses[name] or {}
         lines.append(f"--- {name}: refused {s.get('gossip_refused', '?')} by gossip, {s.get('sync_refused', '?')} by sync; "
                      f"by code {json.dumps(s.get('refusals', {}), sort_keys=True)}; beacon round {s.get('beacon_round')}, "
-                     f"events {s.get('events')}, state {str(s.get('state_hash', ''))[:16]}")
+                     f"events {s.get('events')}, state {str(s.get('state_hash', ''))[:16]}; "
+                     f"sync exchanges broken off (not refusals) {json.dumps(s.get('sync_failures', {}), sort_keys=True)}; "
+                     f"event-loop lag ms {json.dumps(s.get('loop_lag_ms'))}")
         for code, examples in sorted((s.get("refusal_examples") or {}).items()):
             for e in examples:
                 lines.append(f"    {code}: {json.dumps(e, sort_keys=True)}")

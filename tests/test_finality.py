@@ -335,3 +335,37 @@ def test_a_panel_with_two_silent_members_gives_way_to_a_present_one():
     for d in redrawn:
         assert len(d["panel"]) == leg.p.panel_size
         assert len(set(d["certificate"]["signers"]) & absent) == 0
+
+
+# --------------------------------------------------------------------------- 7. reports are functions of the set
+
+
+@pytest.mark.slow
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(order=st.randoms(use_true_random=False), dups=st.lists(st.integers(0, 10_000), max_size=40))
+def test_the_whole_verify_report_of_a_hostile_log_is_a_function_of_its_items(tmp_path_factory, order, dups):
+    """The golden hostile vector (bad signatures, strangers, another assembly, an unknown kind, a
+    retroactive fork, a third version, an ancient round, equivocating bots), shuffled and with
+    duplicates: every field of ``klero verify --json`` but the item indices and the duplicate
+    count is the same as for the log in order."""
+    from pathlib import Path
+
+    from p2p.audit import verify_log
+    from p2p.logfile import read_items, write_log
+
+    path = Path(__file__).resolve().parent / "vectors" / "demo-run-with-rejections.log"
+    items = [i[2] for i in read_items(path)]
+    shuffled = list(items)
+    order.shuffle(shuffled)
+    shuffled += [items[i % len(items)] for i in dups]
+    other = tmp_path_factory.mktemp("shuffled") / "log"
+    write_log(other, shuffled)
+
+    def comparable(report) -> dict:
+        d = report.as_dict()
+        for key in ("path", "items", "duplicates"):
+            del d[key]
+        d["rejected"] = sorted((r["code"], r["reason"]) for r in d["rejected"])
+        return d
+
+    assert comparable(verify_log(other, workers=1)) == comparable(verify_log(path, workers=1))

@@ -66,7 +66,7 @@ def test_migrations_are_named_and_recorded(tmp_path, small_log):
     path = tmp_path / "r.sqlite"
     with ReplicaStore.create(path, small_log[0]) as store:
         names = [r[0] for r in store.db.execute("SELECT name FROM _sqlite_migrations ORDER BY rowid")]
-        assert names == ["m001_raw_events", "m002_derived_state", "m003_beacon_rounds", "m004_legislative_records", "m005_peers"]
+        assert names == ["m001_raw_events", "m002_derived_state", "m003_beacon_rounds", "m004_legislative_records", "m005_peers", "m006_versions"]
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

@@ -27,7 +27,7 @@ def expected_of(path: Path) -> dict:
         "events": report["events"],
         "rounds": report["rounds"],
         "rejected": [{"index": r["index"], "code": r["code"]} for r in report["rejected"]],
-        "equivocations": [{"author": e["author"], "seq": e["seq"]} for e in report["equivocations"]],
+        "equivocations": [{"author": e["author"], "seq": e["seq"], "versions": len(e["events"])} for e in report["equivocations"]],
         "cycles": report["cycles"],
         "proposals": [{"id": p["id"], "status": p["status"], "stage": p["stage"]} for p in report["proposals"]],
         "ballots": [
@@ -64,15 +64,17 @@ def hostile_items(sim, sim_items: list[bytes]) -> list[bytes]:
 def finality_attacks(sim, sim_items: list[bytes]) -> list[bytes]:
     """What a legitimate key can still sign once a deadline is certified (issue 12), appended after
     the run: a committee member's second version of a counted promote vote (an equivocation:
-    it changes no tally), a third version at that seq (refused), and a beacon round older than
-    the assembly (refused before any check)."""
+    it changes no tally), a third version at that seq (evidence too), and a beacon round older
+    than the assembly (refused before any check)."""
     from consensus.beacon import encode_round
     from consensus.events import event_id, sign_event, split_wire
 
     def fields(wire):
         return split_wire(wire, 1 << 20)[2]
 
-    vote = next(i for i in sim_items if i[:1] == b"\x82" and fields(i)["kind"] == "vote" and fields(i)["body"]["choice"] == "promote")
+    honest = {b.public for b in sim.bots if b.kind == "honest"}
+    vote = next(i for i in sim_items if i[:1] == b"\x82" and fields(i)["kind"] == "vote" and fields(i)["body"]["choice"] == "promote"
+                and fields(i)["author"] in honest)
     f = fields(vote)
     key = next(b.key for b in sim.bots if b.public == f["author"])
     common = dict(assembly=f["assembly"], seq=f["seq"], prev=f["prev"], kind="vote", round=f["round"][0], round_prefix=f["round"][1])
