@@ -270,7 +270,7 @@ class PanelDuties:
 def _first_cutoffs(replica, d: _Deadline) -> set[bytes]:
     """The first cut-off of each panel member for ``d`` (one per member: values need distinct authors)."""
     first: dict[bytes, tuple[int, bytes]] = {}
-    members = set(d.panel)
+    members = set(d.panel) - set(replica.forks)  # a proven equivocator takes part in no open deadline
     for r in replica.records.values():
         if r.kind == "cutoff" and r.body.deadline == d.name and r.author in members:
             if r.author not in first or r.seq < first[r.author][0]:
