@@ -35,6 +35,7 @@ from consensus.events import event_id, sign_event
 from consensus.kinds import PANEL_KINDS
 from consensus.legislature import Legislature, Waiting
 from consensus.panel import deadline_key, decode_value, encode_value, proposer_offset, valid_value
+from consensus.replica import APPLIED, Outcome
 
 #: beacon rounds after a deadline's round at which a member starts its agreement even without a
 #: quorum of cut-offs in hand (the proposer then waits, the others time out to the next round)
@@ -61,7 +62,12 @@ class Hands:
         common = dict(assembly=r.assembly, seq=head.seq + 1 if head else 1, prev=head.id if head else None,
                       kind=kind, round=at, round_prefix=prefix)
         wire = sign_event(self.keys[author], body=body, **common)
-        self._add(wire)
+        outcome = self._add(wire)
+        if isinstance(outcome, Outcome) and outcome.status != APPLIED:
+            # never believe we signed what our own replica refused (a cut-off over the event
+            # limit once did): the step stops and says why (Reactor.problem)
+            raise RuntimeError(f"our own {kind} was not applied ({outcome.status}): "
+                               f"{outcome.rejection.reason if outcome.rejection else ''}")
         self.out.append(wire)
         if twin is not None:
             other = sign_event(self.keys[author], body=twin, **common)

@@ -216,9 +216,10 @@ def test_byzantine_panel_members_cannot_stop_the_honest_ones(messages):
             for who, (kind, round_, value, valid_round) in messages:
                 author = bytes(liars[who].verify_key)
                 if kind == "cutoff":
-                    body = {"deadline": name, "cutoff": {"ballots": [], "items": [], "leases": b"", "revisions": []}}
+                    body = {"deadline": name, "cutoff": {"votes": [b"", b""], "items": [], "leases": b"", "revisions": [], "withdrawn": b""}}
                 elif kind == "propose":
-                    junk = value if value and len(value) != 32 else encode_value([value or bytes(32)], number + 2)
+                    # junk, a value naming one unknown cut-off, or one naming round 2^62 (invalid: past the charter's bound)
+                    junk = value if value and len(value) != 32 else encode_value([value or bytes(32)], number + 2 if valid_round < 2 else 1 << 62)
                     body = {"deadline": name, "round": round_, "valid_round": min(valid_round, round_ - 1), "value": junk}
                 else:
                     body = {"deadline": name, "round": round_, "value": value_id(value) if value and len(value) != 32 else value}
