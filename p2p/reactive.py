@@ -242,7 +242,11 @@ class ReactiveBots:
 
     def _settled_revision(self, leg, replica, now: int, draw, stage, state):
         """The revision the committee votes on, once the evaluation fixed it (None: not yet)."""
-        if stage.mode == EDIT and any(r.kind == "doc.change" and r.body.proposal == draw.proposal for r in replica.records.values()):
+        # under the panel rule the editing window is always decided (the text may hold changes
+        # this node has not received); under the declared-round rule only when there are changes
+        has_text = leg.p.deadline_rule == "panel" or any(r.kind == "doc.change" and r.body.proposal == draw.proposal
+                                                           for r in replica.records.values())
+        if stage.mode == EDIT and has_text:
             if leg.decision("edit", now, draw.stage) is None:
                 return None
         if stage.mode == AMEND:
