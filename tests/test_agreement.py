@@ -934,3 +934,31 @@ def test_forged_certificates_fail_check():
         assert not Certificate(0, value, tuple(range(q - 1)) + (-1,)).check(n)
         assert not Certificate(0, value, tuple(range(q))).check(n + q)  # a quorum of a smaller panel
     assert certificate_of(Agreement(4, 0, valid, lambda: None)) is None
+
+
+def test_a_member_that_saw_a_polka_refuses_fresh_values_but_not_the_polka_value():
+    """Member 2 of 4 precommitted nil, then saw a quorum prevote X0 (a polka: it holds X0 as its
+    valid value without being locked).  In round 1 the Byzantine proposer offers a fresh value B:
+    member 2 prevotes nil, so a proposer who knows the polka value's seed randomness is already
+    public cannot choose a fresh value instead (docs/finality.md).  In round 2 member 2 itself
+    proposes X0 again, with its valid round, and prevotes it."""
+    x0 = honest_value(0)
+    a = Agreement(4, 2, valid, lambda: honest_value(2), timeouts=Timeouts(propose=2, prevote=1, precommit=1, growth=0))
+    a.start(1)
+    assert a.receive(0, Proposal(0, x0, -1)) == [Vote(PREVOTE, 0, value_id(x0))]
+    a.receive(0, Vote(PREVOTE, 0, value_id(x0)))
+    a.receive(1, Vote(PREVOTE, 0, NIL))  # three prevotes: the prevote timer runs
+    assert Vote(PRECOMMIT, 0, NIL) in a.tick(3)
+    a.receive(3, Vote(PREVOTE, 0, value_id(x0)))  # the polka arrives after the precommit
+    assert (a.valid_value, a.valid_round, a.locked_round) == (x0, 0, -1)
+    a.receive(0, Vote(PRECOMMIT, 0, NIL))
+    a.receive(1, Vote(PRECOMMIT, 0, NIL))
+    a.tick(5)
+    assert a.round == 1
+    assert a.receive(1, Proposal(1, VALUE_B, -1)) == [Vote(PREVOTE, 1, NIL)]
+    for m in (0, 1, 3):
+        a.receive(m, Vote(PREVOTE, 1, NIL))
+    for m in (0, 1, 3):
+        a.receive(m, Vote(PRECOMMIT, 1, NIL))
+    out = a.tick(9)
+    assert a.round == 2 and Proposal(2, x0, 0) in out and Vote(PREVOTE, 2, value_id(x0)) in out
