@@ -97,6 +97,19 @@ def heads_of(changes: Iterable[Record]) -> tuple[tuple[bytes, ...], list[Record]
     return tuple(sorted(kept - referenced)), left_out
 
 
+def closure(heads: Iterable[bytes], by_hash: Mapping[bytes, Record]) -> set[bytes]:
+    """The changes a revision holds: its heads and every change they depend on, among the
+    document changes ``by_hash`` holds (change hash -> ``doc.change`` record)."""
+    seen: set[bytes] = set()
+    todo = [h for h in heads if h in by_hash]
+    while todo:
+        h = todo.pop()
+        if h not in seen:
+            seen.add(h)
+            todo.extend(d for d in by_hash[h].body.deps if d in by_hash)
+    return seen
+
+
 def over_rate(changes: Iterable[Record], per_round: int) -> set[bytes]:
     """Ids of the document changes beyond ``per_round`` by one author in one beacon round (in the
     author's chain order: the first ones count)."""
@@ -862,15 +875,7 @@ class Legislature:
         return {h for h, n in counts.items() if n > used // 2}
 
     def _closure(self, heads) -> set[bytes]:
-        by_hash = self._inputs.change_by_hash
-        seen: set[bytes] = set()
-        todo = [h for h in heads if h in by_hash]
-        while todo:
-            h = todo.pop()
-            if h not in seen:
-                seen.add(h)
-                todo.extend(x for x in by_hash[h].body.deps if x in by_hash)
-        return seen
+        return closure(heads, self._inputs.change_by_hash)
 
     def _ignore(self, pid: bytes, r: Record, reason: str) -> None:
         self._result.ignored_changes.append({"proposal": pid.hex(), "change": r.body.hash.hex(), "author": r.author.hex(),

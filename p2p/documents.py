@@ -8,8 +8,8 @@ from pathlib import Path
 
 from consensus.errors import KleroError
 from consensus.kinds import Amend, DocChange, Submit
-from consensus.legislature import Legislature
-from consensus.replica import Record, Replica
+from consensus.legislature import Legislature, closure
+from consensus.replica import Replica
 from crdt import ProposalDocument
 
 from .audit import _leading_charter, find_charters
@@ -68,24 +68,14 @@ def proposal_text(replica: Replica, prefix: str, *, latest: bool = False) -> Pro
     revision = doc.heads()
     if not latest and decided is not None and decided.revision and all(h in by_hash for h in decided.revision):
         revision, which = tuple(decided.revision), "the revision the assembly last decided on"
-    closure = _closure(revision, by_hash)
-    signers = sorted({by_hash[h].author for h in closure})
-    history = [{"change": r.body.hash.hex(), "author": r.author.hex(), "round": r.round, "in_revision": r.body.hash in closure}
+    held = closure(revision, by_hash)
+    signers = sorted({by_hash[h].author for h in held})
+    history = [{"change": r.body.hash.hex(), "author": r.author.hex(), "round": r.round, "in_revision": r.body.hash in held}
                for r in sorted(changes, key=lambda r: (r.round, r.author, r.seq))]
     amendments = [{"id": r.id.hex(), "author": r.author.hex(), "round": r.round, "cycle": r.body.cycle,
                    "heads": [h.hex() for h in r.body.heads], "summary": r.body.summary}
                   for r in sorted(replica.records.values(), key=lambda r: (r.round, r.id))
                   if isinstance(r.body, Amend) and r.body.proposal == pid]
-    return ProposalText(pid, subs[pid].body.title, doc, revision, signers, max(by_hash[h].round for h in closure), which,
+    return ProposalText(pid, subs[pid].body.title, doc, revision, signers, max(by_hash[h].round for h in held), which,
                         history, amendments)
 
-
-def _closure(revision, by_hash: dict[bytes, Record]) -> set[bytes]:
-    seen: set[bytes] = set()
-    todo = [h for h in revision if h in by_hash]
-    while todo:
-        h = todo.pop()
-        if h not in seen:
-            seen.add(h)
-            todo.extend(d for d in by_hash[h].body.deps if d in by_hash)
-    return seen
