@@ -369,3 +369,35 @@ def test_the_whole_verify_report_of_a_hostile_log_is_a_function_of_its_items(tmp
         return d
 
     assert comparable(verify_log(other, workers=1)) == comparable(verify_log(path, workers=1))
+
+
+def test_a_fork_proven_before_a_deadline_excludes_its_author_from_it():
+    """The other half of the rule: an equivocating bot's fork is public at once, so at every
+    ballot whose panel signed after it, the bot's seat counts neither way in the decided facts
+    (its votes are listed, not counted)."""
+    from consensus.panel import ballot_key, has_bit
+
+    sim = AssemblySim("demo", seed=11, proposals=3, cycles=4, start_round=100,
+                      behaviour=Behaviour(absent=0, late=0, equivocating=0.12, unauthorised=0))
+    items = list(sim.run())
+    replica = replay(sim.charter_wire, items[1:])
+    result = evaluate(replica)
+    assert replica.forks, "the equivocating bot forked"
+    roster = tuple(sorted(replica.charter.roster))
+    checked = 0
+    for author, seq in replica.forks.items():
+        fork_round = replica._decode(replica.ledger.get(author, seq).wire, check_signature=False).round
+        for b in result.ballots:
+            if b.outcome in ("refused", "withdrawn") or b.closes <= fork_round + 2:
+                continue
+            what = {"stage": "ballots", "amendment": "amendment ballots", "plenary": "plenary"}[b.kind]
+            deadline = next(d for d in result.deadlines if (d["what"], d["cycle"], d["stage"]) == (what, b.cycle, b.stage))
+            electorate = roster if b.kind == "plenary" else tuple(sorted(next(
+                d.members for d in result.draws if (d.proposal, d.cycle, d.stage) == (b.proposal, b.cycle, b.stage))))
+            if author not in electorate:
+                continue
+            first, second = (bytes.fromhex(x) for x in deadline["decided_ballots"][ballot_key(b.proposal, b.cycle, b.stage, b.amendment).hex()])
+            i = electorate.index(author)
+            assert not has_bit(first, i) and not has_bit(second, i), "a forked author's seat counted after the fork"
+            checked += 1
+    assert checked, "the forked bot sat on a later ballot"
