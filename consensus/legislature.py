@@ -732,7 +732,6 @@ class Legislature:
         independent of the others' in one cycle), so a deadline is reached, and its panel can
         sign, as soon as every earlier one is decided; returns what each stage promoted."""
         promoted: dict[int, list[tuple[bytes, tuple[bytes, ...]]]] = defaultdict(list)
-        plenary_stage = len(self.p.stages) + 1
         valid: dict[int, dict[bytes, list[Record]]] = {}
         for what, stage_no, _ in self.deadlines(cycle):
             entries = work.get(stage_no, [])

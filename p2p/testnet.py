@@ -34,7 +34,7 @@ from pathlib import Path
 from consensus import cbor
 from consensus.errors import KleroError
 
-from .logfile import read_items, write_log
+from .logfile import write_log
 
 #: seconds a reactive testnet's common state must stay unchanged after the last round to count as done
 SETTLE_S = 3.0
