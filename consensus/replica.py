@@ -12,10 +12,11 @@ How an event is judged, cheapest first:
 2. **Position** in the author's hash chain (Secure Scuttlebutt style).  A second, different
    event at a ``seq`` already held is an *equivocation*: both are kept as a fraud proof and the
    author's chain stops before that ``seq``, by every node, whichever arrived first.  What the
-   author signed from there on is *excluded* from their chain but kept as **evidence** (at most
-   two versions of each ``seq``, at most ``max_pending_ahead`` beyond the chain): a deadline a
-   commit certificate already decided keeps the exact events it decided, so a later fork
-   changes nothing decided (docs/finality.md).  An event beyond the next ``seq`` is held as
+   author signed from there on is *excluded* from their chain but kept as **evidence** (every
+   version of every ``seq``, up to ``2 * max_pending_ahead`` events, none further than
+   ``max_pending_ahead`` beyond the chain): a deadline a commit certificate already decided
+   keeps the exact events it decided, so a later fork changes nothing decided
+   (docs/finality.md).  An event beyond the next ``seq`` is held as
    *pending* until its predecessors arrive.
 3. **Chain** (the next ``seq``): ``prev`` must be the id of the applied predecessor, beacon
    rounds never go back, at most ``max_events_per_round`` per round, and kind rules that depend
@@ -208,7 +209,7 @@ class Replica:
         self.certified: set[tuple[bytes, bytes]] = set()
         #: applied events of the legislative kinds, by id: the legislature's input
         self.records: dict[bytes, Record] = {}
-        #: legislative events of equivocators from their fork on (both versions): never counted
+        #: legislative events of equivocators from their fork on (every version): never counted
         #: for an open deadline, but found by id when a certificate decided them earlier
         self.evidence: dict[bytes, Record] = {}
         #: verified beacon randomness by round (the other input of the state)
@@ -313,7 +314,7 @@ class Replica:
         if rnd.round < self.first_round() - ANCIENT_MARGIN:
             return Outcome(REJECTED, None, Rejection(
                 "ancient_round", f"Beacon round {rnd.round} is older than this assembly (it begins at round {self.first_round()}); "
-                "rounds before it decide nothing and are not kept.", fatal=False))
+                "rounds before it decide nothing and are not kept."))  # fatal: no honest node relays one
         try:
             randomness = rnd.randomness if verified else self.charter.beacon.verify(rnd)
         except InvalidInput as exc:
