@@ -45,7 +45,9 @@ def worst_cases(reps: int, rng: random.Random) -> dict:
         # the intake: each author's first `quota` submissions, withdrawals of promoted proposals, every lease
         "intake": CutOff(items=tuple(ids(reps * quota)), leases=everyone, withdrawn=bitmap(range(in_play), in_play)),
         # the editing window: every stage-1 text written by its author and all its drafting committee
-        "edit": CutOff(revisions=tuple((os.urandom(32), tuple(ids(drafting.committee + 1))) for _ in range(stage1))),
+        "edit": CutOff(revisions=tuple(tuple(ids(drafting.committee + 1)) for _ in range(stage1))),
+        # the same with one head a text (what editors whose clients merge leave)
+        "edit (one head a text)": CutOff(revisions=tuple(tuple(ids(1)) for _ in range(stage1))),
         # stage-2 amendments: every member of every review committee proposes its maximum
         "amendments": CutOff(items=tuple(ids(min(drafting.slots * review.committee * AMENDMENTS_PER_MEMBER, reps * p.max_seats * AMENDMENTS_PER_MEMBER)))),
         # the stage-1 ballots: every member of every drafting committee voted

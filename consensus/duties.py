@@ -71,11 +71,7 @@ def honest_cutoff(leg, records: Mapping[bytes, Record], what: str, cycle: int, s
                 per_member[(r.author, pid)] += 1
                 items.add(r.id)
     elif what == "edit":
-        for (k, pid) in sorted(leg.committees(cycle)):
-            if k == stage:
-                heads = leg.drafted_heads(pid, cycle, stage, at, forked)
-                if heads:
-                    revisions.append((pid, heads))
+        revisions = [leg.drafted_heads(pid, cycle, stage, at, forked) for pid in leg.texts(cycle, stage)]
     first_choice, second_choice = [], []
     specs = leg.specs(what, cycle, stage)
     if specs:

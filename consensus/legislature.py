@@ -615,7 +615,9 @@ class Legislature:
                 )
             gen, panel, found = best
             withdrawn = frozenset(pid for i, pid in enumerate(in_play) if has_bit(found.withdrawn, i))
-            decision = Decision(deadline, found.seed_round, found.items, found.ballots, found.leases, found.revisions,
+            texts = self.texts(cycle, stage) if what == "edit" else ()
+            revisions = {texts[i]: named for i, named in found.revisions.items() if i < len(texts)}
+            decision = Decision(deadline, found.seed_round, found.items, found.ballots, found.leases, revisions,
                                 found.used, withdrawn, panel, found, gen)
         self._decisions[key] = decision
         self.waiting_at = None
@@ -626,6 +628,11 @@ class Legislature:
         still take out (each fixed by earlier decisions, so every node lists the same)."""
         live = (IN_COMMITTEE, PROMOTED, IN_PLENARY)
         return tuple(sorted(pid for pid, state in self._result.proposals.items() if state.status in live))
+
+    def texts(self, cycle: int, stage: int) -> tuple[bytes, ...]:
+        """The proposals a stage's editing window freezes, in id order (a cut-off's revisions
+        are aligned with them): those drawn a committee at the cycle's intake."""
+        return tuple(sorted(pid for (k, pid) in self._committees.get(cycle, {}) if k == stage))
 
     def in_play(self, what: str, cycle: int, stage: int) -> tuple[bytes, ...]:
         """The proposals in play when the last evaluation reached a deadline (a cut-off's

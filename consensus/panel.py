@@ -102,20 +102,21 @@ class CutOff:
       committee, promoted or in the plenary, by id): its author's withdrawal had arrived;
     * ``leases``: at an intake, a bitmap over the roster: member *i*'s lease for the cycle after
       next had arrived;
-    * ``revisions``: at the end of an editing window, per proposal the heads of the text its
-      author and committee had made by then (document changes are content-addressed, so heads
-      fix the exact text however long its history).
+    * ``revisions``: at the end of an editing window, for each of the stage's proposals (in id
+      order) the heads of the text its author and committee had made by then, empty if none
+      (document changes are content-addressed, so heads fix the exact text however long its
+      history; which proposals follows from the decided intake, so no ids).
     """
 
     votes: tuple[bytes, bytes] = (b"", b"")
     items: tuple[bytes, ...] = ()
     leases: bytes = b""
-    revisions: tuple[tuple[bytes, tuple[bytes, ...]], ...] = ()
+    revisions: tuple[tuple[bytes, ...], ...] = ()
     withdrawn: bytes = b""
 
     def to_body(self) -> dict:
         return {"votes": list(self.votes), "items": list(self.items), "leases": self.leases,
-                "revisions": [[p, list(h)] for p, h in self.revisions], "withdrawn": self.withdrawn}
+                "revisions": [list(h) for h in self.revisions], "withdrawn": self.withdrawn}
 
     @classmethod
     def from_body(cls, body) -> "CutOff":
@@ -131,15 +132,13 @@ class CutOff:
                                      "its leases a bitmap.")
         if any(type(i) is not bytes or len(i) != 32 for i in items):
             raise reject("bad_body", "Each item of a cut-off is a 32-byte event id.")
-        for entry in revisions:
-            if (type(entry) is not list or len(entry) != 2 or type(entry[0]) is not bytes or len(entry[0]) != 32
-                    or type(entry[1]) is not list or not 1 <= len(entry[1]) <= MAX_HEADS
-                    or any(type(h) is not bytes or len(h) != 32 for h in entry[1]) or entry[1] != sorted(set(entry[1]))):
-                raise reject("bad_body", f"Each revision of a cut-off is [32-byte proposal id, 1 to {MAX_HEADS} sorted, distinct heads].")
-        pids = [e[0] for e in revisions]
-        if items != sorted(set(items)) or pids != sorted(set(pids)):
-            raise reject("bad_body", "A cut-off's items and revisions must be sorted and distinct.")
-        return cls((votes[0], votes[1]), tuple(items), leases, tuple((p, tuple(h)) for p, h in revisions), body["withdrawn"])
+        for heads in revisions:
+            if (type(heads) is not list or len(heads) > MAX_HEADS or any(type(h) is not bytes or len(h) != 32 for h in heads)
+                    or heads != sorted(set(heads))):
+                raise reject("bad_body", f"Each revision of a cut-off is a list of at most {MAX_HEADS} sorted, distinct 32-byte heads.")
+        if items != sorted(set(items)):
+            raise reject("bad_body", "A cut-off's items must be sorted and distinct.")
+        return cls((votes[0], votes[1]), tuple(items), leases, tuple(tuple(h) for h in revisions), body["withdrawn"])
 
 
 def bitmap(indices: Iterable[int], size: int) -> bytes:
@@ -168,7 +167,8 @@ class Decided:
     withdrawn: bytes = b""
     #: proposal -> the heads each used cut-off named for it (the legislature takes the changes
     #: more than half of them hold)
-    revisions: dict[bytes, list[tuple[bytes, ...]]] = field(default_factory=dict)
+    #: position of a text (its proposal, in the deadline's id order) -> the heads each used cut-off named
+    revisions: dict[int, list[tuple[bytes, ...]]] = field(default_factory=dict)
     #: how many cut-offs the value used (the denominator of "more than half")
     used: int = 0
     seed_round: int = 0
@@ -199,7 +199,7 @@ def majority(cutoffs: list[CutOff], sizes: Mapping[bytes, int], roster_size: int
     k = len(cutoffs)
     threshold = k // 2 + 1
     item_counts: dict[bytes, int] = defaultdict(int)
-    revisions: dict[bytes, list[tuple[bytes, ...]]] = defaultdict(list)
+    revisions: dict[int, list[tuple[bytes, ...]]] = defaultdict(list)
     seats = layout(sizes)
     total = sum(size for _, _, size in seats)
     vote_mask, lease_mask = (1 << total) - 1, (1 << roster_size) - 1
@@ -212,8 +212,9 @@ def majority(cutoffs: list[CutOff], sizes: Mapping[bytes, int], roster_size: int
         for item in c.items:
             item_counts[item] += 1
         leases.append(int.from_bytes(c.leases, "little") & lease_mask)
-        for pid, heads in c.revisions:
-            revisions[pid].append(heads)
+        for position, heads in enumerate(c.revisions):
+            if heads:
+                revisions[position].append(heads)
     out = Decided(b"", used=k)
     first, second = _at_least(firsts, threshold), _at_least(seconds, threshold)
     for key, offset, size in seats:
