@@ -205,6 +205,8 @@ class Replica:
         self.kept: dict[bytes, int] = {}
         self.blocked: dict[bytes, tuple[int, str]] = {}
         self.pending: dict[bytes, set[int]] = {}
+        #: beacon round -> authors whose next event names it and waits for it
+        self.awaiting: dict[int, set[bytes]] = {}
         self.proposals: dict[bytes, Proposal] = {}
         self.certified: set[tuple[bytes, bytes]] = set()
         #: applied events of the legislative kinds, by id: the legislature's input
@@ -325,6 +327,21 @@ class Replica:
     def _put_round(self, number: int, randomness: bytes) -> None:
         self.beacon[number] = randomness
         self._hash.add(b"round" + number.to_bytes(8, "big") + randomness)
+        for author in sorted(self.awaiting.pop(number, ())):
+            self._release(author)
+
+    def _release(self, author: bytes) -> None:
+        """Apply an author's next event if it was waiting for a beacon round that is now known."""
+        head = self.heads.get(author)
+        nxt = (head.seq if head else 0) + 1
+        waiting = self.pending.get(author)
+        fork = self.forks.get(author)
+        if not waiting or nxt not in waiting or author in self.blocked or (fork is not None and nxt >= fork):
+            return
+        waiting.discard(nxt)
+        if not waiting:
+            del self.pending[author]
+        self._extend(self._trusted(self.ledger.get(author, nxt)))
 
     def add_all(self, wires: Iterable[bytes]) -> list[Outcome]:
         return [self.add(w) for w in wires]
@@ -437,6 +454,16 @@ class Replica:
         author = ev.author
         current: Event | None = ev
         while current is not None:
+            if current.round and current.round not in self.beacon:
+                # it names a beacon round this replica does not hold yet: it waits for it (its
+                # prefix can only be checked then), and its successors wait behind it
+                if self.ledger.get(author, current.seq) is None or current is ev:
+                    self.ledger.put(author, current.seq, Stored(current.id, current.wire, PENDING))
+                self.pending.setdefault(author, set()).add(current.seq)
+                self.awaiting.setdefault(current.round, set()).add(author)
+                if current is ev:
+                    return Outcome(PENDING, ev.id, None, tuple(applied), tuple(invalid))
+                break
             head = self.heads.get(author)
             problem = self._chain_problem(current, head)
             if problem is not None:
@@ -468,6 +495,9 @@ class Replica:
         return Outcome(APPLIED, ev.id, None, tuple(applied), tuple(invalid))
 
     def _chain_problem(self, ev: Event, head: Head | None) -> Rejection | None:
+        if ev.round and self.beacon[ev.round][:8] != ev.round_prefix:
+            return Rejection("wrong_round_prefix", f"The event names beacon round {ev.round} with randomness that is not that "
+                                                   "round's: it cannot have seen it.")
         if head is not None:
             if ev.prev != head.id:
                 return Rejection("prev_mismatch", "The event does not follow its author's previous event (its prev names another event).")
@@ -652,4 +682,13 @@ class Replica:
         for number, randomness in rounds:
             if number not in self.beacon:
                 self._put_round(number, randomness)
+        for author, waiting in list(self.pending.items()):
+            head = self.heads.get(author)
+            nxt = (head.seq if head else 0) + 1
+            if nxt in waiting and author not in self.blocked:
+                event = self._trusted(self.ledger.get(author, nxt))
+                if event.round and event.round not in self.beacon:
+                    self.awaiting.setdefault(event.round, set()).add(author)
+                else:  # its round came before a crash let it apply
+                    self._release(author)
         self.changes = Changes()

@@ -1,8 +1,10 @@
 """Seeded generation of valid signed logs, for tests, benchmarks and ``klero simulate``.
 
-Everything is derived from the seed (keys included), so a run can be reproduced exactly.  The
-beacon rounds named by events are placeholders until the dev beacon (issue 3) exists: the
-round number grows with the log and the randomness prefix is a hash of it.
+Everything is derived from the seed (keys included), so a run can be reproduced exactly.  These
+logs are about chains, signatures and storage, not time: their events name no beacon round
+(round 0), so they need no beacon rounds to apply, and their charter lifts the per-round event
+limit accordingly.  The charter's beacon is a dev chain derived from the seed (:attr:`dev`), so
+a test that is about rounds signs real ones (``sim.dev.sign(n)``) and names their prefix.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ def derived_key(seed: int, role: str, index: int) -> SigningKey:
 
 
 def fake_round_prefix(round_number: int) -> bytes:
+    """A made-up randomness prefix for a round: what an event that never saw the round carries
+    (a replica refuses it once the real round is known: ``wrong_round_prefix``)."""
     return hashlib.sha256(b"klero-sim/round" + round_number.to_bytes(8, "big")).digest()[:8] if round_number else b""
 
 
@@ -54,11 +58,16 @@ class Simulation:
         self.convenor = Author(derived_key(self.seed, "convenor", 0))
         self.registrar_authors = [Author(derived_key(self.seed, "registrar", i)) for i in range(self.registrars)]
         self.rep_authors = [Author(derived_key(self.seed, "rep", i)) for i in range(self.reps)]
+        from .bots import seeded_dev_beacon
+
+        self.dev = seeded_dev_beacon(self.seed, 1000)
         charter = Charter(
             name=self.name,
             registrars=tuple(a.public for a in self.registrar_authors),
             roster=tuple(a.public for a in self.rep_authors),
-            limits=Limits(),
+            # every event names round 0 here, so the per-round limit is lifted (not under test)
+            limits=Limits(max_events_per_round=1 << 16),
+            beacon=self.dev.chain,
         )
         self.charter_wire = self._sign(self.convenor, NO_ASSEMBLY, "charter", charter.to_body(), 0)
         self.assembly = event_id(self.charter_wire)
@@ -73,8 +82,6 @@ class Simulation:
             prev=author.prev,
             kind=kind,
             body=body,
-            round=rnd,
-            round_prefix=fake_round_prefix(rnd),
         )
         if seq is None:
             author.seq += 1
@@ -82,6 +89,7 @@ class Simulation:
         return wire
 
     def next_round(self) -> int:
+        """The round an event would name (kept for callers that pace by it; events name round 0)."""
         return 1 + self.count // self.events_per_round
 
     def event(self) -> bytes:

@@ -9,11 +9,13 @@ so it stays small and documented (docs/sync.md):
        "rounds": [[first, last], ...], "max": n}
 
   ``have`` is the requester's frontier: for each author, the highest seq up to which it stores
-  every event (sorted by author, distinct); ``forks`` the authors whose fork proof it holds; ``rounds`` the intervals of
+  every event (sorted by author, distinct); ``forks`` the authors whose fork proof it holds
+  (informative: every version of every fork is sent anyway); ``rounds`` the intervals of
   beacon rounds it holds (sorted, disjoint); ``max`` how many items it wants at most.
 * **Response**: frames of at most ``MAX_FRAME`` bytes, each a CBOR array of items (beacon rounds
-  ``[round, signature, previous]`` first, then signed events by author and seq, then the second
-  side of fork proofs); an empty array ends the response.  Items are exactly what a log holds,
+  ``[round, signature, previous]`` first, then signed events by author and seq, then every
+  further version of every fork: evidence a certificate may have decided, docs/finality.md); an
+  empty array ends the response.  Items are exactly what a log holds,
   so the requester feeds them to ``ReplicaStore.add_item`` like a log import.
 
 Everything that arrives is validated by the replica as if it came from a file: the protocol
@@ -152,14 +154,19 @@ def missing(store, request: Request) -> Iterator[bytes]:
             yield wire
         if budget <= 0:
             return
-    for author, second in db.execute("SELECT author, second FROM forks ORDER BY author, seq").fetchall():
-        if author not in request.forks and budget > 0:
-            budget -= 1
-            yield second
-    for author, wire in db.execute("SELECT author, wire FROM versions ORDER BY author, seq, id").fetchall():
-        if author not in request.forks and budget > 0:
-            budget -= 1
-            yield wire
+    # every version of every fork, even to a peer that holds a fork proof of that author: it may
+    # lack another version, and an equivocator's versions are evidence a certificate may have
+    # decided (docs/finality.md); they are few and bounded, so resending them costs little
+    for (second,) in db.execute("SELECT second FROM forks ORDER BY author, seq").fetchall():
+        if budget <= 0:
+            return
+        budget -= 1
+        yield second
+    for (wire,) in db.execute("SELECT wire FROM versions ORDER BY author, seq, id").fetchall():
+        if budget <= 0:
+            return
+        budget -= 1
+        yield wire
 
 
 def frames(items: Iterator[bytes], max_frame: int = MAX_FRAME) -> Iterator[bytes]:

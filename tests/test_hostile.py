@@ -128,7 +128,7 @@ def world() -> World:
     # rep 1 equivocates; rep 2's next event is held back so its successor waits as pending
     fork = sim.fork(1)
     fork_seq = sim.rep_authors[1].seq
-    rnd = sim.next_round()
+    rnd = 0  # the simulation's events name no beacon round (p2p/simulate.py)
     rep2 = sim.rep_authors[2]
     held_back = sign_event(
         rep2.key, assembly=sim.assembly, seq=rep2.seq + 1, prev=rep2.prev, kind="proposal.submit",
@@ -247,7 +247,7 @@ def next_fields(r: Replica, key: SigningKey, kind: str, body, /, **override) -> 
         "author": author,
         "seq": head.seq + 1 if head else 1,
         "prev": head.id if head else None,
-        "round": [w.round, fake_round_prefix(w.round)],
+        "round": [w.round, fake_round_prefix(w.round)],  # round 0: no round, no prefix
         "kind": kind,
         "body": body,
     }

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from consensus import Replica
 from consensus.events import event_id, sign_event
 from consensus.lthash import LtHash
+from consensus.events import NO_ASSEMBLY
 from consensus.replica import APPLIED, DUPLICATE, EQUIVOCATION, INVALID, PENDING
 from p2p.simulate import Simulation, fake_round_prefix
 
@@ -31,11 +32,10 @@ def hostile_log():
     rep, other = honest[0], honest[1]
     foreign = other.proposals[0] if other.proposals else sim.all_proposals[0]
     # a withdrawal of somebody else's proposal: invalid, and it blocks rep's chain there
-    rnd = sim.next_round()
     bad = sign_event(rep.key, assembly=sim.assembly, seq=rep.seq + 1, prev=rep.prev, kind="proposal.withdraw",
-                     body={"proposal": foreign}, round=rnd, round_prefix=fake_round_prefix(rnd))
+                     body={"proposal": foreign})
     after = sign_event(rep.key, assembly=sim.assembly, seq=rep.seq + 2, prev=event_id(bad), kind="comment",
-                       body={"proposal": foreign, "text": "after the invalid one"}, round=rnd, round_prefix=fake_round_prefix(rnd))
+                       body={"proposal": foreign, "text": "after the invalid one"})
     wires += [bad, after]
     return sim, wires
 
@@ -118,42 +118,68 @@ def test_gap_waits_then_releases_in_order(small_log):
 
 
 def test_round_rules_break_the_chain_with_reasons():
+    """Rounds never go back along a chain, a prefix must be the named round's, and an event
+    naming a round the replica does not hold yet waits for it (with its successors)."""
     sim = Simulation(seed=5, reps=2)
     charter = sim.charter_wire
     rep = sim.rep_authors[0]
     key = rep.key
-    w1 = sign_event(key, assembly=sim.assembly, seq=1, prev=None, kind="proposal.submit",
-                    body={"title": "t", "summary": ""}, round=10, round_prefix=fake_round_prefix(10))
+    rounds = {n: sim.dev.sign(n) for n in (9, 10, 11)}
+
+    def at(n):
+        return dict(round=n, round_prefix=rounds[n].randomness[:8])
+
+    w1 = sign_event(key, assembly=sim.assembly, seq=1, prev=None, kind="proposal.submit", body={"title": "t", "summary": ""}, **at(10))
     back = sign_event(key, assembly=sim.assembly, seq=2, prev=event_id(w1), kind="comment",
-                      body={"proposal": event_id(w1), "text": "x"}, round=9, round_prefix=fake_round_prefix(9))
+                      body={"proposal": event_id(w1), "text": "x"}, **at(9))
     r = Replica(charter)
-    assert r.add(w1).status == APPLIED
-    out = r.add(back)
-    assert out.status == INVALID and out.rejection.code == "round_backwards"
+    assert r.add(w1).status == PENDING, "round 10 is not known yet"
+    r.add_round(rounds[9])
+    assert r.add(back).status == PENDING and not r.heads.get(rep.public)
+    r.add_round(rounds[10])  # releases w1, then back, which goes back in rounds
+    assert r.heads[rep.public].seq == 1 and r.blocked[rep.public] == (2, "round_backwards")
     wrong_prev = sign_event(key, assembly=sim.assembly, seq=2, prev=bytes(32), kind="comment",
-                            body={"proposal": event_id(w1), "text": "x"}, round=10, round_prefix=fake_round_prefix(10))
+                            body={"proposal": event_id(w1), "text": "x"}, **at(10))
     r2 = Replica(charter)
+    r2.add_round(rounds[10])
     r2.add(w1)
     assert r2.add(wrong_prev).rejection.code == "prev_mismatch"
     # two different signed events at seq 2, one of them invalid: still an equivocation
     assert r.add(wrong_prev).status == EQUIVOCATION
+    # a prefix that is not the named round's: the event could not have seen it
+    forged = sign_event(key, assembly=sim.assembly, seq=2, prev=event_id(w1), kind="comment",
+                        body={"proposal": event_id(w1), "text": "y"}, round=11, round_prefix=fake_round_prefix(11))
+    r3 = Replica(charter)
+    r3.add_round(rounds[10])
+    r3.add(w1)
+    assert r3.add(forged).status == PENDING
+    r3.add_round(rounds[11])
+    assert r3.blocked[rep.public] == (2, "wrong_round_prefix")
 
 
 def test_rate_limit_per_round():
+    from consensus.charter import Charter, Limits
+
     sim = Simulation(seed=6, reps=2)
-    limit = sim.charter_wire and Replica(sim.charter_wire).limits.max_events_per_round
+    charter = Charter(name="Default limits", roster=tuple(a.public for a in sim.rep_authors), limits=Limits(),
+                      beacon=sim.dev.chain)
+    wire = sign_event(sim.convenor.key, assembly=NO_ASSEMBLY, seq=1, prev=None, kind="charter", body=charter)
+    r = Replica(wire)
+    assembly = event_id(wire)
+    limit = r.limits.max_events_per_round
     rep = sim.rep_authors[0]
-    r = Replica(sim.charter_wire)
+    rnd = sim.dev.sign(3)
+    r.add_round(rnd)
     prev, outcome = None, None
     first = None
     for seq in range(1, limit + 2):
         if seq == 1:
-            w = sign_event(rep.key, assembly=sim.assembly, seq=1, prev=None, kind="proposal.submit",
-                           body={"title": "t", "summary": ""}, round=3, round_prefix=fake_round_prefix(3))
+            w = sign_event(rep.key, assembly=assembly, seq=1, prev=None, kind="proposal.submit",
+                           body={"title": "t", "summary": ""}, round=3, round_prefix=rnd.randomness[:8])
             first = event_id(w)
         else:
-            w = sign_event(rep.key, assembly=sim.assembly, seq=seq, prev=prev, kind="comment",
-                           body={"proposal": first, "text": str(seq)}, round=3, round_prefix=fake_round_prefix(3))
+            w = sign_event(rep.key, assembly=assembly, seq=seq, prev=prev, kind="comment",
+                           body={"proposal": first, "text": str(seq)}, round=3, round_prefix=rnd.randomness[:8])
         prev = event_id(w)
         outcome = r.add(w)
     assert outcome.status == INVALID and outcome.rejection.code == "round_rate"
@@ -165,13 +191,13 @@ def test_pending_is_bounded():
     rep = sim.rep_authors[0]
     far = sim.charter_wire and Replica(sim.charter_wire).limits.max_pending_ahead + 5
     w = sign_event(rep.key, assembly=sim.assembly, seq=far, prev=bytes(32), kind="proposal.submit",
-                   body={"title": "t", "summary": ""}, round=1, round_prefix=fake_round_prefix(1))
+                   body={"title": "t", "summary": ""})
     r = Replica(sim.charter_wire)
     out = r.add(w)
     assert out.rejection.code == "too_far_ahead" and not out.rejection.fatal
     assert not r.pending
     near = sign_event(rep.key, assembly=sim.assembly, seq=3, prev=bytes(32), kind="proposal.submit",
-                      body={"title": "t", "summary": ""}, round=1, round_prefix=fake_round_prefix(1))
+                      body={"title": "t", "summary": ""})
     assert r.add(near).status == PENDING
 
 
