@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from consensus.errors import InvalidInput, KleroError
-from consensus.events import decode_charter, event_id, peek_kind
+from consensus.events import decode_charter, event_id, peek_kind, split_wire
 from consensus.replica import DUPLICATE, EXCLUDED, INVALID, PENDING, REJECTED
 
 from .logfile import LogDamage, read_items
@@ -27,6 +27,7 @@ _INVALID_REASONS = {
     "prev_mismatch": "The event does not follow its author's previous event (its prev names another event).",
     "round_backwards": "The event names an older beacon round than its author's previous event.",
     "round_rate": "The author signed more events in one beacon round than the charter allows.",
+    "wrong_round_prefix": "The event names a beacon round with randomness that is not that round's: it cannot have seen it.",
     "not_own_proposal": "A representative may withdraw only a proposal they submitted earlier.",
     "already_withdrawn": "The proposal was already withdrawn.",
     "already_certified": "The registrar already certified this key.",
@@ -179,12 +180,14 @@ def verify_log(
         # items came in: the report is a function of the set of items (a shuffled log gives the same)
         for eid, code in store.db.execute("SELECT id, reason FROM events WHERE status = ?", [INVALID]):
             report.rejected.append({"index": first_index.get(eid, -1), "code": code, "reason": _INVALID_REASONS.get(code, code)})
-        for (eid,) in store.db.execute("SELECT id FROM events WHERE status = ?", [PENDING]):
-            report.rejected.append({
-                "index": first_index.get(eid, -1),
-                "code": "missing_predecessor",
-                "reason": "The event waits for an earlier event of its author that is not in the log.",
-            })
+        for eid, author, seq, wire in store.db.execute("SELECT id, author, seq, wire FROM events WHERE status = ?", [PENDING]):
+            head = replica.heads.get(author)
+            named = split_wire(wire, 1 << 24)[2]["round"][0]
+            if seq == (head.seq if head else 0) + 1 and named not in replica.beacon:
+                code, reason = "unknown_round", f"The event names beacon round {named}, which the log does not hold."
+            else:
+                code, reason = "missing_predecessor", "The event waits for an earlier event of its author that is not in the log."
+            report.rejected.append({"index": first_index.get(eid, -1), "code": code, "reason": reason})
         report.rejected.sort(key=lambda r: (r["index"], r["code"]))
         report.excluded = (store.db.execute("SELECT count(*) FROM events WHERE status = ?", [EXCLUDED]).fetchone()[0]
                            + store.db.execute("SELECT count(*) FROM forks").fetchone()[0])

@@ -35,7 +35,8 @@ def test_vector(log):
 def test_vectors_cover_rejections_equivocations_and_neutralised_votes():
     data = json.loads((HERE / "demo-run-with-rejections.expected.json").read_text())
     codes = {r["code"] for r in data["rejected"]}
-    assert {"bad_signature", "unknown_author", "wrong_assembly", "unknown_kind", "ancient_round"} <= codes
+    assert {"bad_signature", "unknown_author", "wrong_assembly", "unknown_kind", "ancient_round", "wrong_round_prefix",
+            "unknown_round"} <= codes
     assert any(e["versions"] == 3 for e in data["equivocations"]), "a fork with a third version, all kept as evidence"
     # the equivocation came after the run: it changed no decision of the run without it
     plain = json.loads((HERE / "demo-run.expected.json").read_text())

@@ -64,8 +64,9 @@ def hostile_items(sim, sim_items: list[bytes]) -> list[bytes]:
 def finality_attacks(sim, sim_items: list[bytes]) -> list[bytes]:
     """What a legitimate key can still sign once a deadline is certified (issue 12), appended after
     the run: a committee member's second version of a counted promote vote (an equivocation:
-    it changes no tally), a third version at that seq (evidence too), and a beacon round older
-    than the assembly (refused before any check)."""
+    it changes no tally), a third version at that seq (evidence too), a beacon round older than
+    the assembly (refused before any check), an event whose round prefix is not its round's (it
+    breaks its author's chain) and one naming a round the log never holds (it waits)."""
     from consensus.beacon import encode_round
     from consensus.events import event_id, sign_event, split_wire
 
@@ -81,7 +82,16 @@ def finality_attacks(sim, sim_items: list[bytes]) -> list[bytes]:
     kill = sign_event(key, body={**f["body"], "choice": "kill"}, **common)
     third = sign_event(key, body={**f["body"], "choice": "kill", "revision": [bytes(32)]}, **common)
     assert event_id(kill) != event_id(vote) != event_id(third)
-    return [kill, third, encode_round(sim.dev.sign(1))]
+    # another honest bot names a published round with a made-up prefix, and a third one a round
+    # the log never holds (it waits for it for ever)
+    others = [b for b in sim.bots if b.kind == "honest" and b.public != f["author"]][:2]
+    top = max(sim.replica.beacon)
+    fake = sign_event(others[0].key, assembly=f["assembly"], seq=others[0].seq + 1, prev=others[0].prev, kind="comment",
+                      body={"proposal": f["body"]["proposal"], "text": "I saw that round"}, round=top, round_prefix=bytes(8))
+    unheard = sign_event(others[1].key, assembly=f["assembly"], seq=others[1].seq + 1, prev=others[1].prev, kind="comment",
+                         body={"proposal": f["body"]["proposal"], "text": "from the future"}, round=top + 10**6,
+                         round_prefix=bytes(8))
+    return [kill, third, encode_round(sim.dev.sign(1)), fake, unheard]
 
 
 def main() -> None:
