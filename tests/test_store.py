@@ -91,3 +91,34 @@ def test_rebuild_keeps_the_hash_and_leaves_no_temporary_files(tmp_path, small_lo
         assert store.counts()["applied"] == store.replica.applied_count()
     leftovers = [p.name for p in tmp_path.iterdir() if "rebuild" in p.name]
     assert leftovers == []
+
+
+def test_an_event_waiting_for_its_round_survives_a_restart(tmp_path):
+    """An event naming a beacon round the replica lacks waits for it; reopened, the store still
+    knows what waits, and the round releases it (and its successor)."""
+    from consensus.beacon import encode_round
+    from consensus.events import event_id, sign_event
+
+    sim = Simulation(seed=21, reps=2)
+    rep = sim.rep_authors[0]
+    rnd = sim.dev.sign(7)
+    first = sign_event(rep.key, assembly=sim.assembly, seq=1, prev=None, kind="proposal.submit",
+                       body={"title": "t", "summary": ""}, round=7, round_prefix=rnd.randomness[:8])
+    second = sign_event(rep.key, assembly=sim.assembly, seq=2, prev=event_id(first), kind="comment",
+                        body={"proposal": event_id(first), "text": "next"}, round=7, round_prefix=rnd.randomness[:8])
+    path = tmp_path / "r.sqlite"
+    with ReplicaStore.create(path, sim.charter_wire) as store:
+        assert store.add(first).status == "pending" and store.add(second).status == "pending"
+        store.flush()
+    with ReplicaStore(path) as store:
+        assert store.replica.awaiting == {7: {rep.public}}
+        store.add_item(encode_round(rnd))
+        store.flush()
+        assert store.replica.heads[rep.public].seq == 2
+    with ReplicaStore(path) as store:
+        assert store.replica.heads[rep.public].seq == 2 and not store.replica.pending
+        memory = Replica(sim.charter_wire)
+        memory.add_round(rnd)
+        memory.add(second)
+        memory.add(first)
+        assert store.state_hash() == memory.state_hash()
