@@ -7,6 +7,7 @@ ledger is a temporary SQLite file, so memory stays flat however long the log is.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -149,6 +150,7 @@ def verify_log(
         report.assembly = replica.assembly.hex()
         report.name = replica.charter.name
         first_index: dict[bytes, int] = {}
+        refused: set[bytes] = set()
 
         def wire_of(item):
             return b"" if isinstance(item, LogDamage) else item[2]
@@ -174,7 +176,12 @@ def verify_log(
                 if outcome.event_id != replica.assembly:  # the charter founded the replay
                     report.duplicates += 1
             elif status == REJECTED and outcome.rejection.code not in ("excluded_after_fork",):
-                report.rejected.append({"index": index, **outcome.rejection.as_dict()})
+                digest = hashlib.sha256(wire).digest()
+                if digest in refused:  # a copy of an item already refused: reported once
+                    report.duplicates += 1
+                else:
+                    refused.add(digest)
+                    report.rejected.append({"index": index, **outcome.rejection.as_dict()})
         store.flush()
         # what stays invalid or waiting is read from the replica at the end, not from the order the
         # items came in: the report is a function of the set of items (a shuffled log gives the same)
