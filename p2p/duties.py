@@ -96,7 +96,7 @@ class PanelDuties:
     def __init__(self, members: Iterable[bytes], *, lease: bool = True):
         self.members = set(members)
         self.lease = lease
-        self._seats: dict[tuple[bytes, bytes], _Seat] = {}
+        self._seats: dict[tuple[tuple[str, int, int, int], bytes], _Seat] = {}  # (deadline and generation, member)
         self._settled: set[tuple[str, int, int]] = set()
         self._panels: dict[tuple[str, int, int, int], _Deadline] = {}
         self._low = 0  # the first cycle that may still hold an open deadline of ours
