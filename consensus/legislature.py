@@ -19,6 +19,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
+from .agreement import quorum_size
 from .charter import Charter
 from .kinds import PANEL_KINDS, Amend, DocChange, Lease, Submit, Vote, Withdraw
 from .panel import MAX_HEADS, ballot_key, deadline_key, draw_panel, find_decision, has_bit, parse_deadline_key
@@ -298,7 +299,7 @@ class _Inputs:
     their fork on) never counts for an open deadline; it is read only by id, where a certificate
     decided it, and for the panel messages that certificates are made of."""
 
-    def __init__(self, records: Mapping[bytes, Record], evidence: Mapping[bytes, Record] = {}):
+    def __init__(self, records: Mapping[bytes, Record], evidence: Mapping[bytes, Record] = {}, quorum: int = 1):
         self.records = records
         self.evidence = evidence
         self.subs: list[Record] = []
@@ -333,9 +334,11 @@ class _Inputs:
                     self.panel[r.body.deadline].append(r)
                 elif isinstance(r.body, DocChange):
                     self.change_by_hash.setdefault(r.body.hash, r)
-        for name in self.panel:
+        for name, messages in self.panel.items():
             parsed = parse_deadline_key(name)
-            if parsed is not None:
+            # only a generation with enough precommitters could hold a certificate: a few keys
+            # signing for thousands of generations must not make an evaluation draw thousands of panels
+            if parsed is not None and len({r.author for r in messages if r.kind == "precommit"}) >= quorum:
                 self.generations[parsed[:3]].add(parsed[3])
 
     def get(self, rid: bytes) -> Record | None:
@@ -435,7 +438,7 @@ class Legislature:
         """Run every cycle whose decisions the known events and beacon rounds allow.  ``evidence``:
         what equivocators signed from their fork on (``Replica.evidence``)."""
         result = Result()
-        inputs = _Inputs(records, evidence)
+        inputs = _Inputs(records, evidence, quorum_size(min(self.p.panel_size, len(self.roster_of(0)) or 1)))
         self._decisions: dict[tuple[str, int, int], Decision] = {}
         self._specs = {}
         self._in_play = {}

@@ -264,9 +264,20 @@ def test_amendments_whose_heads_are_not_the_proposers_own_descendants_are_refuse
     assert leg.amendment_problem(amendment, members, base, d) is None
     other = next(r for r in replica.records.values() if r.kind == "doc.change" and r.author != amendment.author
                  and r.body.proposal == amendment.body.proposal)
-    older = next(r for r in replica.records.values() if r.kind == "doc.change" and r.body.hash in base)
+    # the proposer's own change that does not descend from the base: a fresh text of its own
+    from crdt import ProposalDocument
+
+    bot = next(b for b in sim.bots if b.public == amendment.author)
+    _, fresh = ProposalDocument.create(bot.public, "Another text", "", "Unrelated.\n", proposal=amendment.body.proposal)
+    head = replica.heads[bot.public]
+    top = max(replica.beacon)
+    own = sign_event(bot.key, assembly=replica.assembly, seq=head.seq + 1, prev=head.id, kind="doc.change",
+                     body=fresh.body(amendment.body.proposal), round=top, round_prefix=replica.beacon[top][:8])
+    assert replica.add(own, signature_checked=True).status == "applied"
+    leg.evaluate_replica(replica)
     for heads, why in (((bytes(32),), "not document changes its proposer signed"),
-                       ((other.body.hash,), "not document changes its proposer signed")):
+                       ((other.body.hash,), "not document changes its proposer signed"),
+                       ((fresh.hash,), "does not descend from the revision the committee received")):
         fake = type(amendment)(amendment.id, amendment.author, amendment.seq, amendment.round, amendment.round_prefix,
                                amendment.kind, type(amendment.body)(amendment.body.proposal, amendment.body.cycle, base, heads,
                                                                     amendment.body.summary))
@@ -274,7 +285,6 @@ def test_amendments_whose_heads_are_not_the_proposers_own_descendants_are_refuse
     # the simulator's own logs hold no amendment whose heads match no change (they once did)
     refused = [b for b in result.ballots if b.kind == "amendment" and b.outcome == "refused"]
     assert not refused, [b.reason for b in refused]
-    assert older is not None
 
 
 # --------------------------------------------------------------------------- 5. ancient rounds
