@@ -197,6 +197,23 @@ class Agreement:
             out += self._timeout(step, round_)
         return out + self._progress()
 
+    def poll(self) -> list:
+        """The proposer of the current round, still in its propose step without having proposed
+        (its value was not ready when the round began, e.g. too few cut-offs had arrived), asks
+        for a value again.  Tendermint lets a proposer propose at any time in the propose step;
+        without this a late quorum of cut-offs costs a whole round of timeouts."""
+        if (not self._started or self.decision is not None or self.step != PROPOSE
+                or self.proposer(self.round) != self.me or self.round in self.proposed):
+            return []
+        value = self.valid_value if self.valid_value is not None else self.get_value()
+        if value is None:
+            return []
+        proposal = Proposal(self.round, value, self.valid_round)
+        self.proposals.setdefault(self.round, proposal)
+        self.proposed.setdefault(self.round, {}).setdefault(value_id(value), proposal)
+        self._values[value_id(value)] = value
+        return [proposal] + self._progress()
+
     # ------------------------------------------------------------------ the algorithm
 
     def _is_valid(self, value: bytes) -> bool:

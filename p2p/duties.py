@@ -229,6 +229,8 @@ class PanelDuties:
                 seat.fed.add(r.id)
                 out += seat.agent.receive(d.panel.index(r.author), message)
             out += seat.agent.tick(horizon)
+            if len(cutoffs) >= quorum:
+                out += seat.agent.poll()  # a proposer that started without a value may have one now
             self._send(hands, d, m, seat, out, mine)
             decided &= seat.agent.decision is not None
         return not decided

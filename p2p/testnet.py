@@ -338,7 +338,12 @@ def outcomes_of(replica) -> dict:
             "passed": [p.title for p in result.proposals.values() if p.status == "passed"],
             "deadlines_decided": len(result.deadlines), "seed_lag_max": max((d["seed_round"] - d["round"] for d in result.deadlines), default=0),
             "agreement_rounds_max": max(rounds, default=0),
-            "events_by_kind": dict(sorted(kinds.items())), "waiting": result.waiting}
+            "events_by_kind": dict(sorted(kinds.items())), "waiting": result.waiting,
+            # why each proposal stands where it does (what a failed run needs to be diagnosed)
+            "why": {p.title: [f"cycle {c} round {r}: {s}{f' at stage {st}' if st else ''}{f' ({why})' if why else ''}"
+                              for c, r, s, st, why in p.history] for p in result.proposals.values()},
+            "deadlines": [f"{d.get('what', '?')} c{d.get('cycle', '?')} s{d.get('stage', '?')}: round {d.get('round', '?')}, "
+                          f"generation {d.get('generation', 0)}" for d in result.deadlines]}
 
 
 def _free_port() -> int:

@@ -962,3 +962,26 @@ def test_a_member_that_saw_a_polka_refuses_fresh_values_but_not_the_polka_value(
         a.receive(m, Vote(PRECOMMIT, 1, NIL))
     out = a.tick(9)
     assert a.round == 2 and Proposal(2, x0, 0) in out and Vote(PREVOTE, 2, value_id(x0)) in out
+
+
+def test_a_proposer_whose_value_was_late_proposes_within_its_round():
+    """A proposer that began its round before its value was ready (too few cut-offs had arrived)
+    proposes as soon as ``poll`` finds one, in the same round, and the panel decides it there."""
+    ready: list[bytes | None] = [None]
+    members = [Agreement(4, m, valid, (lambda: ready[0]) if m == 0 else (lambda: None)) for m in range(4)]
+    for a in members:
+        assert a.start(10) == [] or a.me != 0
+    assert members[0].poll() == []  # still nothing to propose
+    ready[0] = VALUE_A
+    out = members[0].poll()
+    assert out and isinstance(out[0], Proposal) and out[0].round == 0 and out[0].value == VALUE_A
+    assert members[0].poll() == []  # never a second proposal in a round
+    queue = [(0, m) for m in out]
+    for _ in range(200):
+        if not queue:
+            break
+        sender, message = queue.pop(0)
+        for a in members:
+            if a.me != sender:
+                queue += [(a.me, reply) for reply in a.receive(sender, message)]
+    assert all(a.decision == VALUE_A and a.decided_round == 0 for a in members), [(a.decision, a.round) for a in members]
