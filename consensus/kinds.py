@@ -155,25 +155,53 @@ class Withdraw:
         return {"proposal": self.proposal}
 
 
+ANCHOR_FIELDS = ("title", "summary", "body")
+
+
 @dataclass(frozen=True, slots=True)
 class Comment:
-    """A deliberation comment on a proposal."""
+    """A deliberation comment on a proposal; optionally a reply to another comment (``reply``,
+    its event id) and anchored to a passage: ``anchor = (field, revision, start, end)``, the
+    characters ``start:end`` of a field of the text at that revision.  Readers carry the passage
+    forward through later revisions, or show the comment as orphaned once it was deleted.  Both
+    fields are optional, so comments signed before them keep their bytes."""
 
     KIND: ClassVar[str] = "comment"
     WHO: ClassVar[tuple[str, ...]] = (REPRESENTATIVE,)
     proposal: bytes
     text: str
+    reply: bytes | None = None
+    anchor: tuple[str, tuple[bytes, ...], int, int] | None = None
 
     @classmethod
     def from_body(cls, body, limits: Limits) -> "Comment":
-        b = _fields(body, cls.KIND, ("proposal", "text"))
+        b = _fields(body, cls.KIND, ("proposal", "text"), ("reply", "anchor"))
+        reply = _bytes(b["reply"], ID_BYTES, cls.KIND, "reply") if "reply" in b else None
+        anchor = None
+        if "anchor" in b:
+            a = _fields(b["anchor"], cls.KIND + " anchor", ("field", "revision", "start", "end"))
+            if a["field"] not in ANCHOR_FIELDS:
+                raise reject("bad_body", f"A comment's anchor must name one of the fields {', '.join(ANCHOR_FIELDS)}.")
+            start = _small_int(a["start"], cls.KIND, "anchor start", limits.max_text_chars)
+            end = _small_int(a["end"], cls.KIND, "anchor end", limits.max_text_chars)
+            if end <= start:
+                raise reject("bad_body", "A comment's anchor must end after it starts.")
+            anchor = (a["field"], _revision(a["revision"], cls.KIND, "anchor revision"), start, end)
         return cls(
             _bytes(b["proposal"], ID_BYTES, cls.KIND, "proposal"),
             _text(b["text"], cls.KIND, "text", 1, limits.max_text_chars),
+            reply,
+            anchor,
         )
 
     def to_body(self) -> dict:
-        return {"proposal": self.proposal, "text": self.text}
+        body = {"proposal": self.proposal, "text": self.text}
+        if self.reply is not None:
+            body["reply"] = self.reply
+        if self.anchor is not None:
+            field, revision, start, end = self.anchor
+            body["anchor"] = {"field": field, "revision": list(revision), "start": start, "end": end}
+        return {k: body[k] for k in sorted(body, key=key_order)}
 
 
 MAX_HEADS = 64

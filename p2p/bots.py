@@ -152,7 +152,10 @@ class AssemblySim:
         documents: bool = True,
         bootstrap: tuple[str, ...] = (),
         start_round: int = 2,
+        people: tuple[bytes, ...] = (),
     ):
+        """``people``: public keys of persons who sit on the roster beside the bots (a testnet a
+        person joins, the demo); no bot ever signs for them."""
         self.documents = documents
         spec = load_template(template)
         if dev_beacon and spec.get("beacon") != "dev":
@@ -176,7 +179,7 @@ class AssemblySim:
         parliament = Parliament.from_body(canonical({**spec["parliament"], "start_round": start_round}))
         charter = Charter(
             name=name or f"Simulated {template} assembly (seed {seed})",
-            roster=tuple(sorted(b.public for b in self.bots)),
+            roster=tuple(sorted({b.public for b in self.bots} | set(people))),
             limits=Limits(max_events_per_round=4096),
             beacon=chain,
             parliament=parliament,

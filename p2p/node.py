@@ -160,6 +160,10 @@ class Node:
         self.penalised: set[str] = set()
         #: what made a peer's gossip score negative, per component (the last time it was)
         self.score_causes: dict[str, dict] = {}
+        #: the representative's service (p2p.service) and the profile folder its door is
+        #: published in (p2p.control): the CLI and the app act through this node while it runs
+        self.service = None
+        self.control_folder: Path | None = None
 
     # ------------------------------------------------------------------ building the host
 
@@ -356,6 +360,80 @@ class Node:
                     await self._gossip(wire)
             seen = (max(r.beacon, default=0), len(r.records), r.applied_count())
 
+    async def _serve_control(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """The door for this profile's own CLI and app (p2p.control): one request a connection."""
+        from . import control
+
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        token = control.write_door(self.control_folder, listeners[0].socket.getsockname()[1])
+
+        async def serve(stream) -> None:
+            data = b""
+            with trio.move_on_after(30):
+                while not data.endswith(b"\n") and len(data) <= control.MAX_REQUEST:
+                    chunk = await stream.receive_some(1 << 16)
+                    if not chunk:
+                        break
+                    data += chunk
+            if len(data) > control.MAX_REQUEST:
+                reply = {"error": f"The request is larger than {control.MAX_REQUEST:,} bytes."}
+            else:
+                reply = await self._answer(control, data, token)
+            try:
+                line = json.dumps(reply).encode() + b"\n"
+            except (TypeError, ValueError) as exc:  # a bug in a view: say so, keep the node running
+                log.error("a control answer could not be encoded: %s", exc)
+                line = json.dumps({"error": f"The node could not encode its answer ({exc}); see its log."}).encode() + b"\n"
+            try:
+                await stream.send_all(line)
+                await stream.aclose()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+        try:
+            task_status.started()
+            await trio.serve_listeners(serve, listeners)
+        finally:
+            control.remove_door(self.control_folder)
+
+    async def _answer(self, control, data: bytes, token: str) -> dict:
+        """Run one service call; what it signed is on disk before it is gossiped (write-ahead)."""
+        hands = self.service.hands
+        before = len(hands.out) if hands is not None else 0
+        try:
+            reply, _ = control.handle(self.service, data, token)
+        except Exception as exc:  # a bug in a view must not stop the node
+            log.exception("a control request failed")
+            reply = {"error": f"The node could not answer ({type(exc).__name__}: {exc}); see its log."}
+        new = hands.out[before:] if hands is not None else []
+        if new:
+            self.store.flush()
+            for wire in new:
+                if self._trace is not None:
+                    self._trace_item(wire)
+                await self._gossip(wire)
+        return reply
+
+    async def _pump_outbox(self) -> None:
+        """Sign what waits in the person's outbox (a long text's later changes) as rounds come."""
+        r = self.store.replica
+        seen = -1
+        while True:
+            await trio.sleep(0.2)
+            horizon = max(r.beacon, default=0)
+            if horizon == seen or not self.service.outbox or not self.caught_up:
+                continue
+            seen = horizon
+            try:
+                wires = self.service.pump()
+            except Exception as exc:
+                log.warning("the outbox could not be sent: %s", exc)
+                continue
+            if wires:
+                self.store.flush()
+                for wire in wires:
+                    await self._gossip(wire)
+
     def _add_own(self, wire: bytes) -> None:
         outcome = self.store.add_item(wire)
         if outcome.status not in ("applied", "equivocation"):
@@ -517,10 +595,11 @@ class Node:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            from .pipeline import default_workers
+            from .pipeline import default_workers, die_with_parent
 
             try:  # spawn, not fork: this process runs threads (trio's, the library's)
-                self._pool = ProcessPoolExecutor(default_workers(), mp_context=multiprocessing.get_context("spawn"))
+                self._pool = ProcessPoolExecutor(default_workers(), mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=die_with_parent, initargs=(os.getpid(),))
             except OSError as exc:
                 log.info("no worker pool (%s): signatures are checked inline", exc)
                 self._no_pool = True
@@ -775,6 +854,10 @@ class Node:
                         nursery.start_soon(self._watch_loop)
                         if self.reactor is not None and not self.observer:
                             nursery.start_soon(self._act)
+                        if self.service is not None and self.control_folder is not None:
+                            await nursery.start(self._serve_control)
+                            if self.service.hands is not None and not self.observer:
+                                nursery.start_soon(self._pump_outbox)
                         self.write_status()
                         if ready:
                             ready(self)

@@ -49,6 +49,25 @@ def check_signatures(wires: list[bytes], chain_body: dict | None = None) -> list
     return result
 
 
+def die_with_parent(parent: int) -> None:
+    """Pool worker initializer: end when the process that started the pool ends, however it ends.
+
+    A worker blocked on its task queue never learns that a SIGKILLed parent is gone (it holds the
+    queue's write end itself), so orphans used to wait for ever.  Linux delivers SIGKILL to the
+    worker when its parent dies (``PR_SET_PDEATHSIG``); the parent id check closes the race of a
+    parent that died before the call.  Elsewhere workers still end when their queue breaks."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(0)
+
+
 def default_workers() -> int:
     return max(1, (os.cpu_count() or 1))
 
@@ -68,7 +87,7 @@ def checked(
             yield item, False
         return
     it = iter(items)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         inflight = []
 
         def submit() -> bool:

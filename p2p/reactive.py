@@ -327,11 +327,15 @@ class Reactor:
         return hands.out
 
 
-def write_bots_file(path, *, template: str, reps: int, seed: int, behaviour: dict, indices: list[int], proposals: int = 4) -> None:
-    """The testnet's description of the bots one node hosts (dev keys: anyone can recompute them)."""
+def write_bots_file(path, *, template: str, reps: int, seed: int, behaviour: dict, indices: list[int], proposals: int = 4,
+                    people: tuple[bytes, ...] = (), start_round: int = 2) -> None:
+    """The testnet's description of the bots one node hosts (dev keys: anyone can recompute them);
+    ``people`` and ``start_round`` complete the charter when persons sit beside the bots."""
     import json
 
     spec = {"template": template, "reps": reps, "seed": seed, "behaviour": behaviour, "indices": indices, "proposals": proposals}
+    if people:
+        spec.update(people=[k.hex() for k in people], start_round=start_round)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(spec, f, indent=1)
 
@@ -354,6 +358,11 @@ def load_bots(path, charter_wire: bytes) -> ReactiveBots:
         raise KleroError(f"The bots file {path} must hold " + ", ".join(f"{k} ({t.__name__})" for k, t in shapes.items()) + ".")
     if not 2 <= spec["reps"] <= 10_000 or not all(type(i) is int and 0 <= i < spec["reps"] for i in spec["indices"]):
         raise KleroError(f"The bots file {path} names bots outside 0..reps-1 (or reps is not 2 to 10,000).")
+    people = spec.get("people", [])
+    if (not isinstance(people, list) or len(people) > 1000
+            or not all(isinstance(k, str) and len(k) == 64 and all(c in "0123456789abcdef" for c in k) for k in people)
+            or type(spec.get("start_round", 2)) is not int or not 1 <= spec.get("start_round", 2) <= 1 << 20):
+        raise KleroError(f"The bots file {path} lists people as hex public keys and a start_round from 1 to 2^20.")
     shares = spec["behaviour"]
     if (set(shares) - {"absent", "late", "equivocating", "unauthorised"}
             or not all(type(v) in (int, float) and 0 <= v <= 1 for v in shares.values()) or sum(shares.values()) > 1):
@@ -364,7 +373,8 @@ def load_bots(path, charter_wire: bytes) -> ReactiveBots:
 
     bootstrap = decode_charter(charter_wire).body.charter.bootstrap
     try:
-        sim = AssemblySim(spec["template"], reps=spec["reps"], seed=spec["seed"], behaviour=behaviour, bootstrap=bootstrap)
+        sim = AssemblySim(spec["template"], reps=spec["reps"], seed=spec["seed"], behaviour=behaviour, bootstrap=bootstrap,
+                          people=tuple(bytes.fromhex(k) for k in people), start_round=spec.get("start_round", 2))
     except KleroError as exc:
         raise KleroError(f"The bots file {path} names an unusable charter template: {exc}") from None
     if sim.charter_wire != charter_wire:

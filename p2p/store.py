@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -266,6 +267,7 @@ class ReplicaStore:
 
     def _unlock(self) -> None:
         if self._lock is not None:
+            _HELD.discard(self._lock)
             self._lock.close()  # closing the descriptor releases the lock
             self._lock = None
 
@@ -426,11 +428,31 @@ class ReplicaStore:
         return _Transaction(self.db.conn)
 
 
+#: lock files this process holds: a forked child closes its copies at once, so a child that
+#: outlives us (an orphaned pool worker) never keeps our replica locked
+_HELD: set = set()
+
+
+def _close_held_in_child() -> None:
+    for handle in list(_HELD):
+        try:
+            handle.close()  # the child's descriptor only: closing is no LOCK_UN, the parent's lock stands
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held_in_child)
+
+
 def _lock_file(path: Path):
     """Hold an exclusive lock beside the replica: its in-memory state must have one writer.
 
     Returns the open lock file (the lock lasts while it is open), or None where the platform
-    has no ``fcntl`` (Windows: single-writer use is then up to the user).
+    has no ``fcntl`` (Windows: single-writer use is then up to the user).  The holder writes its
+    process id and command into the file, so whoever finds the replica in use is told by whom;
+    the kernel drops the lock when its holder dies, however it dies.
     """
     try:
         import fcntl
@@ -440,11 +462,24 @@ def _lock_file(path: Path):
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
+        handle.seek(0)
+        holder = handle.read(300).strip()
         handle.close()
-        raise StoreError(
-            f"The replica {path.with_suffix('')} is in use by another klero process; stop it (or wait for it) and try again."
-        ) from None
+        raise StoreError(f"The replica {path.with_suffix('')} is in use by another klero process"
+                         f"{_describe_holder(holder)}; stop it (or wait for it) and try again.") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()} {' '.join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:200]}\n")
+    handle.flush()
+    _HELD.add(handle)
     return handle
+
+
+def _describe_holder(holder: str) -> str:
+    pid, _, command = holder.partition(" ")
+    if not pid.isdigit():
+        return ""
+    return f" (process {pid}: {command.strip() or 'klero'})"
 
 
 class _Transaction:

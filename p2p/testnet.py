@@ -96,6 +96,8 @@ def _outcomes(report: dict) -> dict:
 
 
 class Testnet:
+    __test__ = False  # not a pytest class, whatever its name
+
     def __init__(self, folder: str | Path):
         self.dir = Path(folder)
         self.home = self.dir / "home"
@@ -125,10 +127,15 @@ class Testnet:
     # ------------------------------------------------------------------ up / status / down
 
     def up(self, *, nodes: int, reps: int, charter: str = "testnet", cycles: int = 4, seed: int = 1,
-           round_seconds: float | None = None, behaviour=None, say=print, trace: bool = False, planned: bool = False) -> dict:
+           round_seconds: float | None = None, behaviour=None, say=print, trace: bool = False, planned: bool = False,
+           people: tuple[str, ...] = (), bot_proposals: int = 4) -> dict:
         """Start the nodes.  By default the bots are *reactive*: each node hosts some and they act on
         what its replica holds, panels included (``p2p.reactive``); ``planned``: the nodes publish
-        a precomputed simulation instead (every node must then reach its known state hash)."""
+        a precomputed simulation instead (every node must then reach its known state hash).
+
+        ``people``: profile names of persons who join as representatives beside the bots, each
+        with a node of their own and no bot acting for them; the first intake then waits 20
+        rounds so they can submit for it.  ``bot_proposals``: proposals the bots submit a cycle."""
         if nodes < 1 or reps < 2 or nodes > 64:
             raise TestnetError("A testnet has 1 to 64 nodes and at least 2 representatives.")
         if cycles < 1:
@@ -144,6 +151,15 @@ class Testnet:
                 done = self._klero("init", "--profile", f"node-{k}", "--kdf", "interactive")
                 if done.returncode:
                     raise TestnetError(f"Could not create profile node-{k}: {done.stderr.strip()}")
+        keys = []
+        for name in people:
+            if not (self.home / "profiles" / name).exists():
+                done = self._klero("init", "--profile", name, "--kdf", "interactive")
+                if done.returncode:
+                    raise TestnetError(f"Could not create profile {name}: {done.stderr.strip()}")
+            keys.append(_public_key(self.home / "profiles" / name))
+        if planned and people:
+            raise TestnetError("People join reactive testnets only (a planned one publishes a fixed log).")
         seed_port = 0
         if planned:
             say(f"Planning {cycles} cycles of the {charter!r} charter with {reps} bot representatives ...")
@@ -157,7 +173,8 @@ class Testnet:
             # node 0 is the charter's seed peer: the others find it there, not on their command line
             seed_port = _free_port()
             seed_peer = f"/ip4/127.0.0.1/tcp/{seed_port}/p2p/{_peer_id(self.home / 'profiles' / 'node-0')}"
-            round_zero, last_round = self._reactive(charter, reps, nodes, cycles, seed, behaviour, (seed_peer,))
+            round_zero, last_round = self._reactive(charter, reps, nodes, cycles, seed, behaviour, (seed_peer,),
+                                                    tuple(keys), bot_proposals)
             expected, summary, planned_items = None, {}, [None] * nodes
         period = load_template(charter).get("period_ms", 1000) / 1000
         step = round_seconds if round_seconds is not None else period
@@ -183,12 +200,18 @@ class Testnet:
             node["extra"] = extra
             info["nodes"].append(node)
             self._save(info)
+        for name, key in zip(people, keys):
+            extra = ["--join", str(self.dir / "charter.log"), "--bootstrap", info["nodes"][0]["address"]]
+            node = self._start(len(info["nodes"]), extra, start_at, step, round_zero, name=name)
+            node.update(extra=extra, person=True, public_key=key.hex())
+            info["nodes"].append(node)
+            self._save(info)
         say(f"Testnet of {nodes} nodes up in {self.dir}; {last_round - round_zero + 1} beacon rounds "
             f"at {step} s each (about {(last_round - round_zero + 1) * step / 60:.1f} min).")
         return info
 
     def _reactive(self, charter: str, reps: int, nodes: int, cycles: int, seed: int, behaviour,
-                  bootstrap: tuple[str, ...]) -> tuple[int, int]:
+                  bootstrap: tuple[str, ...], people: tuple[bytes, ...] = (), proposals: int = 4) -> tuple[int, int]:
         """Files for reactive bots: the charter, the dev beacon's rounds (node 0 publishes them on
         time) and each node's share of the bots; returns the first and last round."""
         from dataclasses import asdict
@@ -196,7 +219,9 @@ class Testnet:
         from .bots import AssemblySim
         from .reactive import write_bots_file
 
-        sim = AssemblySim(charter, reps=reps, cycles=cycles, seed=seed, behaviour=behaviour, bootstrap=bootstrap)
+        start_round = 20 if people else 2
+        sim = AssemblySim(charter, reps=reps, cycles=cycles, seed=seed, behaviour=behaviour, bootstrap=bootstrap,
+                          people=people, start_round=start_round, proposals=proposals)
         if sim.dev is None:
             raise TestnetError(f"The {charter!r} charter uses a public beacon; a testnet needs a dev beacon (try testnet or demo).")
         last_round = sim.legislature.cycle_start(cycles)
@@ -206,25 +231,27 @@ class Testnet:
         write_log(self.dir / "beacon.log", [sim.charter_wire, *(encode_round(sim.dev.sign(n)) for n in range(1, last_round + 1))])
         for k in range(nodes):
             write_bots_file(self.dir / f"bots-{k}.json", template=charter, reps=reps, seed=seed, behaviour=asdict(behaviour),
-                            indices=[i for i in range(reps) if i % nodes == k], proposals=sim.proposals_per_cycle)
+                            indices=[i for i in range(reps) if i % nodes == k], proposals=sim.proposals_per_cycle,
+                            people=people, start_round=start_round)
         return 1, last_round
 
-    def _start(self, k: int, extra: list[str], start_at: float, step: float, round_zero: int) -> dict:
-        out = open(self.dir / f"node-{k}.out", "ab")
-        args = [sys.executable, "-m", "desktop.cli", "node", "--profile", f"node-{k}", "--start-at", f"{start_at:.3f}",
+    def _start(self, k: int, extra: list[str], start_at: float, step: float, round_zero: int, name: str = "") -> dict:
+        name = name or f"node-{k}"
+        out = open(self.dir / f"{name}.out", "ab")
+        args = [sys.executable, "-m", "desktop.cli", "node", "--profile", name, "--start-at", f"{start_at:.3f}",
                 "--round-seconds", str(step), "--round-zero", str(round_zero), "--sync-interval", "3", *extra]
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
-        status_path = self.home / "profiles" / f"node-{k}" / "node-status.json"
+        status_path = self.home / "profiles" / name / "node-status.json"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             status = _read_json(status_path)
             if status and status.get("pid") == proc.pid and status.get("address"):
-                return {"name": f"node-{k}", "pid": proc.pid, "address": status["address"], "status": str(status_path)}
+                return {"name": name, "pid": proc.pid, "address": status["address"], "status": str(status_path)}
             if proc.poll() is not None:
-                raise TestnetError(f"node-{k} exited at start; see {self.dir / f'node-{k}.out'}.")
+                raise TestnetError(f"{name} exited at start; see {self.dir / f'{name}.out'}.")
             time.sleep(0.1)
         proc.kill()
-        raise TestnetError(f"node-{k} did not start within 60 s; see {self.dir / f'node-{k}.out'}.")
+        raise TestnetError(f"{name} did not start within 60 s; see {self.dir / f'{name}.out'}.")
 
     def outcomes(self, k: int = 0) -> dict:
         """The legislature's outcomes in node ``k``'s replica (the node must be stopped)."""
@@ -244,7 +271,7 @@ class Testnet:
                 "name": node["name"], "running": _alive(node["pid"]), "state_hash": s.get("state_hash", ""),
                 "peers": s.get("peers", 0), "events": s.get("events", 0), "beacon_round": s.get("beacon_round", 0),
                 "lag_rounds": max(0, min(due, info["last_round"]) - s.get("beacon_round", 0)) if due else 0,
-                "published": s.get("published", 0), "planned": info["planned_items"][k],
+                "published": s.get("published", 0), "planned": (info["planned_items"] + [None] * len(info["nodes"]))[k],
                 "cycles_decided": s.get("cycles_decided"), "proposals": s.get("proposals", {}),
                 "refused": s.get("gossip_refused", 0) + s.get("sync_refused", 0),
                 "refusals": s.get("refusals", {}), "refusal_examples": s.get("refusal_examples", {}),
@@ -267,7 +294,7 @@ class Testnet:
         node = info["nodes"][k]
         if _alive(node["pid"]):
             raise TestnetError(f"{node['name']} is still running.")
-        fresh = self._start(k, node["extra"], info["start_at"], info["round_seconds"], info["round_zero"])
+        fresh = self._start(k, node["extra"], info["start_at"], info["round_seconds"], info["round_zero"], name=node["name"])
         info["nodes"][k] = {**fresh, "extra": node["extra"]}
         self._save(info)
         return info["nodes"][k]
@@ -344,6 +371,10 @@ def outcomes_of(replica) -> dict:
                               for c, r, s, st, why in p.history] for p in result.proposals.values()},
             "deadlines": [f"{d.get('what', '?')} c{d.get('cycle', '?')} s{d.get('stage', '?')}: round {d.get('round', '?')}, "
                           f"generation {d.get('generation', 0)}" for d in result.deadlines]}
+
+
+def _public_key(folder: Path) -> bytes:
+    return bytes.fromhex(json.loads((folder / "identity.json").read_text())["public_key"])
 
 
 def _free_port() -> int:

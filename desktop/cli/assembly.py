@@ -1,0 +1,145 @@
+"""Founding and joining an assembly: whoami, convene, join."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def cmd_whoami(args) -> int:
+    from p2p import profile
+
+    p = profile.existing(args.profile)
+    key = p.public_key()
+    out = {"profile": p.name, "public_key": key.hex()}
+    if p.replica_path.exists():
+        from p2p.store import ReplicaStore, StoreError
+
+        try:
+            with ReplicaStore(p.replica_path) as store:
+                charter = store.replica.charter
+                out.update(assembly=store.assembly.hex(), name=charter.name, on_roster=key in set(charter.roster))
+        except StoreError:
+            pass  # the node holds it: the key is what matters here
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(key.hex())
+    if "assembly" in out:
+        where = "holds a seat on its founding roster" if out["on_roster"] else "is not on its founding roster (an observer)"
+        print(f"Profile {p.name!r} belongs to {out['name']!r} ({out['assembly'][:16]}…) and {where}.", file=sys.stderr)
+    else:
+        print(f"Send this public key to your assembly's organiser; it is safe to share (it identifies you; only "
+              f"the secret key, which never leaves this machine, signs). Then: klero join --profile {p.name} CHARTER.log", file=sys.stderr)
+    return 0
+
+
+def cmd_convene(args) -> int:
+    from consensus.errors import KleroError
+    from p2p import founding, profile
+    from p2p.logfile import write_log
+
+    p = profile.existing(args.profile)
+    roster = founding.read_keys(args.roster)
+    registrars = []
+    for text in args.registrar or ():
+        if not founding.HEX_KEY.match(text.strip()):
+            raise KleroError(f"--registrar {text[:20]!r} is not a public key of 64 hex characters.")
+        registrars.append(bytes.fromhex(text.strip()))
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise KleroError(f"{out} already exists; a charter founds a new assembly, so choose a new file (or --force).")
+    plan = founding.plan(args.name, args.template, roster, registrars=registrars, beacon=args.beacon,
+                         seed_peers=args.seed_peer or [], start_in_seconds=args.start_in * 60)
+    print("This charter founds an assembly. Once signed it cannot be changed: its hash is the assembly's id.\n")
+    for line in plan.lines:
+        print(f"  {line}")
+    print()
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise KleroError("Read the parameters above, then run again with --yes to sign (no terminal to ask on).")
+        if input("Sign this charter? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("Nothing was signed.")
+            return 1
+    key = profile.unlock(p, profile.read_passphrase(args.passphrase_file))
+    wire = founding.sign(key, plan.charter)
+    write_log(out, [wire])
+    from consensus.events import event_id
+
+    print(f"Wrote the charter of {plan.charter.name!r} to {out}.")
+    print(f"Assembly id: {event_id(wire).hex()}")
+    if plan.dev_secret is not None:
+        from p2p.beacon import write_dev_chain
+
+        secret = write_dev_chain(out.with_name(out.name + ".beacon.json"), plan.charter.beacon, plan.dev_secret)
+        print(f"Its dev beacon's secret is in {secret}: serve the rounds with "
+              f"klero beacon serve --charter {out.name}.beacon.json")
+    print("Publish the assembly id where members can check it, and send them the charter file: "
+          "each runs klero join --profile NAME CHARTER.log")
+    return 0
+
+
+def cmd_join(args) -> int:
+    from consensus.errors import KleroError
+    from p2p import profile
+    from p2p.audit import _leading_charter, find_charters
+    from p2p.store import ReplicaStore
+
+    p = profile.existing(args.profile)
+    if p.replica_path.exists():
+        with ReplicaStore(p.replica_path) as store:
+            raise KleroError(f"Profile {p.name!r} already holds the assembly {store.replica.charter.name!r} "
+                             f"({store.assembly.hex()[:16]}…); create another profile to join a second one.")
+    charters = _leading_charter(args.charter) or find_charters(args.charter)
+    if len(charters) != 1:
+        raise KleroError(f"{args.charter} must hold exactly one assembly's charter (it holds {len(charters)}).")
+    from consensus.events import event_id
+
+    assembly = event_id(charters[0])
+    if args.assembly and not assembly.hex().startswith(args.assembly.strip().lower()):
+        raise KleroError(f"{args.charter} founds the assembly {assembly.hex()}, not {args.assembly}: do not join it; "
+                         "ask your organiser for the right charter.")
+    with ReplicaStore.create(p.replica_path, charters[0]) as store:
+        charter = store.replica.charter
+        seated = p.public_key() in set(charter.roster)
+    if args.bootstrap:
+        settings = p.settings()
+        settings["bootstrap"] = sorted(set(settings.get("bootstrap", [])) | set(args.bootstrap))
+        p.settings_path.write_text(json.dumps(settings, indent=2) + "\n")
+    print(f"Joined {charter.name!r} (assembly {assembly.hex()}).")
+    print("Your key holds a seat on its founding roster." if seated else
+          "Your key is not on its roster: this replica observes (it verifies everything and acts on nothing).")
+    peers = len(charter.bootstrap) + len(args.bootstrap or ())
+    print(f"Start your node: klero node --profile {p.name}" + ("" if peers else " --bootstrap ADDR (the charter names no seed peer)"))
+    return 0
+
+
+def register(sub, profile_arg) -> None:
+    p = sub.add_parser("whoami", help="print the profile's public key (to send to an organiser)")
+    profile_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_whoami)
+
+    p = sub.add_parser("convene", help="found an assembly: sign a charter over real representatives' public keys")
+    p.add_argument("--profile", required=True, help="the organiser's profile (it signs the charter)")
+    p.add_argument("--name", required=True, help="the assembly's name")
+    p.add_argument("--template", default="city", help="city, demo, testnet, or a JSON template file (default city)")
+    p.add_argument("--roster", required=True, metavar="KEYS", help="file of representatives' public keys, one hex key a line")
+    p.add_argument("--registrar", action="append", metavar="KEY", help="a registrar's public key (repeatable)")
+    p.add_argument("--beacon", choices=["quicknet", "mainnet", "dev"], help="randomness beacon (default: the template's)")
+    p.add_argument("--seed-peer", action="append", metavar="ADDR", help="/ip4/…/tcp/…/p2p/… of a node members dial first")
+    p.add_argument("--start-in", type=float, default=60.0, metavar="MINUTES",
+                   help="minutes from now until cycle 0 starts (default 60: time for members to join)")
+    p.add_argument("--out", required=True, metavar="CHARTER.log")
+    p.add_argument("--yes", action="store_true", help="sign without asking (scripts)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--passphrase-file")
+    p.set_defaults(func=cmd_convene)
+
+    p = sub.add_parser("join", help="start a replica of an assembly from its charter file")
+    profile_arg(p)
+    p.add_argument("charter", metavar="CHARTER.log", help="the charter file your organiser sent")
+    p.add_argument("--assembly", metavar="ID", help="the assembly id your organiser published: refused if it differs")
+    p.add_argument("--bootstrap", action="append", metavar="ADDR", help="a member's node address to dial (saved in settings)")
+    p.set_defaults(func=cmd_join)

@@ -1,0 +1,92 @@
+"""Running a node: klero node."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+
+def cmd_node(args) -> int:
+    import logging
+
+    from p2p import profile
+    from p2p.audit import _leading_charter, find_charters
+    from p2p.store import ReplicaStore
+
+    p = profile.existing(args.profile)
+    settings = p.settings()
+    observer = args.observer or settings.get("observer", False)
+    if observer and args.publish:
+        print("An observer never publishes events: drop --observer (or the setting) or --publish.", file=sys.stderr)
+        return 2
+    key = profile.unlock(p, profile.read_passphrase(args.passphrase_file))
+    if not p.replica_path.exists():
+        if not args.join:
+            print(f"Profile {p.name!r} has no replica yet: import a log (klero import) or give --join LOG "
+                  "with the assembly's charter.", file=sys.stderr)
+            return 2
+        charters = _leading_charter(args.join) or find_charters(args.join)
+        if len(charters) != 1:
+            print(f"{args.join} must hold exactly one assembly's charter to join it.", file=sys.stderr)
+            return 2
+        ReplicaStore.create(p.replica_path, charters[0]).close()
+    logging.basicConfig(level=logging.WARNING if not args.verbose else logging.INFO, format="%(message)s")
+    from p2p.node import Node, run_headless
+
+    def say(line: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
+
+    with ReplicaStore(p.replica_path) as store:
+        reactor = None
+        if not observer:
+            from p2p.reactive import Reactor, load_bots
+
+            if args.bots:
+                bots = load_bots(args.bots, store.replica.charter_event.wire)
+                reactor = Reactor(store.replica, [b.key for b in bots.hosted], bots=bots)
+                say(f"Hosting {len(bots.hosted)} bot representatives from {args.bots}.")
+            elif bytes(key.verify_key) in store.replica.charter.roster and settings.get("panel_duties", True):
+                reactor = Reactor(store.replica, [key])
+        node = Node(store, bytes(key), port=args.port if args.port is not None else settings.get("port", 0),
+                    bootstrap=tuple(args.bootstrap or settings.get("bootstrap", ())), observer=observer,
+                    sync_interval=args.sync_interval, status_path=p.path / "node-status.json", say=say,
+                    trace=Path(args.trace) if args.trace else None,
+                    beacon_relays=tuple(args.beacon_relay or settings.get("beacon_relays", ())),
+                    mdns=args.mdns or settings.get("mdns", False), reactor=reactor)
+        from p2p.service import Service
+
+        # the person's CLI and app act through this node while it runs (p2p.control)
+        node.service = Service(store.replica, None if observer or args.bots else key, add=node._add_own,
+                               outbox=p.path / "outbox.cbor", me=bytes(key.verify_key))
+        node.control_folder = p.path
+
+        run_headless(node, say, publish=args.publish, pace=args.pace,
+                     schedule=(args.start_at, args.round_zero, args.round_seconds) if args.start_at is not None else None)
+        node.write_status()
+        say(f"Stopped; state {store.state_hash().hex()}")
+    return 0
+
+
+def register(sub, profile_arg) -> None:
+    p = sub.add_parser("node", help="run a headless peer-to-peer node for a profile's assembly")
+    profile_arg(p)
+    p.add_argument("--passphrase-file", help="read the passphrase from this file (else $KLERO_PASSPHRASE, else ask)")
+    p.add_argument("--port", type=int, help="TCP port on 127.0.0.1 (default: the profile's settings.json, else any free port)")
+    p.add_argument("--bootstrap", action="append", metavar="ADDR", help="a peer's /ip4/.../tcp/.../p2p/... address (repeatable)")
+    p.add_argument("--observer", action="store_true", help="validate, store and relay, never publish legislative events")
+    p.add_argument("--join", metavar="LOG", help="start the replica from this log's charter if the profile has none")
+    p.add_argument("--publish", metavar="LOG", help="publish this log's items (testing and testnets)")
+    p.add_argument("--pace", type=float, default=0.0, help="seconds between published items (default 0)")
+    p.add_argument("--start-at", type=float, help="with --publish: Unix time at which --round-zero is due; each item is "
+                   "published when the beacon reaches the round it names (testnets)")
+    p.add_argument("--round-zero", type=int, default=0, help="the round due at --start-at")
+    p.add_argument("--round-seconds", type=float, default=1.0, help="seconds per beacon round for --start-at (default 1)")
+    p.add_argument("--sync-interval", type=float, default=5.0, help="seconds between syncs with every peer (default 5)")
+    p.add_argument("--verbose", action="store_true", help="log connection and sync details")
+    p.add_argument("--mdns", action="store_true", help="find peers on the local network with mDNS")
+    p.add_argument("--beacon-relay", action="append", metavar="URL",
+                   help="a drand HTTP relay of the assembly's beacon (repeatable): fetch each round and gossip it")
+    p.add_argument("--trace", metavar="FILE", help="append the arrival time of every new item to FILE (benchmarks)")
+    p.add_argument("--bots", metavar="FILE", help="host the bot representatives this testnet file describes (testnets)")
+    p.set_defaults(func=cmd_node)

@@ -1,0 +1,277 @@
+"""Identity, replica and log commands: init, whoami, import, export, verify, rebuild, status."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from .common import end_progress, progress
+
+
+def cmd_init(args) -> int:
+    from p2p import profile
+
+    passphrase = profile.read_passphrase(args.passphrase_file, confirm=True)
+    p, public = profile.create(args.profile, passphrase, kdf=args.kdf)
+    print(f"Created profile {p.name!r} in {p.path}")
+    print(f"Public key: {public.hex()}")
+    print("Send the public key to your assembly's organiser (klero whoami prints it again); it is safe to share.")
+    print("Keep your passphrase safe: without it the key cannot be unlocked, and nobody can recover it.")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from p2p import profile
+    from p2p.audit import LogError, find_charters
+    from p2p.logfile import LogDamage, read_items
+    from p2p.store import ReplicaStore
+
+    p = profile.existing(args.profile)
+    path = Path(args.log)
+    if not path.is_file():
+        raise LogError(f"There is no log file at {path}.")
+    if p.replica_path.exists():
+        store = ReplicaStore(p.replica_path)
+    else:
+        charters = find_charters(path)
+        if len(charters) != 1:
+            raise LogError(f"{path} must hold exactly one charter to start a replica (it holds {len(charters)}).")
+        store = ReplicaStore.create(p.replica_path, charters[0])
+    counts: dict[str, int] = {}
+    damage = None
+    show = progress("Importing")
+
+    def wires():
+        nonlocal damage
+        for item in read_items(path):
+            if isinstance(item, LogDamage):
+                damage = item
+                return
+            yield item[2]
+
+    with store:
+        from p2p.pipeline import default_workers
+
+        for n, outcome in enumerate(store.add_many(wires(), workers=default_workers()), 1):
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+            if show and n % 5000 == 0:
+                show(n)
+        end_progress()
+        summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing"
+        print(f"Imported {path} into profile {p.name!r}: {summary}.")
+        print(f"State hash: {store.state_hash().hex()}")
+    if damage:
+        print(f"Stopped early: {damage.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_export(args) -> int:
+    from p2p import profile
+    from p2p.logfile import write_log
+    from p2p.store import ReplicaStore
+
+    p = profile.existing(args.profile)
+    if not p.replica_path.exists():
+        print(f"Profile {p.name!r} holds no replica yet; import a log first.", file=sys.stderr)
+        return 2
+    with ReplicaStore(p.replica_path) as store:
+        count = write_log(args.out, store.wires())
+        print(f"Wrote {count} events to {args.out}")
+        print(f"State hash: {store.state_hash().hex()}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from p2p.audit import verify_log
+
+    assembly = None
+    if args.assembly:
+        try:
+            assembly = bytes.fromhex(args.assembly)
+        except ValueError:
+            print("--assembly must be the hexadecimal id of an assembly's charter.", file=sys.stderr)
+            return 2
+    report = verify_log(args.log, assembly=assembly, progress=progress("Verifying"))
+    end_progress()
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(f"Assembly: {report.name} ({report.assembly})")
+        print(f"Items read: {report.items}")
+        print(f"Valid events: {report.events} ({report.duplicates} duplicate items ignored)")
+        if report.rejected:
+            print(f"Rejected items: {len(report.rejected)}")
+            for r in report.rejected[:200]:
+                print(f"  item {r['index']}: {r['code']}: {r['reason']}")
+            if len(report.rejected) > 200:
+                print(f"  … and {len(report.rejected) - 200} more (use --json for all)")
+        else:
+            print("Rejected items: none")
+        if report.equivocations:
+            print(f"Equivocations (fraud proofs): {len(report.equivocations)}")
+            for e in report.equivocations:
+                print(f"  author {e['author'][:16]}… signed two events at seq {e['seq']}: {', '.join(x[:16] + '…' for x in e['events'])}")
+            if report.excluded:
+                print(f"  {report.excluded} events of equivocating authors from their fork on are kept as evidence: they count "
+                      "only where a certificate decided them before the fork")
+        else:
+            print("Equivocations: none")
+        if report.damage:
+            print(f"The log is damaged: {report.damage['reason']}")
+        _print_legislature(report, args.details)
+        print(f"State hash: {report.state_hash}")
+    return 0 if report.clean else 1
+
+
+def _print_legislature(report, details: bool) -> None:
+    """The legislature's decisions: a summary per cycle, or every draw, ballot and certificate."""
+    from collections import Counter
+
+    leg = report.legislature
+    if not leg or not leg.get("proposals"):
+        print(f"Beacon rounds: {report.rounds}; no proposals yet.")
+        return
+    print(f"Beacon rounds: {report.rounds}; cycles decided: {leg['cycles']}")
+    short = lambda h: h[:12]  # noqa: E731
+    if not details:
+        for cycle in sorted({d["cycle"] for d in leg["draws"]} | {b["cycle"] for b in leg["ballots"]}):
+            draws = [d for d in leg["draws"] if d["cycle"] == cycle]
+            ballots = [b for b in leg["ballots"] if b["cycle"] == cycle]
+            outcomes = Counter(b["outcome"] or "open" for b in ballots)
+            unseen = Counter(n["code"] for b in ballots for n in b["neutralised"])
+            certs = [d for d in leg.get("deadlines", []) if d["cycle"] == cycle]
+            line = (f"  cycle {cycle}: {len(draws)} committees drawn ({sum(d['short'] for d in draws)} short), "
+                    f"{len(ballots)} ballots ({', '.join(f'{v} {k}' for k, v in sorted(outcomes.items()))}), "
+                    f"{len(certs)} deadlines settled")
+            if unseen:
+                line += f"; votes not counted: {', '.join(f'{v} {k}' for k, v in sorted(unseen.items()))}"
+            print(line)
+        if leg.get("panel_equivocations"):
+            print(f"  panel equivocations (fraud proofs): {len(leg['panel_equivocations'])}")
+        redrawn = [d for d in leg.get("deadlines", []) if d.get("generation")]
+        if redrawn:
+            print(f"  deadlines settled by a fresh panel after the first did not decide in time: {len(redrawn)}")
+        if leg.get("stray_votes"):
+            print(f"  votes on ballots that do not exist: {len(leg['stray_votes'])}")
+        print("  (klero verify --details lists every draw, ballot, vote not counted and certificate)")
+    else:
+        for d in leg["draws"]:
+            print(f"  draw  cycle {d['cycle']} stage {d['stage']} proposal {short(d['proposal'])}: "
+                  f"{len(d['members'])} members from round {d['round']} (seed {d['seed'][:12]}…){' SHORT' if d['short'] else ''}")
+        for b in leg["ballots"]:
+            counts = ", ".join(f"{v} {k}" for k, v in b["counts"].items())
+            what = f"amendment {short(b['amendment'])} of " if b["amendment"] else ""
+            print(f"  ballot cycle {b['cycle']} stage {b['stage']} {what}proposal {short(b['proposal'])}: {counts or 'no votes'} "
+                  f"-> {b['outcome'] or 'open'}{' (' + b['reason'] + ')' if b['reason'] else ''}")
+            for n in b["neutralised"]:
+                print(f"      not counted: {short(n['author'])}: {n['reason']}")
+        for d in leg.get("deadlines", []):
+            cert = d.get("certificate")
+            if cert:
+                gen = d.get("generation", 0)
+                by = (f" (panel generation {gen}: the earlier panels had not decided within the charter's bound)" if gen else "")
+                print(f"  deadline cycle {d['cycle']} {d['what']} (round {d['round']}): certificate of agreement round "
+                      f"{cert['agreement_round']}, precommits by {len(cert['signers'])} of {len(d['panel'])} panel members "
+                      f"({', '.join(short(x) for x in cert['signers'])}){by}; draws and tie-breaks use round {d['seed_round']}")
+            else:
+                print(f"  deadline cycle {d['cycle']} {d['what']} (round {d['round']}): settled by the {d['rule']} rule")
+        for e in leg.get("panel_equivocations", []):
+            print(f"  panel equivocation: {short(e['author'])} signed two different {e['kind']} messages "
+                  f"({', '.join(short(x) for x in e['events'])})")
+        for v in leg.get("stray_votes", []):
+            print(f"  vote on no ballot: {short(v['author'])} ({short(v['event'])}): {v['reason']}")
+    print("Proposals:")
+    statuses = Counter(p["status"] for p in leg["proposals"])
+    print("  " + ", ".join(f"{v} {k}" for k, v in sorted(statuses.items())))
+    shown = leg["proposals"] if details else [p for p in leg["proposals"] if p["status"] in ("passed", "failed", "in plenary", "promoted")]
+    for p in shown:
+        where = " in the plenary" if p["status"] in ("passed", "failed", "in plenary") else (f" at stage {p['stage']}" if p["stage"] else "")
+        print(f"  {short(p['id'])} {p['title'][:50]!r}: {p['status']}{where}")
+    if leg.get("waiting"):
+        print(f"Next: {leg['waiting']}")
+
+
+def cmd_rebuild(args) -> int:
+    from p2p import profile
+    from p2p.store import ReplicaStore
+
+    p = profile.existing(args.profile)
+    if not p.replica_path.exists():
+        print(f"Profile {p.name!r} holds no replica yet; there is nothing to rebuild.", file=sys.stderr)
+        return 2
+    store = ReplicaStore(p.replica_path)
+    before = store.state_hash().hex()
+    show = progress("Rebuilding")
+    store.rebuild(progress=show)
+    end_progress()
+    after = store.state_hash().hex()
+    store.close()
+    print(f"Rebuilt the derived tables of profile {p.name!r} from its raw events.")
+    print(f"State hash: {after}" + ("" if after == before else f" (was {before}: the old derived tables were inconsistent)"))
+    return 0
+
+
+def cmd_status(args) -> int:
+    from p2p import profile
+    from p2p.store import ReplicaStore
+
+    p = profile.existing(args.profile)
+    print(f"Profile: {p.name} ({p.path})")
+    print(f"Public key: {p.public_key().hex()}")
+    if not p.replica_path.exists():
+        print("Replica: none yet (import a log to start one)")
+        return 0
+    with ReplicaStore(p.replica_path) as store:
+        r = store.replica
+        print(f"Assembly: {r.charter.name} ({r.assembly.hex()})")
+        counts = store.counts()
+        print("Stored events: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+        print(f"Proposals: {len(r.proposals)} ({sum(1 for x in r.proposals.values() if x.withdrawn)} withdrawn)")
+        from consensus.beacon import beacon_status
+
+        latest = max(r.beacon) if r.beacon else 0
+        status = beacon_status(r.charter.beacon, latest, time.time())
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(status.since)) if status.since else ""
+        print(f"Beacon: {status.sentence()}" + (f" Rounds stopped arriving at {when}." if status.stalled else ""))
+        from consensus.legislature import Legislature
+
+        result = Legislature(r.charter, r.charter_event.round).evaluate_replica(r, explain=False)
+        print(f"Legislature: {result.cycles} cycles decided; {result.waiting or 'nothing pending'}")
+        print(f"State hash: {store.state_hash().hex()}")
+    return 0
+
+
+def register(sub, profile_arg) -> None:
+    p = sub.add_parser("init", help="create an identity (an Ed25519 key encrypted with a passphrase)")
+    profile_arg(p)
+    p.add_argument("--passphrase-file", help="read the passphrase from the first line of this file (else $KLERO_PASSPHRASE, else ask)")
+    p.add_argument("--kdf", default="moderate", choices=["interactive", "moderate", "sensitive"], help="Argon2id cost (default: moderate)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("import", help="add the events of a log file to a profile's replica")
+    profile_arg(p)
+    p.add_argument("log", help="a log file (CBOR sequence of signed events)")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="write a profile's replica as a log file")
+    profile_arg(p)
+    p.add_argument("out", help="the log file to write")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("verify", help="replay a log from nothing and report what it proves")
+    p.add_argument("log", help="a log file (CBOR sequence of signed events)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--details", action="store_true", help="list every draw, ballot, vote not counted and certificate")
+    p.add_argument("--assembly", help="which assembly to check when the log holds several (hex id)")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("rebuild", help="recompute a replica's derived tables from its raw events")
+    profile_arg(p)
+    p.set_defaults(func=cmd_rebuild)
+
+    p = sub.add_parser("status", help="show a profile's identity and replica")
+    profile_arg(p)
+    p.set_defaults(func=cmd_status)

@@ -1,0 +1,191 @@
+"""Testers' tools: simulate, testnet, and document export."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+
+
+def cmd_simulate(args) -> int:
+    from p2p.bots import AssemblySim, Behaviour
+    from p2p.logfile import write_log
+
+    shares = {"absent": args.absent, "late": args.late, "equivocating": args.equivocating, "unauthorised": args.unauthorised}
+    if any(not 0 <= v <= 1 for v in shares.values()) or sum(shares.values()) > 1:
+        print("--absent, --late, --equivocating and --unauthorised are shares from 0 to 1, together at most 1.", file=sys.stderr)
+        return 2
+    if (args.reps is not None and args.reps < 2) or args.proposals < 0 or not 1 <= args.cycles <= 1000:
+        print("--reps must be at least 2, --proposals at least 0, --cycles from 1 to 1000.", file=sys.stderr)
+        return 2
+    sim = AssemblySim(
+        args.charter, reps=args.reps, proposals=args.proposals, cycles=args.cycles, seed=args.seed, behaviour=Behaviour(**shares)
+    )
+    count = write_log(args.out, sim.run())
+    made = ", ".join(f"{v} {k}" for k, v in sorted(sim.counts.items()))
+    print(f"Wrote {count} items ({made}, {len(sim.replica.beacon)} beacon rounds) of assembly {sim.assembly.hex()} to {args.out}")
+    print(f"Check it with: klero verify {args.out}")
+    return 0
+
+
+def cmd_document(args) -> int:
+    from crdt import footer, to_markdown
+    from p2p.documents import proposal_text, replay_log
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".md", ".pdf"):
+        print(f"--out must end in .md or .pdf (not {out.name!r}): the format follows the name.", file=sys.stderr)
+        return 2
+    if not Path(args.log).is_file():
+        print(f"There is no log file at {args.log}.", file=sys.stderr)
+        return 2
+    found = proposal_text(replay_log(args.log), args.proposal, latest=args.latest)
+    signers = [k.hex()[:16] for k in found.signers]
+    if out.suffix.lower() == ".md":
+        out.write_text(to_markdown(found.document, found.revision, signers, found.beacon_round), encoding="utf-8")
+        pages = ""
+    else:
+        from desktop.export import write_pdf
+
+        count = write_pdf(to_markdown(found.document, found.revision, signers, found.beacon_round),
+                          footer(found.revision, signers, found.beacon_round), out, title=found.title)
+        pages = f" ({count} page{'' if count == 1 else 's'})"
+    print(f"Wrote {found.which} of {found.title!r} to {out}{pages}.")
+    counted = sum(1 for h in found.history if h["in_revision"])
+    rounds = [h["round"] for h in found.history]
+    print(f"History: {len(found.history)} signed changes from beacon round {min(rounds)} to {max(rounds)}, "
+          f"{counted} of them in this revision, by {len(found.signers)} signer(s).")
+    for a in found.amendments:
+        print(f"Amendment {a['id'][:12]} by {a['author'][:16]} (round {a['round']}): {a['summary']}")
+    return 0
+
+
+def _testnet_behaviour(args):
+    from p2p.bots import Behaviour
+
+    shares = {"absent": args.absent, "late": args.late, "equivocating": args.equivocating, "unauthorised": args.unauthorised}
+    if any(not 0 <= v <= 1 for v in shares.values()) or sum(shares.values()) > 1:
+        raise SystemExit("--absent, --late, --equivocating and --unauthorised are shares from 0 to 1, together at most 1.")
+    return Behaviour(**shares)
+
+
+def _print_testnet(rows, expected: str | None) -> None:
+    """One line a node; planned runs compare with the plan, reactive ones show the node's own work."""
+    work = "published" if expected else "sent/panel"
+    print(f"{'node':8} {'run':4} {'peers':>5} {'events':>7} {'round':>6} {'lag':>4} {work:>10} {'cycles':>6}  state")
+    hashes = {r["state_hash"] for r in rows}
+    for r in rows:
+        if expected:
+            mark, done = ("= plan" if r["state_hash"] == expected else ""), f"{r['published']:>5}/{r['planned']:<4}"
+        else:
+            signed = sum((r.get("duties") or {}).get("signed", {}).values())
+            mark, done = ("= all" if len(hashes) == 1 and r["state_hash"] else ""), f"{r['published']:>5}/{signed:<4}"
+        print(f"{r['name']:8} {'yes' if r['running'] else 'no':4} {r['peers']:>5} {r['events']:>7} {r['beacon_round']:>6} "
+              f"{r['lag_rounds']:>4} {done:>10} {r['cycles_decided'] if r['cycles_decided'] is not None else '-':>6}  "
+              f"{r['state_hash'][:16]} {mark}")
+
+
+def cmd_testnet(args) -> int:
+    from p2p.testnet import Testnet
+
+    net = Testnet(args.dir)
+    if args.action == "up":
+        net.up(nodes=args.nodes, reps=args.reps, charter=args.charter, cycles=args.cycles, seed=args.seed,
+               round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args), planned=args.planned)
+        print(f"Watch it with: klero testnet status --dir {args.dir}")
+        return 0
+    if args.action == "status":
+        info = net.info()
+        rows = net.status()
+        if args.json:
+            print(json.dumps({"expected_state_hash": info["expected_state_hash"], "nodes": rows}, indent=2))
+        else:
+            _print_testnet(rows, info["expected_state_hash"])
+        return 0
+    if args.action == "down":
+        rows = net.down()
+        if not args.json:
+            _print_testnet(rows, net.info()["expected_state_hash"])
+        return 0
+    # run: up, wait, down, summary
+    say = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    started = time.time()
+    info = net.up(nodes=args.nodes, reps=args.reps, charter=args.charter, cycles=args.cycles, seed=args.seed,
+                  round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args), say=say, planned=args.planned)
+    planned_s = (info["last_round"] - info["round_zero"] + 1) * info["round_seconds"]
+    ok = False
+    try:
+        ok = net.wait(timeout=args.timeout or planned_s + 120, say=say)
+        converged = time.time()
+    finally:
+        rows = net.down(say=say)
+    summary = {
+        "converged": ok,
+        "expected_state_hash": info["expected_state_hash"],
+        "nodes": {r["name"]: {"state_hash": r["state_hash"], "events": r["events"], "refused": r["refused"],
+                              "published": r["published"], "planned": r["planned"], "duties": r["duties"]} for r in rows},
+        "outcomes": info["expected"] if info.get("expected_state_hash") else net.outcomes(0),
+        "mode": info.get("mode", "planned"),
+        "timings": {"planned_s": round(planned_s, 1), "until_converged_s": round(converged - info["start_at"], 1),
+                    "total_s": round(time.time() - started, 1)},
+        "dir": str(args.dir),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_testnet(rows, info["expected_state_hash"])
+        goal = "the plan's state" if info.get("expected_state_hash") else "one final state"
+        print((f"Every node reached {goal}" if ok else f"The nodes did NOT all reach {goal}")
+              + f" ({summary['timings']['until_converged_s']} s after the first round was due).")
+        if not info.get("expected_state_hash"):
+            o = summary["outcomes"]
+            print(f"Outcomes: {o['cycles']} cycles, {o['deadlines_decided']} deadlines settled by panels, proposals "
+                  + ", ".join(f"{v} {k}" for k, v in o["proposals"].items()) + (f"; passed: {'; '.join(o['passed'])}" if o["passed"] else ""))
+    return 0 if ok else 1
+
+
+def register(sub, profile_arg) -> None:
+    p = sub.add_parser("simulate", help="run a simulated assembly with bot representatives; write its signed log")
+    p.add_argument("out", help="the log file to write (charter, beacon rounds and events)")
+    p.add_argument("--charter", default="demo", help="charter template: demo, testnet, or a JSON file (default demo)")
+    p.add_argument("--reps", type=int, help="number of representatives (default: the template's)")
+    p.add_argument("--proposals", type=int, default=5, help="proposals submitted per cycle (default 5)")
+    p.add_argument("--cycles", type=int, default=5, help="cycles to run (default 5: enough for a plenary)")
+    p.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same log")
+    p.add_argument("--absent", type=float, default=0.1, help="share of representatives who never vote (default 0.1)")
+    p.add_argument("--late", type=float, default=0.05, help="share who vote after deadlines (default 0.05)")
+    p.add_argument("--equivocating", type=float, default=0.0, help="share who sign a fork once (default 0)")
+    p.add_argument("--unauthorised", type=float, default=0.05, help="share who vote where they have no seat (default 0.05)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("document", help="export a proposal's text (a revision) as Markdown or PDF")
+    p.add_argument("log", help="log file holding the proposal and its document changes")
+    p.add_argument("--proposal", required=True, help="the proposal's id, or enough of its start to be unique")
+    p.add_argument("--out", required=True, help="file to write: NAME.md or NAME.pdf")
+    p.add_argument("--latest", action="store_true", help="the latest revision, not the one the assembly last decided on")
+    p.set_defaults(func=cmd_document)
+
+    testnet = sub.add_parser("testnet", help="run a local network of node processes with bot representatives")
+    tsub = testnet.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (("up", "start the nodes and the bots"), ("run", "start, run the cycles, stop, summarise"),
+                         ("status", "show each node's state hash, peers, lag and progress"),
+                         ("down", "stop every node (logs and replicas are kept)")):
+        t = tsub.add_parser(action, help=text)
+        t.add_argument("--dir", default="testnet", help="folder of the testnet (default ./testnet)")
+        t.add_argument("--json", action="store_true", help="machine-readable output")
+        if action in ("up", "run"):
+            t.add_argument("--nodes", type=int, default=5, help="node processes (default 5)")
+            t.add_argument("--reps", type=int, default=25, help="bot representatives spread over the nodes (default 25)")
+            t.add_argument("--charter", default="testnet", help="charter template (default testnet)")
+            t.add_argument("--cycles", type=int, default=4, help="legislative cycles (default 4: every stage and a plenary)")
+            t.add_argument("--seed", type=int, default=1, help="seed of the bots and the dev beacon")
+            t.add_argument("--round-seconds", type=float, help="seconds per beacon round (default: the charter's period)")
+            t.add_argument("--planned", action="store_true",
+                           help="publish a precomputed simulation instead of reactive bots (every node must reach its known state)")
+            for share in ("absent", "late", "equivocating", "unauthorised"):
+                t.add_argument(f"--{share}", type=float, default=0.0, help=f"share of {share} bots (default 0)")
+        if action == "run":
+            t.add_argument("--timeout", type=float, help="seconds to wait for convergence (default: the run's length + 2 min)")
+        t.set_defaults(func=cmd_testnet)
