@@ -334,8 +334,8 @@ class AssemblySim:
         start = leg.generation_start(at, gen)
         seeds = leg.seed_window(at, gen)
         cutoff = self._cutoff(what, cycle, stage, at)
-        seats = [self.by_key[m] for m in panel]
-        active = {pos: i for pos, i in enumerate(seats) if self.bots[i].kind not in ("absent", "equivocating") and not self.bots[i].forked}
+        seats = {pos: self.by_key[m] for pos, m in enumerate(panel) if m in self.by_key}  # people sign for themselves
+        active = {pos: i for pos, i in seats.items() if self.bots[i].kind not in ("absent", "equivocating") and not self.bots[i].forked}
         cut_ids = []
         for i in active.values():
             mine = cutoff
@@ -432,7 +432,7 @@ class AssemblySim:
                 continue
             revision = state.revision
             opens_work, opens, closes = leg.windows(cycle, stage_no)
-            member_bots = [self.by_key[m] for m in members]
+            member_bots = [self.by_key[m] for m in members if m in self.by_key]
             if member_bots:
                 self._plan(plan, opens_work + 1, member_bots[0], "comment", {"proposal": pid, "text": "Reading it now; the second paragraph needs work."})
             if stage.mode == AMEND:
@@ -447,7 +447,7 @@ class AssemblySim:
         for pid, state in sorted(result.proposals.items()):
             if state.status == IN_PLENARY and state.history[-1][0] == cycle:
                 opens_work, opens, closes = leg.windows(cycle, len(leg.p.stages) + 1)
-                for key in roster:
+                for key in (k for k in roster if k in self.by_key):
                     self._vote(plan, self.by_key[key], pid, cycle, len(leg.p.stages) + 1, state.revision, opens, closes,
                                "yes" if self.rng.random() < 0.7 else "no")
         return plan
@@ -458,6 +458,8 @@ class AssemblySim:
         Signed right away, like amendments: the votes must name the heads."""
         from crdt import ProposalDocument
 
+        if state.author not in self.by_key:
+            return None  # a person's proposal: they write its text themselves
         author = self.bots[self.by_key[state.author]]
         if author.kind in ("absent", "equivocating"):
             return None

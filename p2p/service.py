@@ -731,8 +731,6 @@ class Service:
     def thread(self, ref) -> list[dict]:
         """A proposal's comments as a thread: each with its replies' ids, and an anchored comment
         with its passage carried to the latest text (or marked orphaned once it was deleted)."""
-        from crdt.revisions import opcodes
-
         pid = self.proposal(ref)
         comments = [dict(c) for c in self.comments() if c["proposal"] == pid.hex()]
         for c in comments:
@@ -748,11 +746,26 @@ class Service:
                     c["passage"] = None
                     continue
                 then, now = doc.text(a["field"], heads), doc.text(a["field"])
-                start, end = _carry(a["start"], a["end"], opcodes(then, now))
+                start, end = _carry(a["start"], a["end"], word_opcodes(then, now))
                 c["quote"] = then[a["start"]:a["end"]]
                 c["passage"] = [start, end] if end > start else None
                 c["orphaned"] = end <= start
         return comments
+
+
+def word_opcodes(a: str, b: str) -> list[tuple]:
+    """Opcodes between two texts aligned on whole words, in character offsets: a passage is
+    carried by its words (a character diff would keep the "t" of a deleted "ten" that happens to
+    line up with the "t" of "trees")."""
+    from crdt.revisions import _tokens, opcodes
+
+    ta, tb = _tokens(a, "word"), _tokens(b, "word")
+    pa, pb = [0], [0]
+    for t in ta:
+        pa.append(pa[-1] + len(t))
+    for t in tb:
+        pb.append(pb[-1] + len(t))
+    return [(tag, pa[i1], pa[i2], pb[j1], pb[j2]) for tag, i1, i2, j1, j2 in opcodes(ta, tb)]
 
 
 def _round_of(fields: dict) -> int:

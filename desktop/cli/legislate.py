@@ -247,9 +247,9 @@ def cmd_diff(args) -> int:
     def human(ops):
         colour = sys.stdout.isatty()
         for op, text in ops:
-            if op == "equal":
+            if op == "=":
                 print(text, end="")
-            elif op == "delete":
+            elif op == "-":
                 print(f"\033[9;31m[-{text}-]\033[0m" if colour else f"[-{text}-]", end="")
             else:
                 print(f"\033[4;32m{{+{text}+}}\033[0m" if colour else f"{{+{text}+}}", end="")
