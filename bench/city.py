@@ -31,7 +31,7 @@ def main() -> None:
     from consensus import Replica
     from consensus.legislature import Legislature
     from p2p.audit import verify_log
-    from p2p.bots import AssemblySim, Behaviour
+    from p2p.tools.bots import AssemblySim, Behaviour
     from p2p.logfile import write_log
     from replay import baseline
 

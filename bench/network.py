@@ -88,7 +88,8 @@ def deadlines(home: Path) -> None:
     from consensus import cbor
     from consensus.agreement import quorum_size
     from p2p.logfile import read_items
-    from p2p.testnet import Testnet, item_round
+    from p2p.logfile import item_round
+    from p2p.tools.testnet import Testnet
 
     net = Testnet(home / "testnet")
     info = net.up(nodes=5, reps=25, cycles=4, round_seconds=0.25, trace=True, say=lambda line: None)
@@ -133,7 +134,7 @@ def deadlines(home: Path) -> None:
 def catchup(net, home: Path, events: int) -> None:
     from consensus.replica import Replica
     from p2p.logfile import read_items, write_log
-    from p2p.simulate import Simulation
+    from p2p.tools.simulate import Simulation
 
     log = home / "big.log"
     write_log(log, Simulation(seed=42, reps=200, events_per_round=50).log(events))

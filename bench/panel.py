@@ -71,7 +71,7 @@ def main() -> None:
     from consensus.events import sign_event, split_wire, verify_signature
     from consensus.kinds import Cut
     from consensus.panel import CutOff, bitmap, majority
-    from p2p.bots import AssemblySim, Behaviour
+    from p2p.tools.bots import AssemblySim, Behaviour
 
     rng = random.Random(1)
     signer = SigningKey(bytes(range(32)))

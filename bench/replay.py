@@ -29,7 +29,7 @@ OUT = ROOT / "bench" / "out"
 
 def make_log(events: int, reps: int) -> Path:
     from p2p.logfile import write_log
-    from p2p.simulate import Simulation
+    from p2p.tools.simulate import Simulation
 
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"replay-{events}-{reps}.log"

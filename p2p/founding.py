@@ -9,8 +9,10 @@ amended: its hash *is* the assembly's id); :func:`sign` makes the charter event.
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from importlib import resources as importlib_resources
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,39 @@ MAX_ROSTER_FILE = 64 << 20
 
 class FoundingError(KleroError):
     """The charter cannot be made as asked; the sentence says why and what to change."""
+
+
+TEMPLATES = ("demo", "testnet", "city")
+
+
+def canonical(value):
+    """JSON-decoded data with every map's keys in canonical CBOR order (what charters require)."""
+    from consensus.cbor import key_order
+
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value, key=key_order)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
+def load_template(name_or_path: str) -> dict:
+    """A charter template: ``demo``, ``testnet``, ``city`` (in resources/charters) or a JSON file."""
+    if name_or_path in TEMPLATES:
+        text = importlib_resources.files("resources").joinpath("charters", f"{name_or_path}.json").read_text()
+    else:
+        try:
+            with open(name_or_path, encoding="utf-8") as f:
+                text = f.read(1 << 20)
+        except OSError as exc:
+            raise FoundingError(f"Cannot read the charter template {name_or_path}: {exc.strerror}.") from None
+    try:
+        template = json.loads(text)
+    except ValueError:
+        raise FoundingError(f"The charter template {name_or_path} is not JSON.") from None
+    if not isinstance(template, dict) or not isinstance(template.get("parliament"), dict):
+        raise FoundingError(f"The charter template {name_or_path} has no parliament section.")
+    return template
 
 
 def read_keys(path: str | Path, what: str = "roster") -> list[bytes]:
@@ -85,7 +120,6 @@ def plan(name: str, template: str, roster: list[bytes], *, registrars: list[byte
          seed_peers: list[str] = (), start_in_seconds: float = 3600.0, now: float | None = None) -> Plan:
     """Check the inputs and lay out the charter: every parameter, with what it means."""
     from .beacon import DevBeacon, load_chain
-    from .bots import canonical, load_template
 
     now = time.time() if now is None else now
     name = name.strip()

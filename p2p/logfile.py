@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
+from consensus import cbor
 from consensus.cbor import item_length
 from consensus.events import MAX_CHARTER_BYTES
 
@@ -113,3 +114,12 @@ def write_log(path: str | os.PathLike, wires: Iterable[bytes]) -> int:
         Path(tmp).unlink(missing_ok=True)
         raise
     return count
+
+
+def item_round(item: bytes) -> int:
+    """The beacon round an item is due at: a round's own number, an event's named round."""
+    value = cbor.decode_fast(item)
+    if item[:1] == b"\x83":
+        return int(value[0])
+    fields = cbor.decode_fast(value[0])
+    return int(fields["round"][0])

@@ -126,7 +126,7 @@ class Node:
                  say: Callable[[str], None] = print, trace: Path | None = None, beacon_relays: tuple[str, ...] = (),
                  mdns: bool = False, reactor=None):
         self.store = store
-        #: the hosted representatives' own work (``p2p.reactive.Reactor``): panel duties, bots
+        #: the hosted representatives' own work (``p2p.reactor.Reactor``): panel duties, bots
         self.reactor = reactor
         self.caught_up = False  # acts only once a first sync (or a lone start) says we are current
         self.duty_ms: list[float] = []
@@ -900,7 +900,7 @@ def run_headless(node: Node, say: Callable[[str], None], *, publish: str | None 
                     return
 
         async def feed() -> None:
-            from .testnet import item_round
+            from .logfile import item_round
 
             while not node.address:
                 await trio.sleep(0.05)

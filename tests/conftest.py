@@ -26,6 +26,6 @@ def klero_home(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def small_log():
     """A seeded simulated log: charter first, 600 events, two equivocations."""
-    from p2p.simulate import Simulation
+    from p2p.tools.simulate import Simulation
 
     return list(Simulation(seed=7, reps=6).log(600, forks=2))

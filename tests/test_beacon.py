@@ -241,7 +241,7 @@ def test_dead_relay_falls_back_to_the_next():
 
 
 def test_store_caches_only_verified_rounds(tmp_path):
-    from p2p.simulate import Simulation
+    from p2p.tools.simulate import Simulation
     from p2p.store import ReplicaStore
 
     with ReplicaStore.create(tmp_path / "r.sqlite", Simulation().charter_wire) as store:

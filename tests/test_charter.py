@@ -12,7 +12,7 @@ from consensus.charter import Charter
 from consensus.errors import InvalidInput
 from consensus.parliament import Parliament
 from p2p.beacon import load_chain
-from p2p.bots import TEMPLATES, canonical, load_template
+from p2p.founding import TEMPLATES, canonical, load_template
 
 
 def parliament(**changes) -> dict:

@@ -13,7 +13,7 @@ from consensus.changes import read_change
 from consensus.errors import InvalidInput
 from consensus.events import sign_event
 from crdt import DocumentError, ProposalDocument
-from p2p.simulate import Simulation
+from p2p.tools.simulate import Simulation
 
 A, B, C = b"A" * 32, b"B" * 32, b"C" * 32
 

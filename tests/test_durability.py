@@ -41,7 +41,7 @@ import pytest
 from consensus.events import event_id
 from consensus.replica import APPLIED, Replica
 from p2p.logfile import write_log
-from p2p.simulate import Simulation
+from p2p.tools.simulate import Simulation
 from p2p.store import ReplicaStore
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,9 +15,10 @@ import pytest
 
 from consensus.legislature import Legislature
 from consensus.replica import Replica
-from p2p.bots import AssemblySim, Behaviour
+from p2p.tools.bots import AssemblySim, Behaviour
 from p2p.duties import Hands, PanelDuties
-from p2p.reactive import HostedBot, ReactiveBots, Reactor, chance, load_bots, write_bots_file
+from p2p.reactor import Reactor
+from p2p.tools.reactive import HostedBot, ReactiveBots, chance, load_bots, write_bots_file
 
 pytestmark = pytest.mark.slow
 

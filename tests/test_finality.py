@@ -32,7 +32,7 @@ from consensus.events import event_id, sign_event, split_wire
 from consensus.legislature import PASSED, PROMOTED, Legislature
 from consensus.panel import CutOff, deadline_key, encode_value, proposer_offset, valid_value
 from consensus.replica import Replica
-from p2p.bots import AssemblySim, Behaviour
+from p2p.tools.bots import AssemblySim, Behaviour
 
 HONEST = Behaviour(absent=0, late=0, equivocating=0, unauthorised=0)
 SEED, CYCLES = 1, 4

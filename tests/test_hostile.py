@@ -11,7 +11,7 @@ the promises the core makes about it:
   only ever raises its documented errors, does bounded work, and never invents bytes;
 * :meth:`Charter.from_body` refuses bad charters with ``InvalidInput`` only.
 
-Valid events come from ``p2p.simulate.Simulation(seed=0, reps=4)``.  Bad-but-signed events are
+Valid events come from ``p2p.tools.simulate.Simulation(seed=0, reps=4)``.  Bad-but-signed events are
 signed with the simulation's own keys, so that the one thing wrong with them is the thing the
 test names.  Non-canonical encodings are assembled by hand from CBOR pieces and then signed
 byte for byte (``key.sign(b"klero/event/v1" + encoding)``), so their signature is valid and
@@ -54,7 +54,7 @@ from consensus.replica import Replica
 from p2p import logfile
 from p2p.logfile import LogDamage, iter_items
 from p2p.pipeline import check_signatures
-from p2p.simulate import Simulation, derived_key, fake_round_prefix
+from p2p.tools.simulate import Simulation, derived_key, fake_round_prefix
 
 # --------------------------------------------------------------------------- settings
 

@@ -65,3 +65,16 @@ def test_verify_does_not_import_the_network_or_qt():
     code = "import sys; from desktop import cli; from p2p import audit; print(' '.join(sorted(m for m in ('libp2p','PySide6','trio') if m in sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
     assert out == ""
+
+
+def test_the_node_shell_never_imports_the_testers_tooling():
+    """p2p/tools/ (bots, simulations, testnets) is for testers: a representative's node must
+    run without it (issue 13's layout)."""
+    problems = []
+    for path in sorted((ROOT / "p2p").glob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and ((node.level == 1 and (node.module or "").startswith("tools"))
+                                                     or (node.level == 0 and (node.module or "").startswith("p2p.tools"))):
+                problems.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {node.module}")
+    assert not problems, "\n".join(problems)

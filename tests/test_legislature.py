@@ -4,7 +4,7 @@ The issue: votes from non-members, double votes, votes for unknown revisions, vo
 windows, proposals over quota and amendments outside their window must each be rejected or
 neutralised *with a reason*, and none may change an outcome.
 
-How the tests get their events.  A simulated assembly (``p2p.bots.AssemblySim``, the demo
+How the tests get their events.  A simulated assembly (``p2p.tools.bots.AssemblySim``, the demo
 charter: 9 representatives, a dev beacon, 3 stages and a plenary, deadlines settled by cut-off
 panels the bots run) produces a whole log.  Hostile events are signed by the simulation's own
 bots, so the only thing wrong with each is the thing the test names (the replica accepts them:
@@ -67,7 +67,7 @@ from consensus.legislature import (
 from consensus.panel import decode_value, deadline_key
 from consensus.parliament import DECLARED
 from consensus.replica import APPLIED, PENDING, REJECTED, Replica
-from p2p.bots import AssemblySim, Behaviour, load_template, seeded_dev_beacon
+from p2p.tools.bots import AssemblySim, Behaviour, load_template, seeded_dev_beacon
 
 HONEST = Behaviour(absent=0, late=0, equivocating=0, unauthorised=0)
 SEED = 0

@@ -111,7 +111,7 @@ def test_a_late_observer_catches_up_with_100000_events(net, tmp_path):
     import time
 
     from p2p.logfile import write_log
-    from p2p.simulate import Simulation
+    from p2p.tools.simulate import Simulation
 
     log = tmp_path / "big.log"
     write_log(log, Simulation(seed=42, reps=200, events_per_round=50).log(100_000))
@@ -134,7 +134,7 @@ def test_a_node_follows_the_beacon_relay_and_gossips_rounds_to_peers_without_one
     import time
 
     from p2p.beacon import serve
-    from p2p.bots import seeded_dev_beacon
+    from p2p.tools.bots import seeded_dev_beacon
     from p2p.documents import replay_log
 
     chain = replay_log(LOG).charter.beacon
@@ -197,7 +197,7 @@ def test_representatives_nodes_take_their_panel_duties_on_their_own(net, tmp_pat
     from consensus.events import NO_ASSEMBLY, sign_event
     from consensus.legislature import Legislature
     from consensus.parliament import Parliament
-    from p2p.bots import canonical, load_template, seeded_dev_beacon
+    from p2p.tools.bots import canonical, load_template, seeded_dev_beacon
     from p2p.logfile import write_log
     from p2p.store import ReplicaStore
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consensus.panel import CutOff, bitmap, bits_of, deadline_key, decode_value, encode_value, has_bit, layout, majority
-from p2p.bots import AssemblySim, Behaviour
+from p2p.tools.bots import AssemblySim, Behaviour
 
 HONEST = Behaviour(absent=0, late=0, equivocating=0, unauthorised=0)
 

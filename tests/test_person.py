@@ -16,7 +16,7 @@ import pytest
 
 from p2p import control
 from p2p.service import ActError
-from p2p.testnet import PASSPHRASE, Testnet
+from p2p.tools.testnet import PASSPHRASE, Testnet
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ from consensus.events import event_id, sign_event
 from consensus.lthash import LtHash
 from consensus.events import NO_ASSEMBLY
 from consensus.replica import APPLIED, DUPLICATE, EQUIVOCATION, INVALID, PENDING
-from p2p.simulate import Simulation, fake_round_prefix
+from p2p.tools.simulate import Simulation, fake_round_prefix
 
 
 def hostile_log():
@@ -278,7 +278,7 @@ def test_convenor_on_the_roster_can_equivocate_after_the_charter():
     """The convenor's chain starts with the charter; a fork at seq 2 rewinds it to the charter."""
     from consensus.charter import Charter
     from consensus.events import NO_ASSEMBLY
-    from p2p.simulate import derived_key
+    from p2p.tools.simulate import derived_key
 
     convenor = derived_key(1, "convenor", 0)
     charter = Charter(name="Tiny", roster=(bytes(convenor.verify_key),))

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from consensus.replica import Replica
-from p2p.bots import AssemblySim, Behaviour, load_template
+from p2p.tools.bots import AssemblySim, Behaviour, load_template
 from p2p.service import ActError, Service, _carry, word_opcodes
-from p2p.testnet import item_round
+from p2p.logfile import item_round
 
 ROOT = Path(__file__).resolve().parent.parent
 ME = SigningKey(hashlib.sha256(b"klero-test/person").digest())
@@ -219,7 +219,7 @@ def test_a_killed_import_never_leaves_the_replica_locked(tmp_path):
     import random
 
     from p2p.logfile import write_log
-    from p2p.simulate import Simulation
+    from p2p.tools.simulate import Simulation
     from p2p.store import ReplicaStore
 
     env = {**os.environ, "KLERO_HOME": str(tmp_path / "home"), "KLERO_PASSPHRASE": "a passphrase"}

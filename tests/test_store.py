@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consensus import Replica
-from p2p.simulate import Simulation
+from p2p.tools.simulate import Simulation
 from p2p.store import ReplicaStore, StoreError
 
 

@@ -92,7 +92,7 @@ def test_a_node_killed_mid_cycle_restarts_and_resumes_its_duties(tmp_path):
     up, its bots and panel seats carry on without signing anything twice, and all converge."""
     import time
 
-    from p2p.testnet import Testnet
+    from p2p.tools.testnet import Testnet
 
     net = Testnet(tmp_path / "net")
     info = net.up(nodes=3, reps=12, cycles=3, round_seconds=0.25, say=lambda line: None)

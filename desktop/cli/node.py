@@ -40,7 +40,8 @@ def cmd_node(args) -> int:
     with ReplicaStore(p.replica_path) as store:
         reactor = None
         if not observer:
-            from p2p.reactive import Reactor, load_bots
+            from p2p.reactor import Reactor
+            from p2p.tools.reactive import load_bots
 
             if args.bots:
                 bots = load_bots(args.bots, store.replica.charter_event.wire)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def cmd_simulate(args) -> int:
-    from p2p.bots import AssemblySim, Behaviour
+    from p2p.tools.bots import AssemblySim, Behaviour
     from p2p.logfile import write_log
 
     shares = {"absent": args.absent, "late": args.late, "equivocating": args.equivocating, "unauthorised": args.unauthorised}
@@ -63,7 +63,7 @@ def cmd_document(args) -> int:
 
 
 def _testnet_behaviour(args):
-    from p2p.bots import Behaviour
+    from p2p.tools.bots import Behaviour
 
     shares = {"absent": args.absent, "late": args.late, "equivocating": args.equivocating, "unauthorised": args.unauthorised}
     if any(not 0 <= v <= 1 for v in shares.values()) or sum(shares.values()) > 1:
@@ -88,7 +88,7 @@ def _print_testnet(rows, expected: str | None) -> None:
 
 
 def cmd_testnet(args) -> int:
-    from p2p.testnet import Testnet
+    from p2p.tools.testnet import Testnet
 
     net = Testnet(args.dir)
     if args.action == "up":

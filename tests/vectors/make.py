@@ -46,7 +46,7 @@ def hostile_items(sim, sim_items: list[bytes]) -> list[bytes]:
     import cbor2
 
     from consensus.events import decode_charter, sign_event
-    from p2p.simulate import derived_key
+    from p2p.tools.simulate import derived_key
 
     assembly = decode_charter(sim_items[0]).id
     event = next(i for i in sim_items[1:] if i[:1] == b"\x82")
@@ -95,7 +95,7 @@ def finality_attacks(sim, sim_items: list[bytes]) -> list[bytes]:
 
 
 def main() -> None:
-    from p2p.bots import AssemblySim, Behaviour
+    from p2p.tools.bots import AssemblySim, Behaviour
     from p2p.logfile import write_log
 
     # the assembly starts at round 100, so beacon round 1 is older than it

@@ -16,10 +16,8 @@ The result is a self-contained log: the charter, every beacon round used, every 
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from dataclasses import dataclass, field
-from importlib import resources as importlib_resources
 from typing import Iterator
 
 from nacl.signing import SigningKey
@@ -32,43 +30,13 @@ from consensus.legislature import IN_COMMITTEE, IN_PLENARY, Legislature
 from consensus.parliament import AMEND, Parliament
 from consensus.replica import Replica
 
-from .beacon import BeaconError, DevBeacon
+from ..beacon import BeaconError, DevBeacon
+from ..founding import canonical, load_template  # templates are the founding code's; re-exported for tools
 
-TEMPLATES = ("demo", "testnet", "city")
 #: a fixed genesis for simulated dev beacons, so the same seed gives the same log anywhere
 SIM_GENESIS = 1_700_000_000
 #: panel generations a simulated deadline may take before the simulation gives up on it
 MAX_GENERATIONS = 40
-
-
-def canonical(value):
-    """JSON-decoded data with every map's keys in canonical CBOR order (what charters require)."""
-    from consensus.cbor import key_order
-
-    if isinstance(value, dict):
-        return {k: canonical(value[k]) for k in sorted(value, key=key_order)}
-    if isinstance(value, list):
-        return [canonical(v) for v in value]
-    return value
-
-
-def load_template(name_or_path: str) -> dict:
-    """A charter template: ``demo``, ``testnet``, ``city`` (in resources/charters) or a JSON file."""
-    if name_or_path in TEMPLATES:
-        text = importlib_resources.files("resources").joinpath("charters", f"{name_or_path}.json").read_text()
-    else:
-        try:
-            with open(name_or_path, encoding="utf-8") as f:
-                text = f.read(1 << 20)
-        except OSError as exc:
-            raise BeaconError(f"Cannot read the charter template {name_or_path}: {exc.strerror}.") from None
-    try:
-        template = json.loads(text)
-    except ValueError:
-        raise BeaconError(f"The charter template {name_or_path} is not JSON.") from None
-    if not isinstance(template, dict) or not isinstance(template.get("parliament"), dict):
-        raise BeaconError(f"The charter template {name_or_path} has no parliament section.")
-    return template
 
 
 def seeded_dev_beacon(seed: int, period_ms: int) -> DevBeacon:

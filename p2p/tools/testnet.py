@@ -34,7 +34,7 @@ from pathlib import Path
 from consensus import cbor
 from consensus.errors import KleroError
 
-from .logfile import write_log
+from ..logfile import item_round, write_log
 
 #: seconds a reactive testnet's common state must stay unchanged after the last round to count as done
 SETTLE_S = 3.0
@@ -43,15 +43,6 @@ PASSPHRASE = "testnet-dev-profile"  # dev profiles only: their keys guard nothin
 
 class TestnetError(KleroError):
     """The testnet cannot be started, read or stopped as asked."""
-
-
-def item_round(item: bytes) -> int:
-    """The beacon round an item is due at: a round's own number, an event's named round."""
-    value = cbor.decode_fast(item)
-    if item[:1] == b"\x83":
-        return int(value[0])
-    fields = cbor.decode_fast(value[0])
-    return int(fields["round"][0])
 
 
 @dataclass
@@ -65,7 +56,7 @@ class Plan:
 
 
 def make_plan(charter: str, reps: int, nodes: int, cycles: int, seed: int, behaviour=None) -> Plan:
-    from .audit import verify_log
+    from ..audit import verify_log
     from .bots import AssemblySim
 
     sim = AssemblySim(charter, reps=reps, cycles=cycles, seed=seed, behaviour=behaviour)
@@ -255,7 +246,7 @@ class Testnet:
 
     def outcomes(self, k: int = 0) -> dict:
         """The legislature's outcomes in node ``k``'s replica (the node must be stopped)."""
-        from .store import ReplicaStore
+        from ..store import ReplicaStore
 
         with ReplicaStore(self.home / "profiles" / f"node-{k}" / "replica.sqlite") as store:
             return outcomes_of(store.replica)

@@ -16,15 +16,13 @@ done at most once: before acting a bot looks for its own earlier event in the re
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass, field
 
 from consensus.legislature import IN_COMMITTEE, IN_PLENARY, Legislature
 from consensus.parliament import AMEND, EDIT
 
-from .duties import Hands, PanelDuties
+from ..duties import Hands
 
-log = logging.getLogger("klero.duties")
 _TOPICS = ("Open the library on Sundays", "Protected bike lanes on Main Street", "A public budget hearing each quarter",
            "Free water fountains in parks", "Night buses on weekends", "Tree planting along the river")
 _FLIP = {"promote": "kill", "kill": "promote", "yes": "no", "no": "yes", "adopt": "reject", "reject": "adopt"}
@@ -281,50 +279,6 @@ class ReactiveBots:
         for bot in self.hosted:
             if bot.kind == "unauthorised" and bot.public not in draw.members and chance(self.seed, "intrude", draw.proposal, bot.public.hex()) < 0.5:
                 self._vote(leg, hands, horizon, bot, draw.proposal, now, draw.stage, revision, "promote", own)
-
-
-class Reactor:
-    """What a node runs after each new beacon round or panel message: evaluate, then the hosted
-    representatives' panel duties and (testnets) their bots' acts."""
-
-    def __init__(self, replica, keys, *, bots: ReactiveBots | None = None, lease: bool = True):
-        self.replica = replica
-        keys = list(keys)
-        self.keys = keys
-        absent = {b.public for b in bots.hosted if b.kind in ("absent", "equivocating")} if bots else set()
-        self.duties = PanelDuties([bytes(k.verify_key) for k in keys if bytes(k.verify_key) not in absent], lease=lease)
-        self.bots = bots
-        self.leg = Legislature(replica.charter, replica.charter_event.round)
-        self.result = None
-        self.evaluations = 0
-        #: why the last step failed ("" if it did not): shown in the node's status
-        self.problem = ""
-
-    def step(self, add=None, *, rounds: int = 8, evaluate: bool = True) -> list[bytes]:
-        """Act until nothing more is owed (at most ``rounds`` passes: a pass's own messages can
-        enable the next, when one node hosts several members of a panel); returns the signed wires.
-
-        ``evaluate=False`` reuses the last evaluation (the caller's choice when only panel
-        messages arrived: feeding them to the agreements needs no new evaluation, and at city
-        scale an evaluation costs ~0.3 s)."""
-        hands = Hands(self.replica, self.keys, add)
-        try:
-            for _ in range(rounds):
-                before = len(hands.out)
-                if evaluate or self.result is None:
-                    self.result = self.leg.evaluate_replica(self.replica, explain=False)
-                    self.evaluations += 1
-                    evaluate = False
-                self.duties.step(self.leg, hands)
-                if self.bots is not None:
-                    self.bots.step(self.leg, self.result, hands)
-                if len(hands.out) == before:
-                    break
-            self.problem = ""
-        except Exception as exc:  # what was signed before the failure is stored: it must still go out
-            self.problem = f"{type(exc).__name__}: {exc}"
-            log.exception("the node's own duties failed this round")
-        return hands.out
 
 
 def write_bots_file(path, *, template: str, reps: int, seed: int, behaviour: dict, indices: list[int], proposals: int = 4,
