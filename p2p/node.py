@@ -30,7 +30,7 @@ from typing import Callable
 
 import trio
 
-from consensus.errors import InvalidInput
+from consensus.errors import InvalidInput, KleroError
 
 from . import sync
 from .store import ReplicaStore
@@ -115,6 +115,72 @@ def _is_transport_failure(exc: BaseException) -> bool:
                             OSError, EOFError))
 
 
+#: a new member's node asks a peer for the assembly's charter (``klero join --bootstrap``)
+CHARTER_PROTOCOL = "/klero/charter/1.0.0"
+
+
+def make_host(seed: bytes, listen: list, *, mdns: bool = False):
+    """A libp2p host as every node makes it: Ed25519 identity, Noise, Yamux, TCP."""
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import create_new_key_pair as ed25519_key_pair
+    from libp2p.crypto.x25519 import create_new_key_pair as x25519_key_pair
+    from libp2p.network.config import ConnectionConfig
+    from libp2p.security.noise.transport import PROTOCOL_ID as NOISE, Transport as Noise
+    from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX, Yamux
+    from libp2p.transport.tcp.tcp import TCP
+
+    logging.getLogger("libp2p").setLevel(logging.CRITICAL)  # its warnings would bypass our log
+    pair = ed25519_key_pair(seed)
+    return new_host(
+        key_pair=pair,
+        sec_opt={NOISE: Noise(pair, noise_privkey=x25519_key_pair().private_key)},
+        muxer_opt={YAMUX: Yamux},
+        transports=[TCP()],
+        listen_addrs=listen,
+        enable_mDNS=mdns,  # LAN discovery: it only fills the peerstore; we dial ourselves
+        # one connection per peer (else each dial waits ~250 ms); no auto-connector: it would
+        # redial every peer it ever saw, undoing our own choice of peers
+        connection_config=ConnectionConfig(max_connections_per_peer=1, min_connections=0, low_watermark=0),
+    )
+
+
+def fetch_charter(address: str, timeout: float = 20.0) -> bytes:
+    """The charter of the assembly the node at ``address`` (/ip4/…/tcp/…/p2p/…) replicates, as it
+    sends it: the caller must check it is the assembly it means to join (its id)."""
+    import multiaddr
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+
+    from consensus.events import MAX_CHARTER_BYTES
+
+    try:
+        info = info_from_p2p_addr(multiaddr.Multiaddr(address))
+    except Exception:
+        raise KleroError(f"{address!r} is not a peer address: it must look like /ip4/HOST/tcp/PORT/p2p/PEER-ID.") from None
+
+    async def main() -> bytes:
+        host = make_host(os.urandom(32), [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")])
+        async with host.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+            try:
+                with trio.fail_after(timeout):
+                    await host.connect(info)
+                    stream = await host.new_stream(info.peer_id, [CHARTER_PROTOCOL])
+                    data = await sync.read_frame(stream, MAX_CHARTER_BYTES)
+                    await stream.close()
+                    return data
+            finally:
+                with trio.CancelScope(shield=True):
+                    await host.close()
+
+    try:
+        return trio.run(main)
+    except trio.TooSlowError:
+        raise KleroError(f"The node at {address} did not answer within {timeout:.0f} s; is it running and reachable?") from None
+    except KleroError:
+        raise
+    except Exception as exc:
+        raise KleroError(f"Could not fetch the charter from {address}: {_explain(exc)}.") from None
+
+
 def topics(assembly: bytes) -> tuple[str, str]:
     a = assembly.hex()
     return f"/klero/{a}/events/1", f"/klero/{a}/rounds/1"
@@ -169,28 +235,9 @@ class Node:
 
     def _make_host(self):
         import multiaddr
-        from libp2p import new_host
-        from libp2p.crypto.ed25519 import create_new_key_pair as ed25519_key_pair
-        from libp2p.crypto.x25519 import create_new_key_pair as x25519_key_pair
-        from libp2p.network.config import ConnectionConfig
-        from libp2p.security.noise.transport import PROTOCOL_ID as NOISE, Transport as Noise
-        from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX, Yamux
-        from libp2p.transport.tcp.tcp import TCP
 
-        logging.getLogger("libp2p").setLevel(logging.CRITICAL)  # its warnings would bypass our log
-        pair = ed25519_key_pair(self.seed)
         self._listen = [multiaddr.Multiaddr(f"/ip4/127.0.0.1/tcp/{self.port}")]
-        return new_host(
-            key_pair=pair,
-            sec_opt={NOISE: Noise(pair, noise_privkey=x25519_key_pair().private_key)},
-            muxer_opt={YAMUX: Yamux},
-            transports=[TCP()],
-            listen_addrs=self._listen,
-            enable_mDNS=self.mdns,  # LAN discovery: it only fills the peerstore; we dial ourselves
-            # one connection per peer (else each dial waits ~250 ms); no auto-connector: it would
-            # redial every peer it ever saw, undoing our own choice of peers
-            connection_config=ConnectionConfig(max_connections_per_peer=1, min_connections=0, low_watermark=0),
-        )
+        return make_host(self.seed, self._listen, mdns=self.mdns)
 
     def _make_pubsub(self, host):
         import libp2p.pubsub.pubsub as pubsub_module
@@ -440,6 +487,16 @@ class Node:
             raise RuntimeError(f"our own event was not applied: {outcome.status} {outcome.rejection}")
 
     # ------------------------------------------------------------------ sync
+
+    async def _serve_charter(self, stream) -> None:
+        """Send the assembly's charter to a node that is joining (it checks the id itself)."""
+        try:
+            with trio.fail_after(10):
+                await sync.write_frame(stream, self.store.replica.charter_event.wire)
+                await stream.close()
+        except Exception as exc:
+            log.info("a charter request failed: %s", _explain(exc))
+            await self._reset(stream)
 
     async def _serve_sync(self, stream) -> None:
         phase = "reading the request"
@@ -835,6 +892,7 @@ class Node:
         self.pubsub, router = self._make_pubsub(self.host)
         self.router = router
         self.host.set_stream_handler(sync.PROTOCOL, self._serve_sync)
+        self.host.set_stream_handler(CHARTER_PROTOCOL, self._serve_charter)
         async with self.host.run(self._listen):
             try:
                 async with background_trio_service(self.pubsub), background_trio_service(router):

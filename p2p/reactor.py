@@ -26,6 +26,7 @@ class Reactor:
         self.bots = bots
         self.leg = Legislature(replica.charter, replica.charter_event.round)
         self.result = None
+        self.evaluated = None
         self.evaluations = 0
         #: why the last step failed ("" if it did not): shown in the node's status
         self.problem = ""
@@ -42,7 +43,10 @@ class Reactor:
             for _ in range(rounds):
                 before = len(hands.out)
                 if evaluate or self.result is None:
-                    self.result = self.leg.evaluate_replica(self.replica, explain=False)
+                    r = self.replica
+                    self.result = self.leg.evaluate_replica(r, explain=False)
+                    #: (beacon round, records, forks) it saw: the service reuses it while current
+                    self.evaluated = (max(r.beacon, default=0), len(r.records), len(r.forks))
                     self.evaluations += 1
                     evaluate = False
                 self.duties.step(self.leg, hands)

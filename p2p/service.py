@@ -21,13 +21,14 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Callable
 
 from consensus.cbor import decode, encode
 from consensus.errors import KleroError
 from consensus.events import event_id, parse_body, peek_kind, split_wire
-from consensus.kinds import Amend, Comment, DocChange, Submit, Vote
+from consensus.kinds import PANEL_KINDS, Amend, Comment, DocChange, Submit, Vote
 from consensus.legislature import (
     IN_COMMITTEE,
     IN_PLENARY,
@@ -71,7 +72,8 @@ class Service:
     # answer the same calls over its door (p2p.control) as the app and the CLI make in-process.
 
     def __init__(self, replica, key=None, *, add: Callable[[bytes], object] | None = None,
-                 outbox: Path | None = None, clock: Callable[[], float] = time.time, me: bytes | None = None):
+                 outbox: Path | None = None, clock: Callable[[], float] = time.time, me: bytes | None = None,
+                 shared=None):
         self.replica = replica
         self.key = key
         #: whose inbox this is: the key's owner (``me`` alone: a read-only view of someone's work)
@@ -85,15 +87,64 @@ class Service:
         self._version = None
         self._comments: dict[bytes, dict] = {}
         self._comment_mark = 0  # store rowid (or memory count) read so far
+        #: comments that concern this representative (replies, mentions, on their proposals)
+        self._notices: list[tuple[str, dict]] = []
+        self._my_comments: set[str] = set()
+        #: the node's Reactor, whose evaluation this service reuses when it is current (a node
+        #: evaluates once per beacon round anyway; the inbox then costs no second evaluation)
+        self.shared = shared
+        # an index of the records, kept up to date by reading only the new ones (``_index``)
+        self._seen = 0
+        self._forks_seen = 0
+        self._panel_messages = 0
+        self._last_panel = -1  # position of the latest panel message among the records
+        self._mine: list[Record] = []
 
     # ------------------------------------------------------------------ state
 
+    def _index(self) -> None:
+        """Read the records added since the last call (the dict keeps insertion order): panel
+        messages counted, this representative's own kept.  A fork can remove records: then the
+        index is rebuilt from scratch."""
+        records = self.replica.records
+        n, forks = len(records), len(self.replica.forks)
+        if n < self._seen or forks != self._forks_seen:
+            self._seen, self._panel_messages, self._mine, self._forks_seen, self._last_panel = 0, 0, [], forks, -1
+        if n > self._seen:
+            for position, r in enumerate(islice(records.values(), self._seen, None), self._seen):
+                if r.kind in PANEL_KINDS:
+                    self._panel_messages += 1
+                    self._last_panel = position
+                if r.author == self.me:
+                    self._mine.append(r)
+            self._seen = n
+
+    def mine(self) -> list[Record]:
+        """This representative's own records, in the order the replica took them."""
+        self._index()
+        return self._mine
+
     def result(self):
-        """The legislature's evaluation of the replica as it is now (cached until it changes)."""
+        """The legislature's evaluation of the replica as it is now (cached until it can change).
+
+        Under the panel rule an evaluation changes only with a new beacon round or a new panel
+        message (a certificate decides; votes, texts and comments count only through it), so
+        other events reuse it: the inbox after a new comment or vote costs no evaluation."""
         r = self.replica
-        version = (max(r.beacon, default=0), len(r.records), r.applied_count())
+        self._index()
+        if self.leg.p.deadline_rule == "panel":
+            version = (max(r.beacon, default=0), self._panel_messages, len(r.forks))
+        else:
+            version = (max(r.beacon, default=0), len(r.records), r.applied_count())
         if version != self._version:
-            self._result = self.leg.evaluate_replica(r)
+            shared = self.shared
+            done = getattr(shared, "evaluated", None)
+            if (done is not None and self.leg.p.deadline_rule == "panel" and done[0] == version[0]
+                    and done[1] > self._last_panel and done[2] == len(r.forks)):
+                self.leg, self._result = shared.leg, shared.result  # the node's own, as current as ours
+            else:
+                self.leg = Legislature(r.charter, r.charter_event.round)
+                self._result = self.leg.evaluate_replica(r)
             self._version = version
         return self._result
 
@@ -168,8 +219,8 @@ class Service:
         allowed = self.replica.charter.limits.max_doc_changes_per_round
         at = self.horizon
         used = {}
-        for r in self.replica.records.values():
-            if r.author == self.me and r.kind == "doc.change" and r.round == at:
+        for r in self.mine():
+            if r.kind == "doc.change" and r.round == at:
                 used[r.body.proposal] = used.get(r.body.proposal, 0) + 1
         out = []
         while self.outbox:
@@ -476,7 +527,7 @@ class Service:
             if tuple(sorted(named)) != tuple(b.revision):
                 raise ActError("The text changed since you read it: the ballot names another revision than the one you "
                                "gave. Read the difference (klero diff) and vote again on the revision the ballot names.")
-        already = [r for r in self.replica.records.values() if r.author == self.me and isinstance(r.body, Vote)
+        already = [r for r in self.mine() if isinstance(r.body, Vote)
                    and r.body.proposal == pid and r.body.cycle == b.cycle and r.body.stage == b.stage and r.body.amendment == b.amendment]
         if already:
             raise ActError(f"You already voted {already[0].body.choice!r} on this ballot; only a member's first vote counts.")
@@ -546,8 +597,8 @@ class Service:
                     "title": self.replica.records[pid].body.title if pid else "", **extra}
             items.append(item)
 
-        voted = {(r.body.proposal, r.body.cycle, r.body.stage, r.body.amendment) for r in self.replica.records.values()
-                 if r.author == self.me and isinstance(r.body, Vote)}
+        voted = {(r.body.proposal, r.body.cycle, r.body.stage, r.body.amendment) for r in self.mine()
+                 if isinstance(r.body, Vote)}
         for d in result.draws:
             if d.cycle != cycle or self.me not in d.members:
                 continue
@@ -583,17 +634,11 @@ class Service:
             status = st.status if st else ("withdrawn" if self.replica.proposals[pid].withdrawn else SUBMITTED)
             last = st.history[-1][4] if st and st.history and st.history[-1][4] else ""
             add("mine", None, f"Your proposal is {status}{f' ({last})' if last else ''}.", pid, status=status)
-        my_comments = {c["id"] for c in self.comments() if c["author"] == (self.me.hex())}
-        mention = "@" + self.me.hex()[:8]
-        for c in self.comments():
-            if c["author"] == self.me.hex():
-                continue
-            if c.get("reply") in my_comments:
-                add("reply", None, f"A reply to your comment: {c['text'][:120]}", bytes.fromhex(c["proposal"]), comment=c["id"])
-            elif mention in c["text"]:
-                add("mention", None, f"You were mentioned: {c['text'][:120]}", bytes.fromhex(c["proposal"]), comment=c["id"])
-            elif bytes.fromhex(c["proposal"]) in mine and c.get("reply") is None:
-                add("comment", None, f"A comment on your proposal: {c['text'][:120]}", bytes.fromhex(c["proposal"]), comment=c["id"])
+        self.comments()  # reads new comments into the notices
+        for kind, c in self._notices:
+            label = {"reply": "A reply to your comment", "mention": "You were mentioned",
+                     "comment": "A comment on your proposal"}[kind]
+            add(kind, None, f"{label}: {c['text'][:120]}", bytes.fromhex(c["proposal"]), comment=c["id"])
         if self.me in set(self.leg.roster_of(max(cycle, 0))):
             panels = self._panel_seats(cycle)
             if panels:
@@ -604,8 +649,7 @@ class Service:
         return items
 
     def _panel_seats(self, cycle: int) -> int:
-        return len({r.body.deadline for r in self.replica.records.values() if r.author == self.me and r.kind == "cutoff"
-                    and self.leg.cycle_of(r.round) == cycle})
+        return len({r.body.deadline for r in self.mine() if r.kind == "cutoff" and self.leg.cycle_of(r.round) == cycle})
 
     def explain(self, ref, stage: int | None = None) -> dict:
         """Why this representative was (or was not) drawn onto a proposal's committee: the seed,
@@ -615,6 +659,10 @@ class Service:
         if not draws:
             raise ActError("No committee has been drawn for this proposal yet.")
         d = draws[-1]
+        if d.members and not d.picks:  # an evaluation made without explanations (the node's own)
+            leg = Legislature(self.replica.charter, self.replica.charter_event.round)
+            d = next(x for x in leg.evaluate_replica(self.replica).draws
+                     if (x.proposal, x.cycle, x.stage) == (d.proposal, d.cycle, d.stage))
         roster = self.leg.roster_of(d.cycle)
         return {"proposal": pid.hex(), "cycle": d.cycle, "stage": d.stage, "beacon_round": d.round,
                 "randomness": self.replica.beacon.get(d.round, b"").hex(), "seed": d.seed.hex(),
@@ -700,12 +748,27 @@ class Service:
             except KleroError:
                 continue
             cid = event_id(wire)
-            self._comments[cid] = {"id": cid.hex(), "author": fields["author"].hex(), "round": _round_of(fields),
+            c = self._comments[cid] = {"id": cid.hex(), "author": fields["author"].hex(), "round": _round_of(fields),
                                      "proposal": b.proposal.hex(), "text": b.text,
                                      "reply": b.reply.hex() if b.reply else None,
                                      "anchor": {"field": b.anchor[0], "revision": [h.hex() for h in b.anchor[1]],
                                                 "start": b.anchor[2], "end": b.anchor[3]} if b.anchor else None}
+            self._notice(c)
         return sorted(self._comments.values(), key=lambda c: (c["round"], c["id"]))
+
+    def _notice(self, c: dict) -> None:
+        """File a new comment that concerns this representative (as it is read, once)."""
+        if self.me is None:
+            return
+        me = self.me.hex()
+        if c["author"] == me:
+            self._my_comments.add(c["id"])
+        elif c["reply"] in self._my_comments:
+            self._notices.append(("reply", c))
+        elif "@" + me[:8] in c["text"]:
+            self._notices.append(("mention", c))
+        elif c["reply"] is None and any(isinstance(r.body, Submit) and r.id.hex() == c["proposal"] for r in self.mine()):
+            self._notices.append(("comment", c))
 
     def _new_comment_wires(self) -> list[bytes]:
         ledger = self.replica.ledger

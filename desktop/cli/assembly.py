@@ -91,14 +91,37 @@ def cmd_join(args) -> int:
         with ReplicaStore(p.replica_path) as store:
             raise KleroError(f"Profile {p.name!r} already holds the assembly {store.replica.charter.name!r} "
                              f"({store.assembly.hex()[:16]}…); create another profile to join a second one.")
-    charters = _leading_charter(args.charter) or find_charters(args.charter)
-    if len(charters) != 1:
-        raise KleroError(f"{args.charter} must hold exactly one assembly's charter (it holds {len(charters)}).")
-    from consensus.events import event_id
+    from consensus.events import decode_charter, event_id
 
+    if args.charter:
+        charters = _leading_charter(args.charter) or find_charters(args.charter)
+        if len(charters) != 1:
+            raise KleroError(f"{args.charter} must hold exactly one assembly's charter (it holds {len(charters)}).")
+        source = args.charter
+    elif args.bootstrap:
+        from p2p.node import fetch_charter
+
+        source = args.bootstrap[0]
+        wire = fetch_charter(source)
+        try:
+            charter = decode_charter(wire).body.charter
+        except KleroError as exc:
+            raise KleroError(f"The node at {source} sent no valid charter ({exc.message}); ask your organiser for the file.") from None
+        charters = [wire]
+        if not args.assembly:
+            print(f"The node at {source} replicates {charter.name!r}: assembly {event_id(wire).hex()}, "
+                  f"{len(charter.roster)} representatives.")
+            if not sys.stdin.isatty():
+                raise KleroError("Check that id against the one your organiser published, then run again with "
+                                 "--assembly ID (no terminal to ask on).")
+            if input("Is this the id your organiser published? Join it? [y/N] ").strip().lower() not in ("y", "yes"):
+                print("Nothing was joined.")
+                return 1
+    else:
+        raise KleroError("Give the charter file your organiser sent, or --bootstrap ADDR of a member's node to fetch it from.")
     assembly = event_id(charters[0])
     if args.assembly and not assembly.hex().startswith(args.assembly.strip().lower()):
-        raise KleroError(f"{args.charter} founds the assembly {assembly.hex()}, not {args.assembly}: do not join it; "
+        raise KleroError(f"{source} founds the assembly {assembly.hex()}, not {args.assembly}: do not join it; "
                          "ask your organiser for the right charter.")
     with ReplicaStore.create(p.replica_path, charters[0]) as store:
         charter = store.replica.charter
@@ -137,9 +160,10 @@ def register(sub, profile_arg) -> None:
     p.add_argument("--passphrase-file")
     p.set_defaults(func=cmd_convene)
 
-    p = sub.add_parser("join", help="start a replica of an assembly from its charter file")
+    p = sub.add_parser("join", help="start a replica of an assembly from its charter file (or a member's node)")
     profile_arg(p)
-    p.add_argument("charter", metavar="CHARTER.log", help="the charter file your organiser sent")
+    p.add_argument("charter", metavar="CHARTER.log", nargs="?", help="the charter file your organiser sent")
     p.add_argument("--assembly", metavar="ID", help="the assembly id your organiser published: refused if it differs")
-    p.add_argument("--bootstrap", action="append", metavar="ADDR", help="a member's node address to dial (saved in settings)")
+    p.add_argument("--bootstrap", action="append", metavar="ADDR",
+                   help="a member's node address (saved in settings); without a charter file, the charter is fetched from it")
     p.set_defaults(func=cmd_join)

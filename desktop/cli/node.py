@@ -59,7 +59,7 @@ def cmd_node(args) -> int:
 
         # the person's CLI and app act through this node while it runs (p2p.control)
         node.service = Service(store.replica, None if observer or args.bots else key, add=node._add_own,
-                               outbox=p.path / "outbox.cbor", me=bytes(key.verify_key))
+                               outbox=p.path / "outbox.cbor", me=bytes(key.verify_key), shared=reactor)
         node.control_folder = p.path
 
         run_headless(node, say, publish=args.publish, pace=args.pace,
