@@ -645,7 +645,8 @@ class Service:
                 add("panel", None, f"Your node sat on {panels} deadline panel(s) this cycle: it signs their cut-offs "
                     "and agreement messages itself while it runs, so keep it running.")
         order = {"vote": 0, "amendment": 0, "seat": 1, "reply": 2, "mention": 2, "comment": 3, "mine": 4, "panel": 5}
-        items.sort(key=lambda i: (order[i["kind"]], i["due_round"] if i["due_round"] is not None else 1 << 62))
+        items.sort(key=lambda i: (order[i["kind"]], i["due_round"] if i["due_round"] is not None else 1 << 62,
+                                  i["proposal"] or "", i.get("amendment") or "", i.get("comment") or ""))
         return items
 
     def _panel_seats(self, cycle: int) -> int:
@@ -736,6 +737,20 @@ class Service:
             if not set(heads) <= known:
                 raise ActError(f"The {name} revision is not in this replica's copy of the text; `klero show` lists its changes.")
         return diff_texts(doc.text(field, a), doc.text(field, b))
+
+    def blame(self, ref, field: str = "body") -> list[dict]:
+        """Who wrote each passage of a field's latest text: whole words, each to the change (its
+        author and beacon round) that last altered it."""
+        from crdt.revisions import blame
+
+        pid = self.proposal(ref)
+        doc = self._document(pid)
+        if doc is None:
+            raise ActError("This proposal has no text yet; its summary is all there is.")
+        rounds = {r.body.hash: r.round for r in self.replica.records.values()
+                  if isinstance(r.body, DocChange) and r.body.proposal == pid}
+        return [{"text": p.text, "author": p.author.hex(), "change": p.change.hex(), "round": rounds.get(p.change)}
+                for p in blame(doc, field)]
 
     # ---- comments
 

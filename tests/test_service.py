@@ -92,6 +92,9 @@ def test_acts_are_checked_against_the_rules_before_anything_is_signed(tmp_path):
     before = s.text(mine.proposal.hex())
     out = s.edit(mine.proposal.hex(), before + "The person adds a sentence.\n")
     assert out["ids"] and s.text(mine.proposal.hex()).endswith("The person adds a sentence.\n")
+    blamed = s.blame(mine.proposal.hex())
+    assert any(p["author"] == MY_KEY.hex() and "adds a sentence" in p["text"] and p["round"] == opens - 3 for p in blamed)
+    assert "".join(p["text"] for p in blamed) == s.text(mine.proposal.hex())
     a.to(opens + 1)
     with pytest.raises(ActError, match=f"editing window .* closed at .*round {opens}"):
         s.edit(mine.proposal.hex(), "Too late.")

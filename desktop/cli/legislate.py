@@ -1,5 +1,5 @@
 """A representative acting from the command line: inbox, propose, edit, comment, amend, vote,
-withdraw, show, diff, explain.  Each command is a thin call into the representative's service
+withdraw, show, diff, blame, explain.  Each command is a thin call into the representative's service
 (``p2p.service``): inside the profile's running node if there is one (so the act is gossiped at
 once and one process signs), else over the replica here (the act then waits in the replica and
 goes out when the node next runs)."""
@@ -125,9 +125,14 @@ def _said(value: dict) -> None:
 
 
 def cmd_inbox(args) -> int:
-    items = _run(args, False, lambda s: s.inbox())
+    where, items = _run(args, False, lambda s: (s.overview(), s.inbox()))
 
     def human(items):
+        seat = "you hold a seat" if where["seated"] else "you hold no seat (observing)"
+        print(f"{where['name']}: cycle {where['cycle']}, beacon round {where['round']:,}; {seat}."
+              + (f" {where['outbox']} change(s) wait in your outbox." if where["outbox"] else ""))
+        if where["waiting"]:
+            print(f"Next: {where['waiting']}")
         if not items:
             print("Nothing needs you now.")
         for i in items:
@@ -258,6 +263,17 @@ def cmd_diff(args) -> int:
     return _emit(args, ops, human)
 
 
+def cmd_blame(args) -> int:
+    passages = _run(args, False, lambda s: s.blame(ref=args.proposal, field=args.field))
+
+    def human(passages):
+        for p in passages:
+            text = p["text"].replace("\n", "⏎\n" + " " * 30)
+            print(f"{p['author'][:8]} round {p['round'] or '?':>10}  {text}")
+
+    return _emit(args, passages, human)
+
+
 def cmd_explain(args) -> int:
     out = _run(args, False, lambda s: s.explain(ref=args.proposal, stage=args.stage))
 
@@ -341,6 +357,12 @@ def register(sub, profile_arg) -> None:
     p.add_argument("--after", metavar="HEADS", help="default: the latest")
     p.add_argument("--field", default="body", choices=["title", "summary", "body"])
     p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("blame", help="who wrote each passage of a proposal's latest text (whole words)")
+    common(p, False)
+    p.add_argument("proposal")
+    p.add_argument("--field", default="body", choices=["title", "summary", "body"])
+    p.set_defaults(func=cmd_blame)
 
     p = sub.add_parser("explain", help="why a committee was drawn as it was: beacon round, seed, every pick")
     common(p, False)
