@@ -19,10 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSPHRASE = "a long test passphrase"
 
 
-def klero(home: Path, *args, timeout=120, stdin=None):
+def klero(home: Path, *args, timeout=120, stdin=None, env=None):
     return subprocess.run([sys.executable, "-m", "desktop.cli", *map(str, args)], capture_output=True, text=True, cwd=ROOT,
                           timeout=timeout, input=stdin,
-                          env={**os.environ, "KLERO_HOME": str(home), "KLERO_PASSPHRASE": PASSPHRASE})
+                          env={**os.environ, "KLERO_HOME": str(home), "KLERO_PASSPHRASE": PASSPHRASE, **(env or {})})
 
 
 def keys(n: int) -> list[str]:
@@ -137,3 +137,14 @@ def test_an_organiser_convenes_and_members_join_by_file_and_by_a_node(tmp_path):
     # the node is gone: the same command works on the replica and says the act waits for the node
     commented = klero(home, "comment", "--profile", "alice", shown[0]["id"][:8], "Twenty trees, not ten.")
     assert commented.returncode == 0 and "goes out when it runs" in commented.stderr, commented.stderr
+    # the author writes the text in $EDITOR; the difference becomes a signed change; diff and blame read it
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\nprintf "Plant twenty trees on every street.\\n" >> "$1"\n')
+    editor.chmod(0o755)
+    edited = klero(home, "edit", "--profile", "alice", shown[0]["id"][:8], env={"EDITOR": str(editor)})
+    assert edited.returncode == 0 and "Signed" in edited.stdout, edited.stderr
+    unchanged = klero(home, "edit", "--profile", "alice", shown[0]["id"][:8], env={"EDITOR": "true"})
+    assert unchanged.returncode == 2 and "unchanged" in unchanged.stderr
+    blame = json.loads(klero(home, "blame", "--profile", "alice", shown[0]["id"][:8], "--json").stdout)
+    assert "".join(p["text"] for p in blame) == "Plant twenty trees on every street.\n"
+    assert {p["author"] for p in blame} == {alice}
