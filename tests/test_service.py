@@ -251,3 +251,24 @@ def test_a_killed_import_never_leaves_the_replica_locked(tmp_path):
         done = subprocess.run([sys.executable, "-m", "desktop.cli", "status", "--profile", "p"], env=env, cwd=ROOT,
                               capture_output=True, text=True)
     assert done.returncode == 2 and f"process {os.getpid()}" in done.stderr, done.stderr
+
+
+@given(st.one_of(st.binary(max_size=300), st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20).map(lambda v: json.dumps(v).encode())))
+@settings(max_examples=300, deadline=None)
+def test_the_door_answers_any_request_with_a_sentence_and_never_raises(request):
+    """Whatever a local process sends the node's door, it gets a sentence back (without the token,
+    nothing runs) and the node goes on."""
+    from p2p.control import handle
+
+    class Spy:
+        called = False
+
+        def overview(self):
+            Spy.called = True
+            return {}
+
+    reply, acted = handle(Spy(), request, "the-token")
+    assert set(reply) == {"error"} and isinstance(reply["error"], str) and not acted and not Spy.called
