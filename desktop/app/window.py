@@ -1,0 +1,452 @@
+"""The main window: a view of the representative's service (``p2p.service``) through the door.
+
+Screens: Inbox (what needs me now), Proposals (the workspace: text, changes, blame, thread,
+history, and the vote panel), Network (the node's honest state).  Views ask the service and
+refresh only what changed (keyed updates: a selection and a screen reader's focus survive a
+refresh); every act's refusal is shown as the service's sentence.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTabWidget,
+    QTextBrowser,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+KIND_LABELS = {"vote": "Vote", "amendment": "Amendment", "seat": "Seat", "reply": "Reply", "mention": "Mention",
+               "comment": "Comment", "mine": "My proposal", "panel": "Panel duty"}
+OBSERVER_WHY = "This is an observer: it verifies everything and acts on nothing."
+
+
+def _named(widget, name: str, description: str = ""):
+    widget.setAccessibleName(name)
+    if description:
+        widget.setAccessibleDescription(description)
+    return widget
+
+
+def diff_html(ops: list) -> str:
+    """A word diff as HTML: removed text struck through, added text underlined, as well as coloured."""
+    out = []
+    for op, text in ops:
+        t = html.escape(text).replace("\n", "<br>")
+        if op == "=":
+            out.append(t)
+        elif op == "-":
+            out.append(f'<s style="color:#b00020;background:#fde7ea">{t}</s>')
+        else:
+            out.append(f'<u style="color:#0b6b2e;background:#e6f4ea">{t}</u>')
+    return "<div style='white-space:pre-wrap'>" + "".join(out) + "</div>"
+
+
+class InboxScreen(QWidget):
+    def __init__(self, window: "MainWindow"):
+        super().__init__()
+        self.window = window
+        layout = QVBoxLayout(self)
+        self.heading = _named(QLabel("Connecting to your node…"), "Where the assembly stands")
+        self.heading.setWordWrap(True)
+        layout.addWidget(self.heading)
+        self.tree = _named(QTreeWidget(), "Inbox", "What needs you now, most urgent first; Enter opens the proposal")
+        self.tree.setHeaderLabels(["What", "Proposal", "Due", "Details"])
+        self.tree.setRootIsDecorated(False)
+        self.tree.itemActivated.connect(self._open)
+        layout.addWidget(self.tree)
+        self._keys: list[tuple] | None = None
+
+    def show_inbox(self, overview: dict, items: list[dict]) -> None:
+        seat = "you hold a seat" if overview.get("seated") else "you hold no seat (observing)"
+        waiting = f" Next: {overview['waiting']}" if overview.get("waiting") else ""
+        self.heading.setText(f"<b>{html.escape(overview.get('name', ''))}</b> — cycle {overview.get('cycle')}, "
+                             f"beacon round {overview.get('round', 0):,}; {seat}.{html.escape(waiting)}")
+        keys = [(i["kind"], i.get("proposal"), i.get("amendment"), i.get("comment"), i["text"], i["due"]) for i in items]
+        if keys == self._keys:
+            return  # nothing changed: keep the selection and the reader's place
+        current = self.tree.currentItem()
+        selected = current.data(0, Qt.ItemDataRole.UserRole) if current else None
+        self._keys = keys
+        self.tree.clear()
+        for item in items:
+            row = QTreeWidgetItem([KIND_LABELS.get(item["kind"], item["kind"]), item.get("title") or "", item["due"], item["text"]])
+            row.setData(0, Qt.ItemDataRole.UserRole, item.get("proposal"))
+            if item.get("why"):
+                row.setToolTip(3, item["why"])
+            self.tree.addTopLevelItem(row)
+            if selected and item.get("proposal") == selected and self.tree.currentItem() is None:
+                self.tree.setCurrentItem(row)
+        for column in range(3):
+            self.tree.resizeColumnToContents(column)
+        if not items:
+            self.tree.addTopLevelItem(QTreeWidgetItem(["", "", "", "Nothing needs you now."]))
+
+    def _open(self, row: QTreeWidgetItem) -> None:
+        pid = row.data(0, Qt.ItemDataRole.UserRole)
+        if pid:
+            self.window.open_proposal(pid)
+
+
+class ProposalScreen(QWidget):
+    """The proposals on the left, one proposal's workspace on the right."""
+
+    def __init__(self, window: "MainWindow"):
+        super().__init__()
+        self.window = window
+        self.pid: str | None = None
+        self.shown: dict = {}
+        split = QSplitter(self)
+        outer = QHBoxLayout(self)
+        outer.addWidget(split)
+        self.list = _named(QListWidget(), "Proposals", "Every proposal and its status; Enter opens it")
+        self.list.itemActivated.connect(lambda it: self.open(it.data(Qt.ItemDataRole.UserRole)))
+        self.list.currentItemChanged.connect(lambda it, _: it and self.open(it.data(Qt.ItemDataRole.UserRole)))
+        split.addWidget(self.list)
+        right = QWidget()
+        box = QVBoxLayout(right)
+        self.title = _named(QLabel("Choose a proposal."), "Proposal title and status")
+        self.title.setWordWrap(True)
+        box.addWidget(self.title)
+        self.tabs = QTabWidget()
+        self.text = _named(QPlainTextEdit(), "Proposal text")
+        self.text.setReadOnly(True)
+        self.edit_why = _named(QLabel(""), "Why the text is read-only")
+        self.edit_why.setWordWrap(True)
+        self.save = _named(QPushButton("Sign my edit"), "Sign my edit", "Sign the difference as one change")
+        self.save.clicked.connect(self._sign_edit)
+        text_tab = QWidget()
+        t = QVBoxLayout(text_tab)
+        t.addWidget(self.edit_why)
+        t.addWidget(self.text)
+        t.addWidget(self.save)
+        self.tabs.addTab(text_tab, "&Text")
+        self.changes = _named(QTextBrowser(), "Changes", "Removed text struck through, added text underlined")
+        self.tabs.addTab(self.changes, "&Changes")
+        self.blame = _named(QTextBrowser(), "Blame", "Who wrote each passage")
+        self.tabs.addTab(self.blame, "&Blame")
+        thread_tab = QWidget()
+        th = QVBoxLayout(thread_tab)
+        self.thread = _named(QListWidget(), "Thread", "Comments and replies; anchored ones quote their passage")
+        th.addWidget(self.thread)
+        self.comment_box = _named(QLineEdit(), "New comment")
+        self.comment_box.setPlaceholderText("Write a comment and press Enter (select a comment first to reply)")
+        self.comment_box.returnPressed.connect(self._comment)
+        th.addWidget(self.comment_box)
+        self.tabs.addTab(thread_tab, "T&hread")
+        self.history = _named(QTextBrowser(), "History", "Every status change with its reason, and every change to the text")
+        self.tabs.addTab(self.history, "H&istory")
+        box.addWidget(self.tabs)
+        vote = QHBoxLayout()
+        self.ballot = _named(QLabel(""), "Ballot")
+        self.ballot.setWordWrap(True)
+        vote.addWidget(self.ballot, 1)
+        self.yes = _named(QPushButton("&Promote"), "Vote for", "Vote for the revision the ballot names")
+        self.no = _named(QPushButton("&Kill"), "Vote against", "Vote against the revision the ballot names")
+        self.yes.clicked.connect(lambda: self._vote(0))
+        self.no.clicked.connect(lambda: self._vote(1))
+        vote.addWidget(self.yes)
+        vote.addWidget(self.no)
+        box.addLayout(vote)
+        split.addWidget(right)
+        split.setStretchFactor(1, 3)
+        self._ballot: dict | None = None
+        self._rows: dict[str, QListWidgetItem] = {}
+        self._set_ballot(None)
+
+    # ---- the list
+
+    def show_list(self, rows: list[dict]) -> None:
+        for r in rows:
+            label = f"{r['title']}  —  {r['status']}{' (yours)' if r['mine'] else ''}"
+            item = self._rows.get(r["id"])
+            if item is None:
+                item = self._rows[r["id"]] = QListWidgetItem(label)
+                item.setData(Qt.ItemDataRole.UserRole, r["id"])
+                self.list.addItem(item)
+            elif item.text() != label:
+                item.setText(label)
+
+    # ---- one proposal
+
+    def open(self, pid: str | None) -> None:
+        if not pid:
+            return
+        if pid != self.pid:
+            self.pid = pid
+            self.text.setPlainText("")
+            self.title.setText("Loading…")
+        self.refresh()
+
+    def refresh(self) -> None:
+        if self.pid:
+            pid = self.pid
+            self.window.door.call("show", lambda v: self._shown(pid, v), self.window.say, ref=pid)
+
+    def _shown(self, pid: str, v: dict) -> None:
+        if pid != self.pid:
+            return
+        first = self.shown.get("id") != pid
+        self.shown = v
+        self.title.setText(f"<b>{html.escape(v['title'])}</b> — {v['status']}, stage {v['stage']}<br>"
+                           f"<small>by {v['author'][:12]}…, id {v['id'][:12]}…</small>")
+        body = v["text"].get("body", v["summary"]) if v["text"] else v["summary"]
+        if first or self.text.isReadOnly() or not self.text.document().isModified():
+            if self.text.toPlainText() != body:
+                cursor = self.text.textCursor()
+                position = cursor.position()
+                self.text.setPlainText(body)
+                cursor.setPosition(min(position, len(body)))
+                self.text.setTextCursor(cursor)
+                self.text.document().setModified(False)
+        self.history.setHtml("<br>".join(
+            [f"cycle {h['cycle']}, round {h['round']:,}: <b>{h['status']}</b> {html.escape(h['reason'])}" for h in v["history"]]
+            + [f"change {c['change'][:8]} by {c['author'][:8]} at round {c['round']:,}" for c in v["changes"]]))
+        self.thread.clear()
+        for c in v["thread"]:
+            where = ""
+            if c.get("anchor"):
+                where = " [orphaned: its passage was deleted]" if c.get("orphaned") else f" [on “{c.get('quote', '')[:40]}”]"
+            reply = f"↳ " if c.get("reply") else ""
+            item = QListWidgetItem(f"{reply}{c['author'][:8]} (round {c['round']:,}){where}: {c['text']}")
+            item.setData(Qt.ItemDataRole.UserRole, c["id"])
+            self.thread.addItem(item)
+        self.window.door.call("diff", lambda ops: pid == self.pid and self.changes.setHtml(diff_html(ops)),
+                              lambda e: self.changes.setPlainText(e), ref=pid)
+        self.window.door.call("blame", lambda ps: pid == self.pid and self.blame.setHtml(self._blame_html(ps)),
+                              lambda e: self.blame.setPlainText(e), ref=pid)
+        self._update_rights()
+
+    @staticmethod
+    def _blame_html(passages: list[dict]) -> str:
+        colours = ["#e3f2fd", "#fce4ec", "#e8f5e9", "#fff3e0", "#ede7f6", "#e0f7fa"]
+        authors: dict[str, int] = {}
+        out = []
+        for p in passages:
+            n = authors.setdefault(p["author"], len(authors))
+            out.append(f'<span style="background:{colours[n % len(colours)]}" title="{p["author"][:8]} at round '
+                       f'{p["round"]}">{html.escape(p["text"]).replace(chr(10), "<br>")}</span>')
+        legend = " ".join(f'<span style="background:{colours[n % len(colours)]}">{a[:8]}</span>' for a, n in authors.items())
+        return f"<p>{legend}</p><div>{''.join(out)}</div>"
+
+    def _update_rights(self) -> None:
+        """What this person may do here, from the inbox the service computed."""
+        items = [i for i in self.window.inbox if i.get("proposal") == self.pid]
+        if self.window.observer:
+            self.text.setReadOnly(True)
+            self.edit_why.setText(OBSERVER_WHY)
+        else:
+            editing = any(i["kind"] == "seat" and "edit the text" in i["text"] for i in items)
+            own_draft = self.shown.get("author") == self.window.me and self.shown.get("status") == "submitted"
+            self.text.setReadOnly(not (editing or own_draft))
+            self.edit_why.setText("" if not self.text.isReadOnly() else
+                                  "Read-only: only its author (before a committee is drawn) and its drafting committee, "
+                                  "while the editing window is open, edit a text. Comment in the thread instead.")
+        self.save.setEnabled(not self.text.isReadOnly())
+        ballots = [i for i in items if i["kind"] in ("vote", "amendment") and "open now" in i["text"]]
+        self._set_ballot(ballots[0] if ballots else None)
+
+    def _set_ballot(self, item: dict | None) -> None:
+        self._ballot = item
+        enabled = item is not None and not self.window_observer() and "being settled" not in item["text"]
+        for b in (self.yes, self.no):
+            b.setEnabled(enabled)
+        if item is None:
+            self.ballot.setText("No ballot of yours is open on this proposal." if not self.window_observer() else OBSERVER_WHY)
+            self.yes.setText("&Promote")
+            self.no.setText("&Kill")
+            return
+        first, second = self._choices(item)
+        self.yes.setText(f"&{first.capitalize()}")
+        self.no.setText(f"&{second.capitalize()}")
+        revision = ",".join(h[:8] for h in self.shown.get("revision", []))
+        self.ballot.setText(f"{item['text']} Closes {item['due']}. The ballot names revision {revision or '(settling)'}.")
+
+    def window_observer(self) -> bool:
+        return getattr(self.window, "observer", False)
+
+    @staticmethod
+    def _choices(item: dict) -> tuple[str, str]:
+        if item["kind"] == "amendment":
+            return "adopt", "reject"
+        return ("yes", "no") if "Plenary" in item["text"] else ("promote", "kill")
+
+    # ---- acts
+
+    def _sign_edit(self) -> None:
+        pid, text = self.pid, self.text.toPlainText()
+        self.save.setEnabled(False)
+
+        def done(out):
+            self.text.document().setModified(False)
+            self.window.say(out["what"])
+            self.refresh()
+
+        self.window.door.call("edit", done, lambda e: (self.window.say(e), self.save.setEnabled(True)), ref=pid, text=text)
+
+    def _comment(self) -> None:
+        text = self.comment_box.text().strip()
+        if not text or not self.pid:
+            return
+        reply = self.thread.currentItem().data(Qt.ItemDataRole.UserRole) if self.thread.currentItem() else None
+        cursor = self.text.textCursor()
+        anchor = None
+        if cursor.hasSelection():  # a comment on the selected passage (code points, not UTF-16 units)
+            body = self.text.toPlainText()
+            start, end = sorted((cursor.selectionStart(), cursor.selectionEnd()))
+            anchor = ["body", len(_utf16_prefix(body, start)), len(_utf16_prefix(body, end))]
+
+        def done(out):
+            self.comment_box.clear()
+            self.window.say(out["what"])
+            self.refresh()
+
+        self.window.door.call("comment", done, self.window.say, ref=self.pid, text=text, reply=reply, anchor=anchor)
+
+    def _vote(self, which: int) -> None:
+        item = self._ballot
+        if item is None or not self.pid:
+            return
+        choice = self._choices(item)[which]
+        revision = self.shown.get("revision", [])
+        answer = QMessageBox.question(
+            self, "Confirm your vote",
+            f"Vote {choice!r} on {self.shown.get('title', '')!r}?\n\nThe vote names revision "
+            f"{','.join(h[:8] for h in revision) or '(the proposal itself)'}, the text shown now. A vote cannot be changed.")
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        args = {"ref": self.pid, "choice": choice}
+        if item.get("amendment"):
+            args["amendment"] = item["amendment"]
+        elif revision:
+            args["revision"] = revision
+        self.window.door.call("vote", lambda out: (self.window.say(out["what"]), self.window.refresh()), self.window.say, **args)
+
+
+def _utf16_prefix(text: str, units: int) -> str:
+    """The prefix of ``text`` that is ``units`` UTF-16 code units long (Qt's positions), as a
+    ``str`` of code points (the service's and Automerge's)."""
+    count = 0
+    for i, ch in enumerate(text):
+        if count >= units:
+            return text[:i]
+        count += 2 if ord(ch) > 0xFFFF else 1
+    return text
+
+
+class NetworkScreen(QWidget):
+    def __init__(self, window: "MainWindow"):
+        super().__init__()
+        self.window = window
+        layout = QVBoxLayout(self)
+        self.view = _named(QTextBrowser(), "Network and audit", "The node's sync state, peers, beacon and state hash")
+        layout.addWidget(self.view)
+
+    def show_status(self, overview: dict, status: dict | None) -> None:
+        rows = [("Assembly", f"{overview.get('name', '')} ({overview.get('assembly', '')[:16]}…)"),
+                ("Cycle", overview.get("cycle")), ("Beacon round", f"{overview.get('round', 0):,}"),
+                ("Next", overview.get("waiting") or "—"), ("Outbox", overview.get("outbox"))]
+        if status:
+            beacon = status.get("beacon") or {}
+            rows += [("Peers", status.get("peers")), ("Events", status.get("events")),
+                     ("Pending", status.get("pending")), ("Beacon", beacon.get("sentence", "")),
+                     ("Refused (gossip/sync)", f"{status.get('gossip_refused', 0)}/{status.get('sync_refused', 0)}"),
+                     ("State hash", status.get("state_hash", "")), ("Address", status.get("address", ""))]
+        else:
+            rows.append(("Node", "no status yet"))
+        self.view.setHtml("<table>" + "".join(f"<tr><td><b>{html.escape(str(k))}</b></td><td>{html.escape(str(v))}</td></tr>"
+                                             for k, v in rows) + "</table>")
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, door, folder: Path, *, observer: bool = False, title: str = "Kleroterion"):
+        super().__init__()
+        self.door, self.folder, self.observer = door, folder, observer
+        self.me = ""
+        self.inbox: list[dict] = []
+        self.overview: dict = {}
+        self.setWindowTitle(title + (" — observer" if observer else ""))
+        self.resize(1100, 720)
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        self.nav = _named(QListWidget(), "Screens", "Inbox, proposals, network; Ctrl+1 to Ctrl+3")
+        self.nav.setFixedWidth(150)
+        self.stack = QStackedWidget()
+        self.inbox_screen = InboxScreen(self)
+        self.proposals = ProposalScreen(self)
+        self.network = NetworkScreen(self)
+        for n, (name, screen) in enumerate((("Inbox", self.inbox_screen), ("Proposals", self.proposals),
+                                            ("Network", self.network)), 1):
+            self.nav.addItem(name)
+            self.stack.addWidget(screen)
+            action = QAction(name, self)
+            action.setShortcut(QKeySequence(f"Ctrl+{n}"))
+            action.triggered.connect(lambda _=False, k=n - 1: self.nav.setCurrentRow(k))
+            self.addAction(action)
+        self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.nav.setCurrentRow(0)
+        layout.addWidget(self.nav)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+        self.statusBar().showMessage("Connecting to your node…")
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.refresh)
+        self.timer.start(1500)
+        self.refresh()
+
+    def say(self, sentence: str) -> None:
+        """An outcome or an error sentence, where the person looks (and kept in the status bar)."""
+        self.statusBar().showMessage(sentence)
+
+    def refresh(self) -> None:
+        self.door.call("overview", self._overview, self.say)
+        self.door.call("inbox", self._inbox, self.say)
+        self.door.call("proposals", self.proposals.show_list, self.say)
+        if self.stack.currentWidget() is self.proposals:
+            self.proposals.refresh()
+        status = None
+        try:
+            status = json.loads((self.folder / "node-status.json").read_text())
+        except (OSError, ValueError):
+            pass
+        self.network.show_status(self.overview, status)
+
+    def _overview(self, overview: dict) -> None:
+        if not self.overview:
+            self.say(f"Connected to your node: {overview.get('name', '')}, beacon round {overview.get('round', 0):,}.")
+        self.overview = overview
+        self.me = overview.get("me") or ""
+
+    def _inbox(self, items: list[dict]) -> None:
+        self.inbox = items
+        self.inbox_screen.show_inbox(self.overview, items)
+
+    def open_proposal(self, pid: str) -> None:
+        self.nav.setCurrentRow(1)
+        item = self.proposals._rows.get(pid)
+        if item is not None:
+            self.proposals.list.setCurrentItem(item)
+        self.proposals.open(pid)
+
+    def closeEvent(self, event) -> None:
+        self.timer.stop()
+        self.door.close()
+        super().closeEvent(event)

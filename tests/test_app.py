@@ -1,0 +1,103 @@
+"""The desktop app (issue 14) against real nodes: a reactive testnet of bots with one person, whose
+node runs in its own process and whose window talks to it through the door.  Real Qt widgets
+under ``QT_QPA_PLATFORM=offscreen``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pytestqt")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def person_net(tmp_path):
+    from p2p.tools.testnet import Testnet
+
+    net = Testnet(tmp_path / "net")
+    info = net.up(nodes=1, reps=12, cycles=4, round_seconds=0.25, people=("you",), bot_proposals=3, say=lambda line: None)
+    try:
+        yield net, info
+    finally:
+        net.down(say=lambda line: None)
+
+
+def _widgets_without_names(window):
+    """Interactive widgets a screen reader would meet without a name (Qt's own parts excluded)."""
+    from PySide6.QtWidgets import (QAbstractButton, QAbstractItemView, QHeaderView, QLineEdit, QPlainTextEdit, QTextEdit,
+                                   QWidget)
+
+    kinds = (QAbstractButton, QAbstractItemView, QLineEdit, QPlainTextEdit, QTextEdit)
+    return [w for w in window.findChildren(QWidget)
+            if isinstance(w, kinds) and not isinstance(w, QHeaderView) and not w.accessibleName()
+            and type(w).__module__.startswith("PySide6") and w.objectName() != "qt_scrollarea_viewport"]
+
+
+def test_a_vote_cast_by_keyboard_alone_signs_one_vote_naming_the_displayed_revision(qtbot, person_net, tmp_path, monkeypatch):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QMessageBox
+
+    from desktop.app.door import Door
+    from desktop.app.window import MainWindow
+    from p2p import control
+
+    net, info = person_net
+    folder = net.home / "profiles" / "you"
+    door = Door(lambda: control.connect(folder))
+    window = MainWindow(door, folder)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: bool(window.overview), timeout=60_000)
+    assert window.overview["seated"] and window.overview["name"]
+    assert not _widgets_without_names(window), [type(w).__name__ for w in _widgets_without_names(window)]
+
+    def open_ballot():
+        return [i for i in window.inbox if i["kind"] in ("vote", "amendment") and "open now" in i["text"]
+                and "being settled" not in i["text"]]
+
+    qtbot.waitUntil(lambda: bool(open_ballot()), timeout=150_000)
+    item = open_ballot()[0]
+    # keyboard only: focus the inbox, move to the ballot's row, Enter opens its proposal
+    tree = window.inbox_screen.tree
+    tree.setFocus()
+    row = next(k for k in range(tree.topLevelItemCount()) if tree.topLevelItem(k).data(0, Qt.ItemDataRole.UserRole) == item["proposal"])
+    qtbot.keyClick(tree, Qt.Key.Key_Home)
+    for _ in range(row):
+        qtbot.keyClick(tree, Qt.Key.Key_Down)
+    qtbot.keyClick(tree, Qt.Key.Key_Return)
+    screen = window.proposals
+    qtbot.waitUntil(lambda: screen.pid == item["proposal"] and screen.shown.get("id") == item["proposal"] and screen.yes.isEnabled(),
+                    timeout=30_000)
+    displayed = list(screen.shown["revision"])
+    confirmations = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: confirmations.append(a) or QMessageBox.StandardButton.Yes)
+    mnemonic = screen.yes.text()[screen.yes.text().index("&") + 1]
+    qtbot.keyClick(window, getattr(Qt.Key, f"Key_{mnemonic.upper()}"), Qt.KeyboardModifier.AltModifier)
+    qtbot.waitUntil(lambda: "Voted" in window.statusBar().currentMessage(), timeout=30_000)
+    assert len(confirmations) == 1 and displayed[0][:8] in confirmations[0][2]
+    window.grab().save(str(tmp_path / "proposal.png"))
+    window.close()
+    door.close()
+    net.down(say=lambda line: None)
+
+    from p2p.store import ReplicaStore
+
+    with ReplicaStore(folder / "replica.sqlite") as store:
+        me = bytes.fromhex(window.me)
+        votes = [r for r in store.replica.records.values() if r.author == me and r.kind == "vote"
+                 and r.body.proposal.hex() == item["proposal"] and (r.body.amendment.hex() if r.body.amendment else None) == item.get("amendment")]
+    assert len(votes) == 1, votes
+    if item["kind"] == "vote":
+        assert [h.hex() for h in votes[0].body.revision] == sorted(displayed)
+    _non_blank(tmp_path / "proposal.png")
+
+
+def _non_blank(path: Path) -> None:
+    from PySide6.QtGui import QImage
+
+    image = QImage(str(path))
+    assert not image.isNull() and image.width() > 400
+    colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
+    assert len(colours) > 8, f"{path} looks blank ({len(colours)} colours)"
