@@ -46,12 +46,8 @@ def opcodes(a, b):
     from rapidfuzz.distance import Indel
 
     n, m = len(a), len(b)
-    lo = 0
-    while lo < n and lo < m and a[lo] == b[lo]:
-        lo += 1
-    hi = 0
-    while hi < n - lo and hi < m - lo and a[n - 1 - hi] == b[m - 1 - hi]:
-        hi += 1
+    lo = _common_prefix(a, b)
+    hi = _common_suffix(a, b, min(n, m) - lo)
     out = [("equal", 0, lo, 0, lo)] if lo else []
     if lo < n - hi or lo < m - hi:
         for op in Indel.opcodes(a[lo : n - hi], b[lo : m - hi]):
@@ -59,6 +55,48 @@ def opcodes(a, b):
     if hi:
         out.append(("equal", n - hi, n, m - hi, m))
     return out
+
+
+def _common_prefix(a, b) -> int:
+    """Length of the common prefix, by comparing slices (C speed) of doubling size, then halving
+    inside the first that differs: proportional to the prefix, never a Python loop over it (a
+    one-character change to a 300,000-character bill cost 200 ms compared one by one)."""
+    n = min(len(a), len(b))
+    lo, step = 0, 64
+    while lo < n:
+        k = min(step, n - lo)
+        if a[lo : lo + k] == b[lo : lo + k]:
+            lo, step = lo + k, step * 2
+            continue
+        hi = lo + k  # a[:lo] == b[:lo], and a differs from b somewhere before hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if a[lo:mid] == b[lo:mid]:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+    return lo
+
+
+def _common_suffix(a, b, limit: int) -> int:
+    """Length of the common suffix, at most ``limit`` (the part the prefix left), as above."""
+    n, m = len(a), len(b)
+    done, step = 0, 64
+    while done < limit:
+        k = min(step, limit - done)
+        if a[n - done - k : n - done] == b[m - done - k : m - done]:
+            done, step = done + k, step * 2
+            continue
+        lo, hi = done, done + k  # the last lo elements agree; they differ within the last hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if a[n - mid : n - lo] == b[m - mid : m - lo]:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+    return done
 
 
 def diff_texts(before: str, after: str, level: str = "word") -> list[tuple[str, str]]:

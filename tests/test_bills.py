@@ -260,3 +260,20 @@ def test_scattered_edits_on_a_whole_bill_diff_quickly(level):
     ops = diff_texts(BILL, after, level)
     assert "".join(t for o, t in ops if o != "+") == BILL and "".join(t for o, t in ops if o != "-") == after
     assert len(changed_words(ops, "+")) <= (2000 if level == "word" else len(after.split()))
+
+
+@given(st.text(alphabet="ab \n", max_size=200), st.text(alphabet="ab \n", max_size=200))
+@settings(max_examples=300, deadline=None)
+def test_the_fast_trim_finds_the_same_common_prefix_and_suffix(a, b):
+    """``opcodes`` trims by comparing slices; the result is the one-by-one comparison's."""
+    from crdt.revisions import _common_prefix, _common_suffix
+
+    lo = 0
+    while lo < min(len(a), len(b)) and a[lo] == b[lo]:
+        lo += 1
+    hi = 0
+    while hi < min(len(a), len(b)) - lo and a[len(a) - 1 - hi] == b[len(b) - 1 - hi]:
+        hi += 1
+    assert _common_prefix(a, b) == lo
+    assert _common_suffix(a, b, min(len(a), len(b)) - lo) == hi
+    assert _common_prefix(list(a), list(b)) == lo
