@@ -28,7 +28,7 @@ from typing import Callable
 from consensus.cbor import decode, encode
 from consensus.errors import KleroError
 from consensus.events import event_id, parse_body, peek_kind, split_wire
-from consensus.kinds import PANEL_KINDS, Amend, Comment, DocChange, Submit, Vote
+from consensus.kinds import PANEL_KINDS, Amend, Comment, Submit, Vote
 from consensus.legislature import (
     IN_COMMITTEE,
     IN_PLENARY,
@@ -73,7 +73,7 @@ class Service:
 
     def __init__(self, replica, key=None, *, add: Callable[[bytes], object] | None = None,
                  outbox: Path | None = None, clock: Callable[[], float] = time.time, me: bytes | None = None,
-                 shared=None):
+                 shared=None, readiness: Callable[[], str] | None = None):
         self.replica = replica
         self.key = key
         #: whose inbox this is: the key's owner (``me`` alone: a read-only view of someone's work)
@@ -93,12 +93,19 @@ class Service:
         #: the node's Reactor, whose evaluation this service reuses when it is current (a node
         #: evaluates once per beacon round anyway; the inbox then costs no second evaluation)
         self.shared = shared
+        #: "" when the replica is current, else why acting must wait (the node says: an act
+        #: signed while it catches up would name an old round and miss its deadline)
+        self.readiness = readiness or (lambda: "")
         # an index of the records, kept up to date by reading only the new ones (``_index``)
         self._seen = 0
         self._forks_seen = 0
         self._panel_messages = 0
         self._last_panel = -1  # position of the latest panel message among the records
         self._mine: list[Record] = []
+        #: each proposal's document changes as the records hold them, and its document built
+        #: incrementally from them: (document, changes applied)
+        self._changes: dict[bytes, list[Record]] = {}
+        self._docs: dict[bytes, tuple[object, int]] = {}
 
     # ------------------------------------------------------------------ state
 
@@ -110,11 +117,14 @@ class Service:
         n, forks = len(records), len(self.replica.forks)
         if n < self._seen or forks != self._forks_seen:
             self._seen, self._panel_messages, self._mine, self._forks_seen, self._last_panel = 0, 0, [], forks, -1
+            self._changes, self._docs = {}, {}
         if n > self._seen:
             for position, r in enumerate(islice(records.values(), self._seen, None), self._seen):
                 if r.kind in PANEL_KINDS:
                     self._panel_messages += 1
                     self._last_panel = position
+                elif r.kind == "doc.change":
+                    self._changes.setdefault(r.body.proposal, []).append(r)
                 if r.author == self.me:
                     self._mine.append(r)
             self._seen = n
@@ -171,6 +181,9 @@ class Service:
     def _require_key(self) -> None:
         if self.hands is None:
             raise ActError("This view is read-only: open the profile with its passphrase to act.")
+        why = self.readiness()
+        if why:
+            raise ActError(why)
 
     def _require_seat(self, cycle: int) -> None:
         if self.me not in set(self.leg.roster_of(max(cycle, 0))):
@@ -275,12 +288,22 @@ class Service:
         return out
 
     def _document(self, pid: bytes):
+        """The proposal's document as the replica holds it (None before its first text), kept
+        and brought up to date with only the changes that arrived since (a 300,000-character
+        bill takes seconds to load, one change about a tenth of a millisecond to apply).
+        Callers never edit it: an edit is made on a fork, and arrives here once signed."""
         from crdt import ProposalDocument
 
-        changes = [r.body.change for r in self.replica.records.values() if isinstance(r.body, DocChange) and r.body.proposal == pid]
+        self._index()
+        changes = self._changes.get(pid, [])
         if not changes:
             return None
-        doc, _ = ProposalDocument.from_changes(changes, actor=self.me)
+        doc, applied = self._docs.get(pid, (None, 0))
+        if doc is None:
+            doc, _ = ProposalDocument.from_changes([r.body.change for r in changes], actor=self.me)
+        elif applied < len(changes):
+            doc.apply([r.body.change for r in changes[applied:]])
+        self._docs[pid] = (doc, len(changes))
         return doc
 
     def _open_stage(self, pid: bytes):
@@ -296,8 +319,11 @@ class Service:
                            "done to it until a committee is drawn for it.")
         return state, draw, self.leg.p.stages[state.stage - 1]
 
-    def edit(self, ref, text: str, field: str = "body") -> dict:
-        """Replace a field of a proposal's text with ``text``: the difference becomes one signed change."""
+    def edit(self, ref, text: str, field: str = "body", base: list[str] | None = None) -> dict:
+        """Replace a field of a proposal's text with ``text``: the difference becomes one signed
+        change.  ``base`` (heads, hex): the revision the person edited; their change then
+        depends on it and merges with whatever others wrote since (the live co-editor sends
+        its batches this way).  Without it, the latest revision."""
         self._require_key()
         pid = self.proposal(ref)
         state = self.replica.proposals[pid]
@@ -332,14 +358,21 @@ class Service:
             first = [("doc.change", c.body(pid)) for c in doc.all_changes()]
         else:
             first = []
-        before = doc.text(field)
-        splices = _splices(before, text)
-        change = doc.edit(field, splices) if splices else None
+        if base is not None and not first:
+            heads = tuple(sorted(bytes.fromhex(h) for h in base))
+            if not set(heads) <= {h for h, _, _ in doc.history()}:
+                raise ActError("Your editor's revision is not in this replica; reload the text and edit again.")
+            mine = doc.fork(heads, self.me)
+        else:
+            mine = doc if first else doc.fork(doc.heads(), self.me)
+        splices = _splices(mine.text(field), text)
+        change = mine.edit(field, splices) if splices else None
         if change is None and not first:
             raise ActError("The text is unchanged: there is nothing to sign.")
         self.outbox += first + ([("doc.change", change.body(pid))] if change else [])
         wires = self.pump()
         return {"ids": [event_id(w).hex() for w in wires], "round": self.horizon, "waiting": len(self.outbox),
+                "heads": [h.hex() for h in (mine.heads() if change else doc.heads())],
                 "what": f"Signed {len(wires)} change(s) to the {field} of {self.replica.records[pid].body.title!r}"
                         f" ({sum(len(i) for _, _, i in splices):,} characters in, {sum(d for _, d, _ in splices):,} out)."}
 
@@ -547,7 +580,8 @@ class Service:
         return {"assembly": self.replica.assembly.hex(), "name": self.replica.charter.name,
                 "me": self.me.hex() if self.me else None, "seated": bool(self.me and self.me in roster),
                 "round": self.horizon, "time": self.round_time(self.horizon) if self.horizon else None, "cycle": cycle,
-                "cycles_decided": result.cycles, "waiting": result.waiting, "outbox": len(self.outbox)}
+                "cycles_decided": result.cycles, "waiting": result.waiting, "outbox": len(self.outbox),
+                "catching_up": self.readiness()}
 
     def proposals(self) -> list[dict]:
         result = self.result()
@@ -665,8 +699,7 @@ class Service:
             text = {f: doc.text(f, heads) for f in ("title", "summary", "body")}
         history = []
         if doc is not None:
-            changes = sorted((r for r in self.replica.records.values() if isinstance(r.body, DocChange) and r.body.proposal == pid),
-                             key=lambda r: (r.round, r.author, r.seq))
+            changes = sorted(self._changes.get(pid, []), key=lambda r: (r.round, r.author, r.seq))
             held = closure(heads, {r.body.hash: r for r in changes}) if heads else set()
             history = [{"change": r.body.hash.hex(), "author": r.author.hex(), "round": r.round, "in_revision": r.body.hash in held}
                        for r in changes]
@@ -715,6 +748,27 @@ class Service:
                 raise ActError(f"The {name} revision is not in this replica's copy of the text; `klero show` lists its changes.")
         return diff_texts(doc.text(field, a), doc.text(field, b))
 
+    def changes_since(self, ref, heads: list[str], field: str = "body") -> dict:
+        """What others wrote since the revision ``heads`` (hex): the splices ``(position,
+        deleted, inserted)`` in code points that turn that revision's text into the latest, the
+        latest heads, and who wrote the changes since (a live co-editor applies the splices
+        without moving its cursor)."""
+        pid = self.proposal(ref)
+        doc = self._document(pid)
+        if doc is None:
+            return {"heads": [], "splices": [], "authors": [], "text": ""}
+        now = doc.heads()
+        known = tuple(sorted(bytes.fromhex(h) for h in heads))
+        if known == now:
+            return {"heads": [h.hex() for h in now], "splices": [], "authors": []}
+        held = {h for h, _, _ in doc.history()}
+        if not known or not set(known) <= held:  # nothing yet, or a revision this replica lacks
+            return {"heads": [h.hex() for h in now], "splices": None, "authors": [], "text": doc.text(field)}
+        before = closure(known, {r.body.hash: r for r in self._changes.get(pid, [])})
+        authors = sorted({r.author.hex() for r in self._changes.get(pid, []) if r.body.hash not in before})
+        return {"heads": [h.hex() for h in now], "splices": _splices(doc.text(field, known), doc.text(field)),
+                "authors": authors}
+
     def blame(self, ref, field: str = "body") -> list[dict]:
         """Who wrote each passage of a field's latest text: whole words, each to the change (its
         author and beacon round) that last altered it."""
@@ -724,8 +778,7 @@ class Service:
         doc = self._document(pid)
         if doc is None:
             raise ActError("This proposal has no text yet; its summary is all there is.")
-        rounds = {r.body.hash: r.round for r in self.replica.records.values()
-                  if isinstance(r.body, DocChange) and r.body.proposal == pid}
+        rounds = {r.body.hash: r.round for r in self._changes.get(pid, [])}
         return [{"text": p.text, "author": p.author.hex(), "change": p.change.hex(), "round": rounds.get(p.change)}
                 for p in blame(doc, field)]
 
