@@ -34,6 +34,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .coedit import CoEditor
+
 KIND_LABELS = {"vote": "Vote", "amendment": "Amendment", "seat": "Seat", "reply": "Reply", "mention": "Mention",
                "comment": "Comment", "mine": "My proposal", "panel": "Panel duty"}
 OBSERVER_WHY = "This is an observer: it verifies everything and acts on nothing."
@@ -131,10 +133,11 @@ class ProposalScreen(QWidget):
         self.text.setReadOnly(True)
         self.edit_why = _named(QLabel(""), "Why the text is read-only")
         self.edit_why.setWordWrap(True)
-        self.save = _named(QPushButton("Sign my edit"), "Sign my edit", "Sign the difference as one change")
-        self.save.clicked.connect(self._sign_edit)
+        self.save = _named(QPushButton("&Sign now"), "Sign now",
+                           "Your edits are signed after a pause in typing; this signs them at once")
+        self.save.clicked.connect(lambda: isinstance(self.text, CoEditor) and self.text.flush_now())
         text_tab = QWidget()
-        t = QVBoxLayout(text_tab)
+        self.text_box = t = QVBoxLayout(text_tab)
         t.addWidget(self.edit_why)
         t.addWidget(self.text)
         t.addWidget(self.save)
@@ -192,7 +195,7 @@ class ProposalScreen(QWidget):
             return
         if pid != self.pid:
             self.pid = pid
-            self.text.setPlainText("")
+            self._new_editor(pid)
             self.title.setText("Loading…")
         self.refresh()
 
@@ -204,19 +207,11 @@ class ProposalScreen(QWidget):
     def _shown(self, pid: str, v: dict) -> None:
         if pid != self.pid:
             return
-        first = self.shown.get("id") != pid
         self.shown = v
         self.title.setText(f"<b>{html.escape(v['title'])}</b> — {v['status']}, stage {v['stage']}<br>"
                            f"<small>by {v['author'][:12]}…, id {v['id'][:12]}…</small>")
-        body = v["text"].get("body", v["summary"]) if v["text"] else v["summary"]
-        if first or self.text.isReadOnly() or not self.text.document().isModified():
-            if self.text.toPlainText() != body:
-                cursor = self.text.textCursor()
-                position = cursor.position()
-                self.text.setPlainText(body)
-                cursor.setPosition(min(position, len(body)))
-                self.text.setTextCursor(cursor)
-                self.text.document().setModified(False)
+        if not v["text"] and self.text.toPlainText() != v["summary"]:
+            self.text.setPlainText(v["summary"])  # no document yet: its summary is its text
         self.history.setHtml("<br>".join(
             [f"cycle {h['cycle']}, round {h['round']:,}: <b>{h['status']}</b> {html.escape(h['reason'])}" for h in v["history"]]
             + [f"change {c['change'][:8]} by {c['author'][:8]} at round {c['round']:,}" for c in v["changes"]]))
@@ -291,16 +286,17 @@ class ProposalScreen(QWidget):
 
     # ---- acts
 
-    def _sign_edit(self) -> None:
-        pid, text = self.pid, self.text.toPlainText()
-        self.save.setEnabled(False)
-
-        def done(out):
-            self.text.document().setModified(False)
-            self.window.say(out["what"])
-            self.refresh()
-
-        self.window.door.call("edit", done, lambda e: (self.window.say(e), self.save.setEnabled(True)), ref=pid, text=text)
+    def _new_editor(self, pid: str) -> None:
+        """A live co-editor for this proposal's text (read-only until the person may edit it)."""
+        old = self.text
+        if isinstance(old, CoEditor):
+            old.stop()
+        self.text = CoEditor(self.window.door.call, pid)
+        self.text.setReadOnly(True)
+        self.text.said.connect(self.window.say)
+        self.text_box.replaceWidget(old, self.text)
+        old.deleteLater()
+        self.text.start()
 
     def _comment(self) -> None:
         text = self.comment_box.text().strip()
@@ -448,5 +444,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.timer.stop()
+        if isinstance(self.proposals.text, CoEditor):
+            self.proposals.text.stop()
         self.door.close()
         super().closeEvent(event)

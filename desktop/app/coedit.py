@@ -1,0 +1,178 @@
+"""Live co-editing of one field of a proposal's text, through the service.
+
+The widget's text is always *the text at ``heads``* (a revision) plus the person's own edits not
+yet signed.  Typing marks the text dirty; after a pause (``PAUSE_MS``) the whole field is sent
+with ``base = heads`` (``Service.edit``): the service diffs it against that revision, so the
+signed change depends on what the person saw and merges with whatever others wrote meanwhile.
+Others' changes arrive as splices (``Service.changes_since``) and are applied only while the
+person has nothing unsigned (as ``crdt.Editor.receive`` flushes first): they go through a
+separate ``QTextCursor``, so the person's cursor and selection move with the text around them
+and never jump; the undo history is cleared instead of receiving them (Qt cannot keep an edit
+out of its stack), so Ctrl+Z never undoes someone else's words.  Positions: Qt counts UTF-16
+code units, the service code points; every splice is converted.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import QPlainTextEdit, QTextEdit
+
+PAUSE_MS = 1000
+POLL_MS = 1000
+HIGHLIGHT_MS = 3000
+
+
+def utf16_length(text: str) -> int:
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def to_utf16(text: str, position: int) -> int:
+    """Qt's position of code point ``position`` of ``text``."""
+    return utf16_length(text[:position])
+
+
+class CoEditor(QPlainTextEdit):
+    """``call(name, done, failed, **args)`` reaches the service (the app's door, or a service in
+    tests); ``ref`` names the proposal."""
+
+    #: a sentence for the person (signed, refused, who else is editing)
+    said = Signal(str)
+
+    def __init__(self, call: Callable, ref: str, field: str = "body", parent=None):
+        super().__init__(parent)
+        self.setAccessibleName(f"Proposal {field}")
+        self.call, self.ref, self.field = call, ref, field
+        self.heads: list[str] = []
+        self.loaded = False
+        self.dirty = False
+        self.sending = False
+        self.polling = False
+        self._remote = False  # applying others' splices: not the person's typing
+        self.closed = False  # stopped: answers still on their way are dropped
+        self.pause = QTimer(self, singleShot=True, interval=PAUSE_MS)
+        self.pause.timeout.connect(self.flush_now)
+        self.poller = QTimer(self, interval=POLL_MS)
+        self.poller.timeout.connect(self.poll_now)
+        self.document().contentsChanged.connect(self._typed)
+        self._marks: list[QTextEdit.ExtraSelection] = []
+
+    def start(self) -> None:
+        self.poll_now()
+        self.poller.start()
+
+    def stop(self) -> None:
+        """Sign what is unsigned, and take no more answers (the widget is going away)."""
+        self.poller.stop()
+        if self.dirty:
+            self.flush_now()
+        self.closed = True
+
+    # ---- the person's edits
+
+    def _typed(self) -> None:
+        if self._remote or not self.loaded:
+            return
+        self.dirty = True
+        self.pause.start()
+
+    def flush_now(self) -> None:
+        """Sign what the person typed since the last change (now, not after the pause)."""
+        if not self.dirty or self.sending or self.isReadOnly():
+            return
+        self.sending, self.dirty = True, False
+        text = self.toPlainText()
+
+        def done(out: dict) -> None:
+            if self.closed:
+                return
+            self.sending = False
+            self.heads = out["heads"]
+            self.said.emit(out["what"])
+            if self.dirty:
+                self.pause.start()  # more was typed meanwhile: sign it on the new base
+
+        def failed(sentence: str) -> None:
+            if self.closed:
+                return
+            self.sending = False
+            self.dirty = self.dirty or sentence != "The text is unchanged: there is nothing to sign."
+            self.said.emit(sentence)
+
+        self.call("edit", done, failed, ref=self.ref, text=text, field=self.field, base=self.heads)
+
+    # ---- others' edits
+
+    def poll_now(self) -> None:
+        if self.polling or self.dirty or self.sending:
+            return  # the person's own edits go first; the next poll brings the others'
+        self.polling = True
+
+        def done(out: dict) -> None:
+            if self.closed:
+                return
+            self.polling = False
+            if self.dirty or self.sending:
+                return  # typed meanwhile: these splices no longer fit the widget
+            if out.get("splices") is None:  # first load, or a revision this replica lacks
+                self._replace_all(out.get("text", ""))
+            else:
+                self.apply_splices(out["splices"])
+            self.heads = out["heads"]
+            self.loaded = True
+            if out.get("authors"):
+                self.said.emit("Also editing: " + ", ".join(a[:8] for a in out["authors"]))
+
+        def failed(sentence: str) -> None:
+            if self.closed:
+                return
+            self.polling = False
+            self.said.emit(sentence)
+
+        self.call("changes_since", done, failed, ref=self.ref, heads=self.heads if self.loaded else [], field=self.field)
+
+    def _replace_all(self, text: str) -> None:
+        self._remote = True
+        try:
+            position = self.textCursor().position()
+            self.setPlainText(text)
+            cursor = self.textCursor()
+            cursor.setPosition(min(position, utf16_length(text)))
+            self.setTextCursor(cursor)
+        finally:
+            self._remote = False
+
+    def apply_splices(self, splices: list) -> None:
+        """Others' splices ``(position, deleted, inserted)`` in code points, in order."""
+        if not splices:
+            return
+        self._remote = True
+        marks = []
+        try:
+            text = self.toPlainText()
+            for position, deleted, inserted in splices:
+                start = to_utf16(text, position)
+                end = to_utf16(text, position + deleted)
+                cursor = QTextCursor(self.document())
+                cursor.setPosition(start)
+                cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+                cursor.insertText(inserted)
+                text = text[:position] + inserted + text[position + deleted:]
+                if inserted:
+                    mark = QTextEdit.ExtraSelection()
+                    mark.cursor = QTextCursor(self.document())
+                    mark.cursor.setPosition(start)
+                    mark.cursor.setPosition(start + utf16_length(inserted), QTextCursor.MoveMode.KeepAnchor)
+                    mark.format = QTextCharFormat()
+                    mark.format.setBackground(QColor("#fff3b0"))
+                    marks.append(mark)
+            # others' words never enter the person's undo history
+            self.document().setUndoRedoEnabled(False)
+            self.document().setUndoRedoEnabled(True)
+        finally:
+            self._remote = False
+        self._marks = marks
+        self.setExtraSelections(marks)  # where others just wrote, for a moment
+        QTimer.singleShot(HIGHLIGHT_MS, lambda: self._marks is marks and self.setExtraSelections([]))
