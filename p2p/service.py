@@ -660,6 +660,48 @@ class Service:
                                   i["proposal"] or "", i.get("amendment") or "", i.get("comment") or ""))
         return items
 
+    def pipeline(self, cycle: int | None = None) -> dict:
+        """One cycle's funnel: for each stage its committee size, slots and every proposal it
+        handled, with its outcome and why (who advanced and why), then the plenary."""
+        result = self.result()
+        cycle = self.leg.cycle_of(self.horizon) if cycle is None else cycle
+        titles = {pid: r.body.title for pid, r in ((pid, self.replica.records[pid]) for pid in self.replica.proposals)}
+        stages = []
+        for k, stage in enumerate(self.leg.p.stages, 1):
+            rows = []
+            for d in result.draws:
+                if d.cycle != cycle or d.stage != k:
+                    continue
+                st = result.proposals.get(d.proposal)
+                outcome = next(((s, why) for c, _, s, sk, why in (st.history if st else []) if c == cycle and sk == k
+                                and s != "in committee"), ("in committee", ""))
+                rows.append({"proposal": d.proposal.hex(), "title": titles.get(d.proposal, ""), "status": outcome[0],
+                             "why": outcome[1], "members": len(d.members), "mine": self.me in d.members})
+            stages.append({"stage": k, "name": stage.name, "mode": stage.mode, "committee": stage.committee,
+                           "slots": stage.slots, "proposals": rows})
+        plenary = [{"proposal": pid.hex(), "title": titles.get(pid, ""), "status": st.status,
+                    "why": st.history[-1][4] if st.history else ""}
+                   for pid, st in result.proposals.items()
+                   if any(c == cycle and sk == len(self.leg.p.stages) + 1 for c, _, _, sk, _ in st.history)]
+        return {"cycle": cycle, "stages": stages, "plenary": plenary}
+
+    def seats(self) -> list[dict]:
+        """This representative's committee seats, newest first: members, and how each voted once
+        the ballot closed (votes are public signed events)."""
+        result = self.result()
+        out = []
+        for d in reversed(result.draws):
+            if self.me not in d.members:
+                continue
+            ballot = next((b for b in result.ballots if b.proposal == d.proposal and b.cycle == d.cycle
+                           and b.stage == d.stage and b.amendment is None), None)
+            votes = self._public_votes(ballot) if ballot is not None else {}
+            out.append({"proposal": d.proposal.hex(), "title": self.replica.records[d.proposal].body.title,
+                        "cycle": d.cycle, "stage": d.stage, "beacon_round": d.round,
+                        "members": [{"key": m.hex(), "vote": votes.get(m.hex())} for m in d.members],
+                        "outcome": ballot.outcome if ballot is not None else "", "why": d.explain(self.me)})
+        return out
+
     def _panel_seats(self, cycle: int) -> int:
         return len({r.body.deadline for r in self.mine() if r.kind == "cutoff" and self.leg.cycle_of(r.round) == cycle})
 

@@ -77,7 +77,25 @@ def test_a_vote_cast_by_keyboard_alone_signs_one_vote_naming_the_displayed_revis
     qtbot.keyClick(window, getattr(Qt.Key, f"Key_{mnemonic.upper()}"), Qt.KeyboardModifier.AltModifier)
     qtbot.waitUntil(lambda: "Voted" in window.statusBar().currentMessage(), timeout=30_000)
     assert len(confirmations) == 1 and displayed[0][:8] in confirmations[0][2]
-    window.grab().save(str(tmp_path / "proposal.png"))
+    # every screen, light and dark, rendered and not blank
+    from desktop.app.shots import SCREENS, render_all
+
+    from PySide6.QtWidgets import QApplication
+
+    shots = render_all(window, QApplication.instance(), tmp_path, lambda seconds: qtbot.wait(int(seconds * 1000)))
+    assert len(shots) == 2 * len(SCREENS)
+    for path in shots:
+        _non_blank(path)
+    # observer mode: every act disabled, saying why
+    watcher = MainWindow(Door(lambda: control.connect(folder)), folder, observer=True)
+    qtbot.addWidget(watcher)
+    watcher.show()
+    qtbot.waitUntil(lambda: bool(watcher.overview), timeout=30_000)
+    watcher.open_proposal(item["proposal"])
+    qtbot.waitUntil(lambda: watcher.proposals.shown.get("id") == item["proposal"], timeout=30_000)
+    assert watcher.proposals.text.isReadOnly() and not watcher.proposals.yes.isEnabled() and not watcher.proposals.save.isEnabled()
+    assert "observer" in watcher.proposals.ballot.text()
+    watcher.close()
     window.close()
     door.close()
     net.down(say=lambda line: None)
@@ -91,7 +109,6 @@ def test_a_vote_cast_by_keyboard_alone_signs_one_vote_naming_the_displayed_revis
     assert len(votes) == 1, votes
     if item["kind"] == "vote":
         assert [h.hex() for h in votes[0].body.revision] == sorted(displayed)
-    _non_blank(tmp_path / "proposal.png")
 
 
 def _non_blank(path: Path) -> None:

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -133,6 +134,7 @@ class ProposalScreen(QWidget):
         self.text.setReadOnly(True)
         self.edit_why = _named(QLabel(""), "Why the text is read-only")
         self.edit_why.setWordWrap(True)
+        self.edit_why.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         self.save = _named(QPushButton("&Sign now"), "Sign now",
                            "Your edits are signed after a pause in typing; this signs them at once")
         self.save.clicked.connect(lambda: isinstance(self.text, CoEditor) and self.text.flush_now())
@@ -348,6 +350,138 @@ def _utf16_prefix(text: str, units: int) -> str:
     return text
 
 
+STATUS_COLOURS = {"promoted": "#2e7d32", "killed": "#c62828", "not advanced": "#757575", "in committee": "#1565c0",
+                  "passed": "#2e7d32", "failed": "#c62828", "in plenary": "#1565c0", "withdrawn": "#8d6e63"}
+
+
+class Funnel(QWidget):
+    """This cycle's funnel as a chart: a column per stage and the plenary, one block per proposal
+    coloured by its outcome (and labelled, so colour is never the only cue)."""
+
+    def __init__(self):
+        super().__init__()
+        self.data: dict = {}
+        self.setMinimumHeight(220)
+        _named(self, "Pipeline chart", "Each stage's proposals this cycle, by outcome")
+
+    def show_pipeline(self, data: dict) -> None:
+        self.data = data
+        columns = [f"Stage {s['stage']} {s['name']}: " + ", ".join(f"{r['title']} {r['status']}" for r in s["proposals"])
+                   for s in data.get("stages", [])]
+        self.setAccessibleDescription("; ".join(columns))
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        from PySide6.QtGui import QPainter
+
+        if not self.data:
+            return
+        painter = QPainter(self)
+        columns = [(f"{s['stage']}. {s['name']}", f"{s['committee']} drawn, {s['slots']} slots", s["proposals"])
+                   for s in self.data["stages"]] + [("Plenary", "all representatives", self.data["plenary"])]
+        width = self.width() / max(1, len(columns))
+        tallest = max([len(c[2]) for c in columns] + [1])
+        block = max(14.0, min(28.0, (self.height() - 50) / tallest))
+        text = self.palette().color(self.foregroundRole())
+        for k, (name, sub, rows) in enumerate(columns):
+            x = k * width + 6
+            painter.setPen(text)
+            painter.drawText(int(x), 14, name)
+            painter.drawText(int(x), 28, sub)
+            for n, row in enumerate(rows):
+                y = 36 + n * block
+                painter.fillRect(int(x), int(y), int(width - 12), int(block - 3), QColor(STATUS_COLOURS.get(row["status"], "#9e9e9e")))
+                painter.setPen(QColor("white"))
+                label = painter.fontMetrics().elidedText(f"{row['status']}: {row['title']}", Qt.TextElideMode.ElideRight,
+                                                         int(width - 20))
+                painter.drawText(int(x + 4), int(y + block - 8), label)
+        painter.end()
+
+
+class PipelineScreen(QWidget):
+    def __init__(self, window: "MainWindow"):
+        super().__init__()
+        self.window = window
+        layout = QVBoxLayout(self)
+        self.heading = _named(QLabel("This cycle's pipeline"), "Pipeline heading")
+        layout.addWidget(self.heading)
+        self.funnel = Funnel()
+        layout.addWidget(self.funnel, 1)
+        self.tree = _named(QTreeWidget(), "Pipeline", "Each stage's proposals, outcome and why; Enter opens one")
+        self.tree.setHeaderLabels(["Stage / proposal", "Outcome", "Why"])
+        self.tree.itemActivated.connect(lambda row: row.data(0, Qt.ItemDataRole.UserRole) and
+                                        self.window.open_proposal(row.data(0, Qt.ItemDataRole.UserRole)))
+        layout.addWidget(self.tree, 1)
+        self._last = None
+
+    def refresh(self) -> None:
+        self.window.door.call("pipeline", self._show, self.window.say)
+
+    def _show(self, data: dict) -> None:
+        self.funnel.show_pipeline(data)
+        if data == self._last:
+            return
+        self._last = data
+        self.heading.setText(f"<b>Cycle {data['cycle']}</b>: who advanced and why")
+        self.tree.clear()
+        for s in data["stages"] + [{"stage": "", "name": "Plenary", "slots": "", "proposals": data["plenary"]}]:
+            head = QTreeWidgetItem([f"{s['stage']} {s['name']}".strip() + (f" ({s['slots']} slots)" if s["slots"] else ""), "", ""])
+            self.tree.addTopLevelItem(head)
+            for r in s["proposals"]:
+                row = QTreeWidgetItem([r["title"] + (" (your seat)" if r.get("mine") else ""), r["status"], r["why"]])
+                row.setData(0, Qt.ItemDataRole.UserRole, r["proposal"])
+                head.addChild(row)
+            head.setExpanded(True)
+        self.tree.resizeColumnToContents(0)
+
+
+class CommitteesScreen(QWidget):
+    def __init__(self, window: "MainWindow"):
+        super().__init__()
+        self.window = window
+        layout = QVBoxLayout(self)
+        self.tree = _named(QTreeWidget(), "My committee seats", "Your seats, their members and votes once public; "
+                                                                  "select one to see why you were drawn")
+        self.tree.setHeaderLabels(["Seat / member", "Vote or outcome"])
+        self.tree.currentItemChanged.connect(self._why)
+        layout.addWidget(self.tree, 2)
+        self.why = _named(QTextBrowser(), "Why this committee", "The beacon round, seed, roster and every pick, recomputed here")
+        layout.addWidget(self.why, 1)
+        self._last = None
+
+    def refresh(self) -> None:
+        self.window.door.call("seats", self._show, self.window.say)
+
+    def _show(self, seats: list) -> None:
+        if seats == self._last:
+            return
+        self._last = seats
+        self.tree.clear()
+        if not seats:
+            self.tree.addTopLevelItem(QTreeWidgetItem(["You have not been drawn onto a committee yet.", ""]))
+        for seat in seats:
+            head = QTreeWidgetItem([f"{seat['title']} — cycle {seat['cycle']}, stage {seat['stage']}", seat["outcome"] or "open"])
+            head.setData(0, Qt.ItemDataRole.UserRole, (seat["proposal"], seat["stage"]))
+            for m in seat["members"]:
+                you = " (you)" if m["key"] == self.window.me else ""
+                head.addChild(QTreeWidgetItem([m["key"][:16] + "…" + you, m["vote"] or ""]))
+            self.tree.addTopLevelItem(head)
+
+    def _why(self, row, _previous=None) -> None:
+        key = row.data(0, Qt.ItemDataRole.UserRole) if row else None
+        if not key:
+            return
+
+        def show(v: dict) -> None:
+            picks = "".join(f"<li>pick {p['position']}: roster position {p['roster_index']} = {p['key'][:12]}… — "
+                            f"{html.escape(p['outcome'])}</li>" for p in v["picks"])
+            self.why.setHtml(f"<p>{html.escape(v['sentence'])}</p><p>Beacon round {v['beacon_round']:,}; randomness "
+                             f"<code>{v['randomness'][:32]}…</code>; seed <code>{v['seed'][:32]}…</code>; "
+                             f"roster of {v['roster_size']}. Recomputed on this machine.</p><ol>{picks}</ol>")
+
+        self.window.door.call("explain", show, self.window.say, ref=key[0], stage=key[1])
+
+
 class NetworkScreen(QWidget):
     def __init__(self, window: "MainWindow"):
         super().__init__()
@@ -383,13 +517,16 @@ class MainWindow(QMainWindow):
         self.resize(1100, 720)
         central = QWidget()
         layout = QHBoxLayout(central)
-        self.nav = _named(QListWidget(), "Screens", "Inbox, proposals, network; Ctrl+1 to Ctrl+3")
+        self.nav = _named(QListWidget(), "Screens", "Inbox, proposals, pipeline, committees, network; Ctrl+1 to Ctrl+5")
         self.nav.setFixedWidth(150)
         self.stack = QStackedWidget()
         self.inbox_screen = InboxScreen(self)
         self.proposals = ProposalScreen(self)
+        self.pipeline = PipelineScreen(self)
+        self.committees = CommitteesScreen(self)
         self.network = NetworkScreen(self)
         for n, (name, screen) in enumerate((("Inbox", self.inbox_screen), ("Proposals", self.proposals),
+                                            ("Pipeline", self.pipeline), ("Committees", self.committees),
                                             ("Network", self.network)), 1):
             self.nav.addItem(name)
             self.stack.addWidget(screen)
@@ -398,6 +535,7 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _=False, k=n - 1: self.nav.setCurrentRow(k))
             self.addAction(action)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.nav.currentRowChanged.connect(lambda _: self.refresh())
         self.nav.setCurrentRow(0)
         layout.addWidget(self.nav)
         layout.addWidget(self.stack, 1)
@@ -416,8 +554,11 @@ class MainWindow(QMainWindow):
         self.door.call("overview", self._overview, self.say)
         self.door.call("inbox", self._inbox, self.say)
         self.door.call("proposals", self.proposals.show_list, self.say)
-        if self.stack.currentWidget() is self.proposals:
+        current = self.stack.currentWidget()
+        if current is self.proposals:
             self.proposals.refresh()
+        elif current in (self.pipeline, self.committees):
+            current.refresh()
         status = None
         try:
             status = json.loads((self.folder / "node-status.json").read_text())
