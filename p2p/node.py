@@ -772,6 +772,7 @@ class Node:
             "peer_id": str(self.host.get_id()) if self.host else "",
             "address": self.address,
             "observer": self.observer,
+            "caught_up": self.caught_up,
             "state_hash": self.store.state_hash().hex(),
             "events": sum(v for k, v in counts.items() if k != "forks"),
             "applied": counts.get("applied", 0),

@@ -702,6 +702,37 @@ class Service:
                         "outcome": ballot.outcome if ballot is not None else "", "why": d.explain(self.me)})
         return out
 
+    def record(self, key: str | None = None) -> dict:
+        """A representative's public record (this one's by default): proposals written, seats held,
+        votes cast with the revision each named and whether it counted, attendance (ballots voted
+        on of those sat on), and texts co-written."""
+        who = bytes.fromhex(key) if key else self.me
+        result = self.result()
+        seats = [d for d in result.draws if who in d.members]
+        votes = [r for r in self.replica.records.values() if r.author == who and isinstance(r.body, Vote)]
+        not_counted = {e for b in result.ballots for a, e, _, _ in b.neutralised if a == who}
+        ballots_sat = {(d.proposal, d.cycle, d.stage) for d in seats if self.horizon >= self.leg.windows(d.cycle, d.stage)[2]}
+        voted = {(r.body.proposal, r.body.cycle, r.body.stage) for r in votes if r.body.amendment is None}
+        title = lambda pid: self.replica.records[pid].body.title if pid in self.replica.records else pid.hex()[:8]  # noqa: E731
+        written: dict[bytes, int] = {}
+        for pid, changes in self._changes.items():
+            n = sum(1 for r in changes if r.author == who)
+            if n:
+                written[pid] = n
+        return {
+            "key": who.hex(),
+            "proposals": [{"id": pid.hex(), "title": title(pid), "status": (result.proposals[pid].status if pid in result.proposals
+                                                                           else SUBMITTED)}
+                          for pid, p in self.replica.proposals.items() if p.author == who],
+            "seats": [{"proposal": d.proposal.hex(), "title": title(d.proposal), "cycle": d.cycle, "stage": d.stage} for d in seats],
+            "votes": [{"proposal": r.body.proposal.hex(), "title": title(r.body.proposal), "cycle": r.body.cycle,
+                       "stage": r.body.stage, "amendment": r.body.amendment.hex() if r.body.amendment else None,
+                       "choice": r.body.choice, "revision": [h.hex() for h in r.body.revision], "round": r.round,
+                       "counted": r.id not in not_counted} for r in sorted(votes, key=lambda r: (r.round, r.seq))],
+            "attendance": {"closed_ballots_sat_on": len(ballots_sat), "voted_on": len(ballots_sat & voted)},
+            "texts": [{"proposal": pid.hex(), "title": title(pid), "changes": n} for pid, n in sorted(written.items())],
+        }
+
     def _panel_seats(self, cycle: int) -> int:
         return len({r.body.deadline for r in self.mine() if r.kind == "cutoff" and self.leg.cycle_of(r.round) == cycle})
 

@@ -118,3 +118,15 @@ def _non_blank(path: Path) -> None:
     assert not image.isNull() and image.width() > 400
     colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
     assert len(colours) > 8, f"{path} looks blank ({len(colours)} colours)"
+
+
+def test_the_sync_state_is_never_current_unless_it_is():
+    from desktop.app.window import sync_state
+
+    assert sync_state(None).startswith("offline")
+    assert sync_state({"peers": 0, "caught_up": False}).startswith("offline")
+    assert sync_state({"peers": 0, "caught_up": True}).startswith("alone")
+    assert sync_state({"peers": 2, "caught_up": False}) == "catching up from 2 peer(s)"
+    assert sync_state({"peers": 2, "caught_up": True}) == "current with 2 peer(s)"
+    stalled = sync_state({"peers": 2, "caught_up": True, "beacon": {"sentence": "Beacon round 37 (STALLED, 9 behind)."}})
+    assert stalled.startswith("current") and "STALLED" in stalled

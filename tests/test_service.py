@@ -272,3 +272,24 @@ def test_the_door_answers_any_request_with_a_sentence_and_never_raises(request):
 
     reply, acted = handle(Spy(), request, "the-token")
     assert set(reply) == {"error"} and isinstance(reply["error"], str) and not acted and not Spy.called
+
+
+def test_a_representatives_record(tmp_path):
+    a = Assembly(tmp_path)
+    s = a.to(23)
+    mine = a.seat(0, 1)
+    _, opens, closes = s.leg.windows(0, 1)
+    a.to(opens - 3)
+    s.edit(mine.proposal.hex(), s.text(mine.proposal.hex()) + "One more line.\n")
+    a.to(opens + 1)
+    s.vote(mine.proposal.hex(), "promote")
+    a.to(closes + 4)
+    record = s.record()
+    assert record["key"] == MY_KEY.hex()
+    assert any(x["proposal"] == mine.proposal.hex() and x["stage"] == 1 for x in record["seats"])
+    vote = next(v for v in record["votes"] if v["proposal"] == mine.proposal.hex())
+    assert vote["choice"] == "promote" and vote["counted"] and vote["revision"]
+    assert record["attendance"]["voted_on"] >= 1 and record["attendance"]["closed_ballots_sat_on"] >= record["attendance"]["voted_on"]
+    assert any(t["proposal"] == mine.proposal.hex() and t["changes"] == 1 for t in record["texts"])
+    other = s.record(a.sim.bots[0].public.hex())
+    assert other["key"] == a.sim.bots[0].public.hex() and isinstance(other["votes"], list)

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-SCREENS = ("inbox", "proposals", "pipeline", "committees", "network")
+SCREENS = ("inbox", "proposals", "pipeline", "committees", "record", "network")
 
 
 def render_all(window, app, out: Path, wait) -> list[Path]:
@@ -24,7 +24,7 @@ def render_all(window, app, out: Path, wait) -> list[Path]:
             window.nav.setCurrentRow(n)
             if name == "proposals" and window.proposals.list.count():
                 window.proposals.list.setCurrentRow(0)
-            wait(2.0)
+            wait(1.0)
             path = out / f"{name}-{'dark' if dark else 'light'}.png"
             window.grab().save(str(path))
             paths.append(path)

@@ -482,6 +482,61 @@ class CommitteesScreen(QWidget):
         self.window.door.call("explain", show, self.window.say, ref=key[0], stage=key[1])
 
 
+class RecordScreen(QWidget):
+    """A representative's public record: mine, or anyone's by key (constituents check theirs)."""
+
+    def __init__(self, window: "MainWindow"):
+        super().__init__()
+        self.window = window
+        layout = QVBoxLayout(self)
+        self.key = _named(QLineEdit(), "Representative's key", "Empty for your own record; a public key for anyone's")
+        self.key.setPlaceholderText("Your record; or paste a representative's public key and press Enter")
+        self.key.returnPressed.connect(self.refresh)
+        layout.addWidget(self.key)
+        self.view = _named(QTextBrowser(), "Record", "Proposals, seats, votes with the revision named, attendance, texts written")
+        layout.addWidget(self.view)
+        self._last = None
+
+    def refresh(self) -> None:
+        key = self.key.text().strip().lower() or None
+        self.window.door.call("record", self._show, self.window.say, key=key)
+
+    def _show(self, r: dict) -> None:
+        if r == self._last:
+            return
+        self._last = r
+        a = r["attendance"]
+        votes = "".join(f"<li>{html.escape(v['title'])} — cycle {v['cycle']}, stage {v['stage']}"
+                        f"{' (amendment)' if v['amendment'] else ''}: <b>{v['choice']}</b> on revision "
+                        f"{','.join(h[:8] for h in v['revision'])}{'' if v['counted'] else ' — <i>did not count</i>'}</li>"
+                        for v in r["votes"])
+        self.view.setHtml(
+            f"<h3>Record of {r['key'][:16]}…</h3>"
+            f"<p>Attendance: voted on {a['voted_on']} of the {a['closed_ballots_sat_on']} closed ballots sat on.</p>"
+            "<h4>Proposals</h4><ul>" + "".join(f"<li>{html.escape(p['title'])} — {p['status']}</li>" for p in r["proposals"])
+            + "</ul><h4>Seats</h4><ul>" + "".join(f"<li>{html.escape(x['title'])} — cycle {x['cycle']}, stage {x['stage']}</li>"
+                                                for x in r["seats"])
+            + f"</ul><h4>Votes</h4><ul>{votes}</ul><h4>Texts co-written</h4><ul>"
+            + "".join(f"<li>{html.escape(t['title'])}: {t['changes']} changes</li>" for t in r["texts"]) + "</ul>")
+
+
+def sync_state(status: dict | None) -> str:
+    """An honest sentence for the node's state: never "current" unless it is."""
+    if not status:
+        return "offline: the node has not reported yet"
+    caught_up = (status.get("duties") or {}).get("caught_up", status.get("caught_up"))
+    beacon = (status.get("beacon") or {}).get("sentence", "")
+    if not status.get("peers"):
+        state = "offline: no peer connected" if not caught_up else "alone: no peer connected (the first node of a network)"
+    elif caught_up is False:
+        state = f"catching up from {status['peers']} peer(s)"
+    else:
+        state = f"current with {status['peers']} peer(s)"
+    if "STALLED" in beacon.upper() or "stalled" in beacon:
+        state += f"; {beacon}"
+    return state
+
+
 class NetworkScreen(QWidget):
     def __init__(self, window: "MainWindow"):
         super().__init__()
@@ -494,6 +549,7 @@ class NetworkScreen(QWidget):
         rows = [("Assembly", f"{overview.get('name', '')} ({overview.get('assembly', '')[:16]}…)"),
                 ("Cycle", overview.get("cycle")), ("Beacon round", f"{overview.get('round', 0):,}"),
                 ("Next", overview.get("waiting") or "—"), ("Outbox", overview.get("outbox"))]
+        rows.insert(0, ("Sync", sync_state(status)))
         if status:
             beacon = status.get("beacon") or {}
             rows += [("Peers", status.get("peers")), ("Events", status.get("events")),
@@ -517,17 +573,18 @@ class MainWindow(QMainWindow):
         self.resize(1100, 720)
         central = QWidget()
         layout = QHBoxLayout(central)
-        self.nav = _named(QListWidget(), "Screens", "Inbox, proposals, pipeline, committees, network; Ctrl+1 to Ctrl+5")
+        self.nav = _named(QListWidget(), "Screens", "Inbox, proposals, pipeline, committees, record, network; Ctrl+1 to Ctrl+6")
         self.nav.setFixedWidth(150)
         self.stack = QStackedWidget()
         self.inbox_screen = InboxScreen(self)
         self.proposals = ProposalScreen(self)
         self.pipeline = PipelineScreen(self)
         self.committees = CommitteesScreen(self)
+        self.record = RecordScreen(self)
         self.network = NetworkScreen(self)
         for n, (name, screen) in enumerate((("Inbox", self.inbox_screen), ("Proposals", self.proposals),
                                             ("Pipeline", self.pipeline), ("Committees", self.committees),
-                                            ("Network", self.network)), 1):
+                                            ("Record", self.record), ("Network", self.network)), 1):
             self.nav.addItem(name)
             self.stack.addWidget(screen)
             action = QAction(name, self)
@@ -557,7 +614,7 @@ class MainWindow(QMainWindow):
         current = self.stack.currentWidget()
         if current is self.proposals:
             self.proposals.refresh()
-        elif current in (self.pipeline, self.committees):
+        elif current in (self.pipeline, self.committees, self.record):
             current.refresh()
         status = None
         try:
