@@ -51,6 +51,10 @@ class ActError(KleroError):
     """An act the rules would refuse, said before anything was signed."""
 
 
+#: how a node's "still catching up" refusal begins (the CLI waits on it rather than failing)
+CATCHING_UP = "Your node is still catching up"
+
+
 @dataclass
 class Ballot:
     """A ballot open (or about to open) to this representative."""

@@ -100,6 +100,8 @@ class CoEditor(QPlainTextEdit):
             self.sending = False
             self.dirty = self.dirty or sentence != "The text is unchanged: there is nothing to sign."
             self.said.emit(sentence)
+            if self.dirty and not self.isReadOnly():
+                self.pause.start()  # e.g. the node was catching up: try again after another pause
 
         self.call("edit", done, failed, ref=self.ref, text=text, field=self.field, base=self.heads)
 

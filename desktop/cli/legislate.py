@@ -19,7 +19,26 @@ class _Remote:
         self.client = client
 
     def __getattr__(self, name):
-        return lambda **kwargs: self.client.call(name, **kwargs)
+        return lambda **kwargs: self._call(name, kwargs)
+
+    def _call(self, name: str, kwargs: dict, wait_s: float = 30.0):
+        """A call; an act refused because the node is still catching up is retried (for up to
+        ``wait_s``), as a person would, after saying so once."""
+        import time
+
+        from p2p.service import CATCHING_UP, ActError
+
+        deadline, said = time.monotonic() + wait_s, False
+        while True:
+            try:
+                return self.client.call(name, **kwargs)
+            except ActError as exc:
+                if not str(exc).startswith(CATCHING_UP) or time.monotonic() > deadline:
+                    raise
+                if not said:
+                    print("Waiting for your node to catch up with the assembly ...", file=sys.stderr)
+                    said = True
+                time.sleep(0.5)
 
 
 class _Session:

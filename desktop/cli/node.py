@@ -61,8 +61,10 @@ def cmd_node(args) -> int:
         node.service = Service(store.replica, None if observer or args.bots else key, add=node._add_own,
                                outbox=p.path / "outbox.cbor", me=bytes(key.verify_key), shared=reactor)
         node.control_folder = p.path
+        from p2p.service import CATCHING_UP
+
         node.service.readiness = lambda: "" if node.caught_up else (
-            "Your node is still catching up with the assembly; it acts once it is current, in a few seconds. Try again then.")
+            f"{CATCHING_UP} with the assembly; it acts once it is current, in a few seconds. Try again then.")
 
         run_headless(node, say, publish=args.publish, pace=args.pace,
                      schedule=(args.start_at, args.round_zero, args.round_seconds) if args.start_at is not None else None)
