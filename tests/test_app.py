@@ -130,3 +130,22 @@ def test_the_sync_state_is_never_current_unless_it_is():
     assert sync_state({"peers": 2, "caught_up": True}) == "current with 2 peer(s)"
     stalled = sync_state({"peers": 2, "caught_up": True, "beacon": {"sentence": "Beacon round 37 (STALLED, 9 behind)."}})
     assert stalled.startswith("current") and "STALLED" in stalled
+
+
+def test_a_dev_beacon_is_judged_by_its_rounds_arrival_not_its_genesis(tmp_path):
+    """A testnet's dev chain runs on the testnet's clock: the node must not call it stalled
+    because its genesis is long past (every status line used to), and must when rounds stop."""
+    from p2p.node import Node
+    from p2p.store import ReplicaStore
+    from p2p.tools.bots import AssemblySim
+
+    sim = AssemblySim("testnet", reps=12, seed=3)
+    with ReplicaStore.create(tmp_path / "r.sqlite", sim.charter_wire) as store:
+        node = Node(store, bytes(32), say=lambda line: None)
+        for n in range(1, 4):
+            store.replica.add_round(sim.dev.sign(n))
+        live = node.beacon()
+        assert not live["stalled"] and "Dev beacon round 3" in live["sentence"]
+        node._beacon_seen -= 60  # a minute without a new round
+        stalled = node.beacon()
+        assert stalled["stalled"] and "no new round for 60 s" in stalled["sentence"]

@@ -466,6 +466,9 @@ class CommitteesScreen(QWidget):
                 you = " (you)" if m["key"] == self.window.me else ""
                 head.addChild(QTreeWidgetItem([m["key"][:16] + "…" + you, m["vote"] or ""]))
             self.tree.addTopLevelItem(head)
+        self.tree.setColumnWidth(0, max(380, self.tree.width() * 2 // 3))
+        if seats and self.tree.currentItem() is None:
+            self.tree.setCurrentItem(self.tree.topLevelItem(0))  # why the newest seat, at once
 
     def _why(self, row, _previous=None) -> None:
         key = row.data(0, Qt.ItemDataRole.UserRole) if row else None
