@@ -116,8 +116,9 @@ def existing(name: str) -> Profile:
     return p
 
 
-def create(name: str, passphrase: str, *, kdf: str = "moderate") -> tuple[Profile, bytes]:
-    """Create a new identity; returns the profile and its public key."""
+def create(name: str, passphrase: str, *, kdf: str = "moderate", seed: bytes | None = None) -> tuple[Profile, bytes]:
+    """Create a new identity (or, with ``seed``, recreate one from its recovery phrase); returns
+    the profile and its public key."""
     p = profile(name)
     if p.identity_path.exists():
         raise ProfileError(f"The profile {name!r} already exists at {p.path}; choose another name.")
@@ -126,7 +127,7 @@ def create(name: str, passphrase: str, *, kdf: str = "moderate") -> tuple[Profil
     if kdf not in KDF_PRESETS:
         raise ProfileError(f"Unknown key derivation preset {kdf!r}; use one of {', '.join(KDF_PRESETS)}.")
     opslimit, memlimit = KDF_PRESETS[kdf]
-    key = SigningKey.generate()
+    key = SigningKey(seed) if seed is not None else SigningKey.generate()
     salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
     box = SecretBox(nacl.pwhash.argon2id.kdf(SecretBox.KEY_SIZE, passphrase.encode(), salt, opslimit=opslimit, memlimit=memlimit))
     sealed = box.encrypt(bytes(key))
@@ -145,6 +146,85 @@ def create(name: str, passphrase: str, *, kdf: str = "moderate") -> tuple[Profil
         json.dump(record, out, indent=2)
         out.flush()
         os.fsync(out.fileno())
+    return p, bytes(key.verify_key)
+
+
+def _seal(key: SigningKey, passphrase: str, opslimit: int, memlimit: int) -> dict:
+    salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
+    box = SecretBox(nacl.pwhash.argon2id.kdf(SecretBox.KEY_SIZE, passphrase.encode(), salt, opslimit=opslimit, memlimit=memlimit))
+    return {"format": FORMAT, "public_key": bytes(key.verify_key).hex(), "kdf": "argon2id", "opslimit": opslimit,
+            "memlimit": memlimit, "salt": salt.hex(), "sealed_secret_key": box.encrypt(bytes(key)).hex()}
+
+
+def recovery_phrase(key: SigningKey) -> str:
+    """The 24 words (BIP39, English) that recreate ``key``: its 32-byte seed with a checksum.
+    Anyone holding them holds the key: written down once, kept offline."""
+    from mnemonic import Mnemonic
+
+    return Mnemonic("english").to_mnemonic(bytes(key))
+
+
+def seed_from_phrase(words: str) -> bytes:
+    """The key seed a recovery phrase encodes, or a ProfileError saying what is wrong with it."""
+    from mnemonic import Mnemonic
+
+    m = Mnemonic("english")
+    words = " ".join(words.lower().split())
+    unknown = [w for w in words.split() if w not in m.wordlist]
+    if unknown:
+        raise ProfileError(f"{len(unknown)} word(s) are not recovery words (for example {unknown[0]!r}); check the spelling.")
+    if len(words.split()) != 24:
+        raise ProfileError(f"A recovery phrase has 24 words; this one has {len(words.split())}.")
+    if not m.check(words):
+        raise ProfileError("The recovery phrase's checksum does not match: a word is wrong or two are swapped.")
+    return bytes(m.to_entropy(words))
+
+
+def change_passphrase(p: Profile, old: str, new: str) -> None:
+    """Seal the key again under a new passphrase (the identity, and so the public key, stay)."""
+    if len(new) < 8:
+        raise ProfileError("The new passphrase must have at least 8 characters.")
+    key = unlock(p, old)
+    record = _read_identity(p)
+    sealed = _seal(key, new, int(record["opslimit"]), int(record["memlimit"]))
+    tmp = p.identity_path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(sealed, out, indent=2)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, p.identity_path)
+
+
+def backup(p: Profile, path: str | os.PathLike) -> Path:
+    """Write the identity file, still sealed by the passphrase, to ``path`` (a USB stick, a
+    second machine): with the passphrase it restores the key (``klero init --from-backup``)."""
+    record = _read_identity(p)
+    path = Path(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(record, out, indent=2)
+    return path
+
+
+def restore(name: str, path: str | os.PathLike, passphrase: str) -> tuple[Profile, bytes]:
+    """A new profile from a backup file (checked by unlocking it with its passphrase)."""
+    p = profile(name)
+    if p.identity_path.exists():
+        raise ProfileError(f"The profile {name!r} already exists at {p.path}; choose another name.")
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ProfileError(f"Cannot read the backup {path}: {exc.strerror}.") from None
+    p.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(p.identity_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(raw[:65536])
+    try:
+        key = unlock(p, passphrase)
+    except ProfileError:
+        p.identity_path.unlink()
+        raise
     return p, bytes(key.verify_key)
 
 

@@ -148,3 +148,31 @@ def test_an_organiser_convenes_and_members_join_by_file_and_by_a_node(tmp_path):
     blame = json.loads(klero(home, "blame", "--profile", "alice", shown[0]["id"][:8], "--json").stdout)
     assert "".join(p["text"] for p in blame) == "Plant twenty trees on every street.\n"
     assert {p["author"] for p in blame} == {alice}
+
+
+def test_a_key_comes_back_from_its_recovery_phrase_or_its_backup(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    assert klero(home, "init", "--profile", "alice", "--kdf", "interactive").returncode == 0
+    key = klero(home, "whoami", "--profile", "alice").stdout.strip()
+    words = klero(home, "whoami", "--profile", "alice", "--recovery-phrase")
+    assert words.returncode == 0 and len(words.stdout.split()) == 24 and "offline" in words.stderr
+    again = klero(home, "init", "--profile", "alice-again", "--kdf", "interactive", "--recover", stdin=words.stdout)
+    assert again.returncode == 0 and key in again.stdout, again.stderr
+    swapped = " ".join(reversed(words.stdout.split()))
+    bad = klero(home, "init", "--profile", "nobody", "--recover", stdin=swapped)
+    assert bad.returncode == 2 and ("checksum" in bad.stderr or "24 words" in bad.stderr), bad.stderr
+    backup = tmp_path / "alice.key"
+    assert klero(home, "whoami", "--profile", "alice", "--backup", backup).returncode == 0
+    restored = klero(home, "init", "--profile", "alice-restored", "--from-backup", backup)
+    assert restored.returncode == 0 and key in restored.stdout
+    wrong = klero(home, "init", "--profile", "thief", "--from-backup", backup, env={"KLERO_PASSPHRASE": "not the passphrase"})
+    assert wrong.returncode == 2 and "wrong" in wrong.stderr and not (home / "profiles" / "thief" / "identity.json").exists()
+    # a new passphrase seals the same key
+    from p2p import profile
+
+    monkeypatch.setenv("KLERO_HOME", str(home))
+    p = profile.existing("alice")
+    profile.change_passphrase(p, PASSPHRASE, "a new long passphrase")
+    assert bytes(profile.unlock(p, "a new long passphrase").verify_key).hex() == key
+    with pytest.raises(profile.ProfileError, match="wrong"):
+        profile.unlock(p, PASSPHRASE)

@@ -13,6 +13,17 @@ def cmd_whoami(args) -> int:
     p = profile.existing(args.profile)
     key = p.public_key()
     out = {"profile": p.name, "public_key": key.hex()}
+    if args.recovery_phrase:
+        secret = profile.unlock(p, profile.read_passphrase(args.passphrase_file))
+        print(profile.recovery_phrase(secret))
+        print("These 24 words recreate your key (klero init --recover): anyone who reads them holds it. "
+              "Write them down and keep them offline.", file=sys.stderr)
+        return 0
+    if args.backup:
+        path = profile.backup(p, args.backup)
+        print(f"Wrote an encrypted backup of your key to {path}; with your passphrase it restores the profile "
+              f"(klero init --profile NAME --from-backup {path}).")
+        return 0
     if p.replica_path.exists():
         from p2p.store import ReplicaStore, StoreError
 
@@ -142,6 +153,9 @@ def register(sub, profile_arg) -> None:
     p = sub.add_parser("whoami", help="print the profile's public key (to send to an organiser)")
     profile_arg(p)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--recovery-phrase", action="store_true", help="print the 24 words that recreate the key (asks the passphrase)")
+    p.add_argument("--backup", metavar="FILE", help="write an encrypted backup of the key (it needs the passphrase to restore)")
+    p.add_argument("--passphrase-file")
     p.set_defaults(func=cmd_whoami)
 
     p = sub.add_parser("convene", help="found an assembly: sign a charter over real representatives' public keys")

@@ -13,12 +13,22 @@ from .common import end_progress, progress
 def cmd_init(args) -> int:
     from p2p import profile
 
+    if args.from_backup:
+        passphrase = profile.read_passphrase(args.passphrase_file)
+        p, public = profile.restore(args.profile, args.from_backup, passphrase)
+        print(f"Restored profile {p.name!r} from {args.from_backup}: public key {public.hex()}")
+        return 0
+    seed = None
+    if args.recover:
+        words = sys.stdin.readline() if not sys.stdin.isatty() else input("Your 24 recovery words: ")
+        seed = profile.seed_from_phrase(words)
     passphrase = profile.read_passphrase(args.passphrase_file, confirm=True)
-    p, public = profile.create(args.profile, passphrase, kdf=args.kdf)
-    print(f"Created profile {p.name!r} in {p.path}")
+    p, public = profile.create(args.profile, passphrase, kdf=args.kdf, seed=seed)
+    print(f"{'Recovered' if seed else 'Created'} profile {p.name!r} in {p.path}")
     print(f"Public key: {public.hex()}")
     print("Send the public key to your assembly's organiser (klero whoami prints it again); it is safe to share.")
-    print("Keep your passphrase safe: without it the key cannot be unlocked, and nobody can recover it.")
+    print("Keep your passphrase safe: without it the key cannot be unlocked. Write down your recovery phrase "
+          f"once (klero whoami --profile {p.name} --recovery-phrase) and keep it offline: it recreates the key.")
     return 0
 
 
@@ -249,6 +259,8 @@ def register(sub, profile_arg) -> None:
     profile_arg(p)
     p.add_argument("--passphrase-file", help="read the passphrase from the first line of this file (else $KLERO_PASSPHRASE, else ask)")
     p.add_argument("--kdf", default="moderate", choices=["interactive", "moderate", "sensitive"], help="Argon2id cost (default: moderate)")
+    p.add_argument("--recover", action="store_true", help="recreate a key from its 24 recovery words (read from the terminal or stdin)")
+    p.add_argument("--from-backup", metavar="FILE", help="restore a profile from an encrypted backup file")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("import", help="add the events of a log file to a profile's replica")
