@@ -192,3 +192,51 @@ def plan(name: str, template: str, roster: list[bytes], *, registrars: list[byte
 def sign(key, charter: Charter) -> bytes:
     """The charter event, signed by the organiser (its hash is the assembly's id)."""
     return sign_event(key, assembly=NO_ASSEMBLY, seq=1, prev=None, kind="charter", body=charter)
+
+
+def charter_from(source: str, *, fetch: bool = False) -> bytes:
+    """The charter wire of a charter file, or (``fetch``) as the node at address ``source`` sends
+    it.  The caller must check its id against the one the organiser published."""
+    from consensus.events import decode_charter
+
+    from .audit import _leading_charter, find_charters
+
+    if not fetch:
+        charters = _leading_charter(source) or find_charters(source)
+        if len(charters) != 1:
+            raise FoundingError(f"{source} must hold exactly one assembly's charter (it holds {len(charters)}).")
+        return charters[0]
+    from .node import fetch_charter
+
+    wire = fetch_charter(source)
+    try:
+        decode_charter(wire)
+    except KleroError as exc:
+        raise FoundingError(f"The node at {source} sent no valid charter ({exc.message}); ask your organiser for the file.") from None
+    return wire
+
+
+def join(p, wire: bytes, *, assembly: str | None = None, bootstrap: tuple[str, ...] = ()) -> tuple[Charter, bool]:
+    """Start profile ``p``'s replica of the assembly the charter ``wire`` founds; refused if its id
+    does not start with ``assembly`` (the id the organiser published).  Returns the charter and
+    whether the profile's key holds a seat.  ``bootstrap`` addresses are saved in its settings."""
+    from consensus.events import event_id
+
+    from .store import ReplicaStore
+
+    if p.replica_path.exists():
+        with ReplicaStore(p.replica_path) as store:
+            raise FoundingError(f"Profile {p.name!r} already holds the assembly {store.replica.charter.name!r} "
+                                f"({store.assembly.hex()[:16]}…); create another profile to join a second one.")
+    found = event_id(wire)
+    if assembly and not found.hex().startswith(assembly.strip().lower()):
+        raise FoundingError(f"This charter founds the assembly {found.hex()}, not {assembly}: do not join it; "
+                            "ask your organiser for the right charter.")
+    with ReplicaStore.create(p.replica_path, wire) as store:
+        charter = store.replica.charter
+        seated = p.public_key() in set(charter.roster)
+    if bootstrap:
+        settings = p.settings()
+        settings["bootstrap"] = sorted(set(settings.get("bootstrap", [])) | set(bootstrap))
+        p.settings_path.write_text(json.dumps(settings, indent=2) + "\n")
+    return charter, seated

@@ -93,34 +93,17 @@ def cmd_convene(args) -> int:
 
 def cmd_join(args) -> int:
     from consensus.errors import KleroError
-    from p2p import profile
-    from p2p.audit import _leading_charter, find_charters
-    from p2p.store import ReplicaStore
+    from consensus.events import decode_charter, event_id
+    from p2p import founding, profile
 
     p = profile.existing(args.profile)
-    if p.replica_path.exists():
-        with ReplicaStore(p.replica_path) as store:
-            raise KleroError(f"Profile {p.name!r} already holds the assembly {store.replica.charter.name!r} "
-                             f"({store.assembly.hex()[:16]}…); create another profile to join a second one.")
-    from consensus.events import decode_charter, event_id
-
     if args.charter:
-        charters = _leading_charter(args.charter) or find_charters(args.charter)
-        if len(charters) != 1:
-            raise KleroError(f"{args.charter} must hold exactly one assembly's charter (it holds {len(charters)}).")
-        source = args.charter
+        wire = founding.charter_from(args.charter)
     elif args.bootstrap:
-        from p2p.node import fetch_charter
-
-        source = args.bootstrap[0]
-        wire = fetch_charter(source)
-        try:
-            charter = decode_charter(wire).body.charter
-        except KleroError as exc:
-            raise KleroError(f"The node at {source} sent no valid charter ({exc.message}); ask your organiser for the file.") from None
-        charters = [wire]
+        wire = founding.charter_from(args.bootstrap[0], fetch=True)
         if not args.assembly:
-            print(f"The node at {source} replicates {charter.name!r}: assembly {event_id(wire).hex()}, "
+            charter = decode_charter(wire).body.charter
+            print(f"The node at {args.bootstrap[0]} replicates {charter.name!r}: assembly {event_id(wire).hex()}, "
                   f"{len(charter.roster)} representatives.")
             if not sys.stdin.isatty():
                 raise KleroError("Check that id against the one your organiser published, then run again with "
@@ -130,18 +113,8 @@ def cmd_join(args) -> int:
                 return 1
     else:
         raise KleroError("Give the charter file your organiser sent, or --bootstrap ADDR of a member's node to fetch it from.")
-    assembly = event_id(charters[0])
-    if args.assembly and not assembly.hex().startswith(args.assembly.strip().lower()):
-        raise KleroError(f"{source} founds the assembly {assembly.hex()}, not {args.assembly}: do not join it; "
-                         "ask your organiser for the right charter.")
-    with ReplicaStore.create(p.replica_path, charters[0]) as store:
-        charter = store.replica.charter
-        seated = p.public_key() in set(charter.roster)
-    if args.bootstrap:
-        settings = p.settings()
-        settings["bootstrap"] = sorted(set(settings.get("bootstrap", [])) | set(args.bootstrap))
-        p.settings_path.write_text(json.dumps(settings, indent=2) + "\n")
-    print(f"Joined {charter.name!r} (assembly {assembly.hex()}).")
+    charter, seated = founding.join(p, wire, assembly=args.assembly, bootstrap=tuple(args.bootstrap or ()))
+    print(f"Joined {charter.name!r} (assembly {event_id(wire).hex()}).")
     print("Your key holds a seat on its founding roster." if seated else
           "Your key is not on its roster: this replica observes (it verifies everything and acts on nothing).")
     peers = len(charter.bootstrap) + len(args.bootstrap or ())
