@@ -149,3 +149,64 @@ def test_a_dev_beacon_is_judged_by_its_rounds_arrival_not_its_genesis(tmp_path):
         node._beacon_seen -= 60  # a minute without a new round
         stalled = node.beacon()
         assert stalled["stalled"] and "no new round for 60 s" in stalled["sentence"]
+
+
+def test_the_first_start_makes_a_key_shows_its_words_and_joins(qtbot, tmp_path, monkeypatch):
+    """Create a key (its 24 words shown, to be confirmed), then join by charter file; a wrong id
+    or a bad phrase is refused with the command line's sentence, and nothing half-made is left."""
+    import os
+
+    from nacl.signing import SigningKey
+
+    from consensus.events import event_id
+    from desktop.app.first import RECOVER, FirstStart
+    from p2p import founding, profile
+    from p2p.logfile import write_log
+
+    monkeypatch.setenv("KLERO_HOME", str(tmp_path / "home"))
+    roster = [os.urandom(32) for _ in range(12)]
+    wizard = FirstStart("alice", kdf="interactive")
+    qtbot.addWidget(wizard)
+    wizard.show()
+    wizard.next()  # create a new key (the default)
+    key_page = wizard.currentPage()
+    key_page.passphrase.setText("a long test passphrase")
+    key_page.repeat.setText("another passphrase")
+    wizard.next()
+    assert "differ" in key_page.problem.text() and wizard.currentId() == FirstStart.KEY
+    key_page.repeat.setText("a long test passphrase")
+    wizard.next()
+    assert wizard.currentId() == FirstStart.PHRASE
+    p = profile.existing("alice")
+    key = profile.unlock(p, "a long test passphrase")
+    assert wizard.words == profile.recovery_phrase(key).split() and len(wizard.words) == 24
+    assert not wizard.button(wizard.WizardButton.NextButton).isEnabled(), "the words must be confirmed written down"
+    wizard.currentPage().done.setChecked(True)
+    wizard.next()
+    assert wizard.currentId() == FirstStart.JOIN
+    # a charter whose roster holds the new key
+    plan = founding.plan("Riverside rehearsal", "testnet", [bytes(key.verify_key), *roster])
+    wire = founding.sign(SigningKey.generate(), plan.charter)
+    write_log(tmp_path / "charter.log", [wire])
+    join = wizard.currentPage()
+    join.charter.setText(str(tmp_path / "charter.log"))
+    join.assembly.setText("00ff")
+    wizard.next()
+    assert "do not join it" in join.problem.text() and not p.replica_path.exists()
+    join.assembly.setText(event_id(wire).hex()[:12])
+    assert join.validatePage()
+    assert wizard.joined[1] is True and p.replica_path.exists()
+    wizard.close()
+    # recovering with a wrong phrase says why
+    again = FirstStart("bob", kdf="interactive")
+    qtbot.addWidget(again)
+    again.show()
+    again.currentPage().choices[RECOVER].setChecked(True)
+    again.next()
+    page = again.currentPage()
+    page.words.setPlainText("abandon " * 23 + "zoo")
+    page.passphrase.setText("a long test passphrase")
+    page.repeat.setText("a long test passphrase")
+    again.next()
+    assert "checksum" in page.problem.text() and not profile.profile("bob").identity_path.exists()
+    again.close()

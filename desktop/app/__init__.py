@@ -33,15 +33,27 @@ def run(name: str, *, observer: bool = False, on_close=None, title: str = "Klero
     from consensus.errors import KleroError
     from p2p import control, profile
 
-    p = profile.existing(name)
-    if not p.replica_path.exists():
-        raise KleroError(f"Profile {name!r} has not joined an assembly yet: klero join --profile {name} CHARTER.log "
-                         "(or try klero demo).")
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Kleroterion")
+    p = profile.profile(name)
+    passphrase = os.environ.get(profile.PASSPHRASE_ENV)
+    if not p.identity_path.exists() or not p.replica_path.exists():
+        from .first import DEMO, FirstStart
+
+        wizard = FirstStart(name, existing=p if p.identity_path.exists() else None)
+        if not wizard.exec() and wizard.joined is None:
+            if wizard.choice != DEMO:
+                return 1
+        if wizard.choice == DEMO:
+            from desktop.cli.app import start_demo
+
+            return start_demo()
+        if wizard.joined is None:
+            raise KleroError(f"Profile {name!r} has not joined an assembly yet: klero join --profile {name} CHARTER.log.")
+        passphrase = wizard.passphrase or passphrase
+    p = profile.existing(name)
     started = None
     if control.connect(p.path) is None:
-        passphrase = os.environ.get(profile.PASSPHRASE_ENV)
         if passphrase is None and not observer:
             passphrase, ok = QInputDialog.getText(None, "Unlock your key", f"Passphrase of profile {name!r}:",
                                                   QLineEdit.EchoMode.Password)
