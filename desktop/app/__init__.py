@@ -61,8 +61,13 @@ def run(name: str, *, observer: bool = False, on_close=None, title: str = "Klero
                 return 1
             profile.unlock(p, passphrase)  # a wrong passphrase is said here, not in the node's log
         started = start_node(name, observer=observer, passphrase=passphrase or "")
+    from PySide6.QtCore import QSettings
+
     from .door import Door
+    from .theme import apply_theme
     from .window import MainWindow
+
+    apply_theme(app, QSettings("Kleroterion", "app").value("theme", "light") == "dark")
 
     door = Door(lambda: control.connect(p.path))
     window = MainWindow(door, p.path, observer=observer, title=title)
@@ -70,7 +75,8 @@ def run(name: str, *, observer: bool = False, on_close=None, title: str = "Klero
     if screenshot:
         _shoot_later(app, window, screenshot)
     code = app.exec()
-    if started is not None:
+    if started is not None and QSettings("Kleroterion", "app").value("keep_node", "false") == "true":
+        started = None  # the person asked for their panel duties to go on: the node keeps running
         started.terminate()
         try:
             started.wait(timeout=30)

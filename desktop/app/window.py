@@ -565,6 +565,125 @@ class NetworkScreen(QWidget):
                                              for k, v in rows) + "</table>")
 
 
+class SettingsScreen(QWidget):
+    """The profile, its key, the node's peers, the theme, and whether the node keeps running."""
+
+    def __init__(self, window: "MainWindow"):
+        super().__init__()
+        from PySide6.QtCore import QSettings
+        from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout
+
+        self.window = window
+        self.store = QSettings("Kleroterion", "app")
+        form = QFormLayout(self)
+        self.key = _named(QLineEdit(), "Your public key", "Safe to share; select and copy it")
+        self.key.setReadOnly(True)
+        form.addRow("Public key:", self.key)
+        self.folder = _named(QLabel(str(window.folder)), "Profile folder")
+        self.folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow("Profile folder:", self.folder)
+        self.theme = _named(QComboBox(), "Theme")
+        self.theme.addItems(["Light", "Dark"])
+        self.theme.view().setAccessibleName("Themes")
+        self.theme.setCurrentIndex(1 if self.store.value("theme", "light") == "dark" else 0)
+        self.theme.currentIndexChanged.connect(self._theme)
+        form.addRow("&Theme:", self.theme)
+        self.keep = _named(QCheckBox("Keep my node running when this window closes (panel duties go on)"),
+                           "Keep the node running")
+        self.keep.setChecked(self.store.value("keep_node", "false") == "true")
+        self.keep.toggled.connect(lambda on: self.store.setValue("keep_node", "true" if on else "false"))
+        form.addRow(self.keep)
+        self.peers = _named(QPlainTextEdit(), "Bootstrap peers", "One /ip4/…/tcp/…/p2p/… address a line; used at the next start")
+        self.peers.setMaximumHeight(90)
+        form.addRow("&Peers to dial:", self.peers)
+        save = _named(QPushButton("Save peers"), "Save peers")
+        save.clicked.connect(self._save_peers)
+        form.addRow(save)
+        backup = _named(QPushButton("Save an encrypted &backup of my key…"), "Save an encrypted backup")
+        backup.clicked.connect(self._backup)
+        form.addRow(backup)
+        change = _named(QPushButton("&Change my passphrase…"), "Change the passphrase")
+        change.clicked.connect(self._change)
+        form.addRow(change)
+        self._load()
+
+    def _profile(self):
+        from p2p import profile
+
+        return profile.Profile(self.window.folder.name, self.window.folder)
+
+    def _load(self) -> None:
+        from consensus.errors import KleroError
+
+        p = self._profile()
+        try:
+            self.key.setText(p.public_key().hex())
+            self.peers.setPlainText("\n".join(p.settings().get("bootstrap", [])))
+        except KleroError as exc:
+            self.window.say(exc.message)
+
+    def refresh(self) -> None:
+        return None
+
+    def _theme(self, index: int) -> None:
+        from PySide6.QtWidgets import QApplication
+
+        from .theme import apply_theme
+
+        self.store.setValue("theme", "dark" if index else "light")
+        apply_theme(QApplication.instance(), bool(index))
+
+    def _save_peers(self) -> None:
+        from consensus.errors import KleroError
+
+        p = self._profile()
+        peers = [line.strip() for line in self.peers.toPlainText().splitlines() if line.strip()]
+        bad = [a for a in peers if not (a.startswith("/") and "/p2p/" in a)]
+        if bad:
+            self.window.say(f"{bad[0]!r} is not a peer address: it must look like /ip4/HOST/tcp/PORT/p2p/PEER-ID.")
+            return
+        try:
+            settings = p.settings()
+            settings["bootstrap"] = peers
+            p.settings_path.write_text(json.dumps(settings, indent=2) + "\n")
+            self.window.say("Saved; your node dials these peers from its next start.")
+        except (KleroError, OSError) as exc:
+            self.window.say(getattr(exc, "message", None) or str(exc))
+
+    def _backup(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        from p2p import profile
+
+        path, _ = QFileDialog.getSaveFileName(self, "Save an encrypted backup of your key", f"{self.window.folder.name}.key")
+        if path:
+            profile.backup(self._profile(), path)
+            self.window.say(f"Saved an encrypted backup to {path}; it needs your passphrase to restore.")
+
+    def _change(self) -> None:
+        from PySide6.QtWidgets import QInputDialog
+
+        from consensus.errors import KleroError
+        from p2p import profile
+
+        old, ok = QInputDialog.getText(self, "Change your passphrase", "Current passphrase:", QLineEdit.EchoMode.Password)
+        if not ok:
+            return
+        new, ok = QInputDialog.getText(self, "Change your passphrase", "New passphrase (8 characters or more):",
+                                       QLineEdit.EchoMode.Password)
+        if not ok:
+            return
+        again, ok = QInputDialog.getText(self, "Change your passphrase", "The new passphrase again:", QLineEdit.EchoMode.Password)
+        if not ok or again != new:
+            self.window.say("The two new passphrases differ; nothing was changed.")
+            return
+        try:
+            profile.change_passphrase(self._profile(), old, new)
+            self.window.say("Your passphrase is changed; your key and identity are the same.")
+        except KleroError as exc:
+            self.window.say(exc.message)
+
+
 class MainWindow(QMainWindow):
     def __init__(self, door, folder: Path, *, observer: bool = False, title: str = "Kleroterion"):
         super().__init__()
@@ -576,7 +695,7 @@ class MainWindow(QMainWindow):
         self.resize(1100, 720)
         central = QWidget()
         layout = QHBoxLayout(central)
-        self.nav = _named(QListWidget(), "Screens", "Inbox, proposals, pipeline, committees, record, network; Ctrl+1 to Ctrl+6")
+        self.nav = _named(QListWidget(), "Screens", "Inbox, proposals, pipeline, committees, record, network, settings; Ctrl+1 to Ctrl+7")
         self.nav.setFixedWidth(150)
         self.stack = QStackedWidget()
         self.inbox_screen = InboxScreen(self)
@@ -585,9 +704,11 @@ class MainWindow(QMainWindow):
         self.committees = CommitteesScreen(self)
         self.record = RecordScreen(self)
         self.network = NetworkScreen(self)
+        self.settings = SettingsScreen(self)
         for n, (name, screen) in enumerate((("Inbox", self.inbox_screen), ("Proposals", self.proposals),
                                             ("Pipeline", self.pipeline), ("Committees", self.committees),
-                                            ("Record", self.record), ("Network", self.network)), 1):
+                                            ("Record", self.record), ("Network", self.network),
+                                            ("Settings", self.settings)), 1):
             self.nav.addItem(name)
             self.stack.addWidget(screen)
             action = QAction(name, self)
