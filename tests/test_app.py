@@ -210,3 +210,12 @@ def test_the_first_start_makes_a_key_shows_its_words_and_joins(qtbot, tmp_path, 
     again.next()
     assert "checksum" in page.problem.text() and not profile.profile("bob").identity_path.exists()
     again.close()
+
+
+def test_diff_changes_are_numbered_for_the_keys_and_marked_without_colour():
+    from desktop.app.window import change_count, diff_html
+
+    ops = [("=", "Plant "), ("-", "ten"), ("+", "twenty"), ("=", " trees "), ("+", "now"), ("=", ".")]
+    page = diff_html(ops)
+    assert change_count(ops) == 2 and 'name="c1"' in page and 'name="c2"' in page and 'name="c3"' not in page
+    assert "<s " in page and "<u " in page  # struck and underlined, not colour alone

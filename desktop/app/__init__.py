@@ -67,7 +67,10 @@ def run(name: str, *, observer: bool = False, on_close=None, title: str = "Klero
     from .theme import apply_theme
     from .window import MainWindow
 
+    from .window import apply_font
+
     apply_theme(app, QSettings("Kleroterion", "app").value("theme", "light") == "dark")
+    apply_font(app, int(QSettings("Kleroterion", "app").value("font_step", 0)))
 
     door = Door(lambda: control.connect(p.path))
     window = MainWindow(door, p.path, observer=observer, title=title)

@@ -50,17 +50,27 @@ def _named(widget, name: str, description: str = ""):
 
 
 def diff_html(ops: list) -> str:
-    """A word diff as HTML: removed text struck through, added text underlined, as well as coloured."""
+    """A word diff as HTML: removed text struck through, added text underlined, as well as
+    coloured; each change carries an anchor ``c1``, ``c2``… for next/previous-change keys."""
     out = []
-    for op, text in ops:
+    n = 0
+    for k, (op, text) in enumerate(ops):
         t = html.escape(text).replace("\n", "<br>")
         if op == "=":
             out.append(t)
-        elif op == "-":
+            continue
+        if k == 0 or ops[k - 1][0] == "=":
+            n += 1
+            out.append(f'<a name="c{n}"></a>')
+        if op == "-":
             out.append(f'<s style="color:#b00020;background:#fde7ea">{t}</s>')
         else:
             out.append(f'<u style="color:#0b6b2e;background:#e6f4ea">{t}</u>')
-    return "<div style='white-space:pre-wrap'>" + "".join(out) + "</div>"
+    return f"<p><small>{n} change(s): F8 next, Shift+F8 previous</small></p><div style='white-space:pre-wrap'>" + "".join(out) + "</div>"
+
+
+def change_count(ops: list) -> int:
+    return sum(1 for k, (op, _) in enumerate(ops) if op != "=" and (k == 0 or ops[k - 1][0] == "="))
 
 
 class InboxScreen(QWidget):
@@ -144,8 +154,18 @@ class ProposalScreen(QWidget):
         t.addWidget(self.text)
         t.addWidget(self.save)
         self.tabs.addTab(text_tab, "&Text")
-        self.changes = _named(QTextBrowser(), "Changes", "Removed text struck through, added text underlined")
+        self.changes = _named(QTextBrowser(), "Changes", "Removed text struck through, added text underlined; "
+                                                         "F8 and Shift+F8 go to the next and previous change")
         self.tabs.addTab(self.changes, "&Changes")
+        self._change_at, self._changes_n = 0, 0
+        for keys, step in (("F8", 1), ("Shift+F8", -1)):
+            action = QAction(self)
+            action.setShortcut(QKeySequence(keys))
+            action.triggered.connect(lambda _=False, step=step: self._jump(step))
+            self.addAction(action)
+        self.amendments = _named(QTextBrowser(), "Amendments", "Each amendment's summary and its diff against the text "
+                                                               "the committee received")
+        self.tabs.addTab(self.amendments, "A&mendments")
         self.blame = _named(QTextBrowser(), "Blame", "Who wrote each passage")
         self.tabs.addTab(self.blame, "&Blame")
         thread_tab = QWidget()
@@ -226,11 +246,50 @@ class ProposalScreen(QWidget):
             item = QListWidgetItem(f"{reply}{c['author'][:8]} (round {c['round']:,}){where}: {c['text']}")
             item.setData(Qt.ItemDataRole.UserRole, c["id"])
             self.thread.addItem(item)
-        self.window.door.call("diff", lambda ops: pid == self.pid and self.changes.setHtml(diff_html(ops)),
+        self.window.door.call("diff", lambda ops: pid == self.pid and self._show_changes(ops),
                               lambda e: self.changes.setPlainText(e), ref=pid)
+        self._show_amendments(pid, v)
         self.window.door.call("blame", lambda ps: pid == self.pid and self.blame.setHtml(self._blame_html(ps)),
                               lambda e: self.blame.setPlainText(e), ref=pid)
         self._update_rights()
+
+    def _show_changes(self, ops: list) -> None:
+        key = json.dumps(ops)
+        if key == getattr(self, "_changes_key", None):
+            return  # unchanged: keep the reader's place
+        self._changes_key = key
+        self._changes_n, self._change_at = change_count(ops), 0
+        self.changes.setHtml(diff_html(ops))
+
+    def _jump(self, step: int) -> None:
+        """Next or previous change in the Changes tab (F8, Shift+F8)."""
+        if not self._changes_n:
+            return
+        self.tabs.setCurrentWidget(self.changes)
+        self._change_at = (self._change_at - 1 + step) % self._changes_n + 1
+        self.changes.scrollToAnchor(f"c{self._change_at}")
+        self.window.say(f"Change {self._change_at} of {self._changes_n}.")
+
+    def _show_amendments(self, pid: str, v: dict) -> None:
+        amendments = v.get("amendments", [])
+        if not amendments:
+            self.amendments.setPlainText("No amendment has been proposed to this proposal.")
+            return
+        parts: dict[str, str] = {}
+
+        def show() -> None:
+            self.amendments.setHtml("".join(parts.get(a["id"], f"<h4>{html.escape(a['summary'])}</h4><p>…</p>") for a in amendments))
+
+        base = v.get("revision") or None
+        for a in amendments:
+            def got(ops, a=a) -> None:
+                parts[a["id"]] = (f"<h4>{html.escape(a['summary'])}</h4><p><small>by {a['author'][:8]}, cycle {a['cycle']}, "
+                                  f"id {a['id'][:8]}</small></p>" + diff_html(ops))
+                if pid == self.pid:
+                    show()
+
+            self.window.door.call("diff", got, self.window.say, ref=pid, before=base, after=a["heads"])
+        show()
 
     @staticmethod
     def _blame_html(passages: list[dict]) -> str:
@@ -337,6 +396,16 @@ class ProposalScreen(QWidget):
         elif revision:
             args["revision"] = revision
         self.window.door.call("vote", lambda out: (self.window.say(out["what"]), self.window.refresh()), self.window.say, **args)
+
+
+def apply_font(app, step: int) -> None:
+    """The app's text size: the platform's default plus ``step`` points."""
+    from PySide6.QtGui import QFont, QFontDatabase
+
+    base = QFontDatabase.systemFont(QFontDatabase.SystemFont.GeneralFont).pointSizeF()
+    font = QFont(app.font())
+    font.setPointSizeF(max(6.0, base + step))
+    app.setFont(font)
 
 
 def _utf16_prefix(text: str, units: int) -> str:
@@ -715,6 +784,12 @@ class MainWindow(QMainWindow):
             action.setShortcut(QKeySequence(f"Ctrl+{n}"))
             action.triggered.connect(lambda _=False, k=n - 1: self.nav.setCurrentRow(k))
             self.addAction(action)
+        for keys, what in (("F1", self.shortcuts), ("Ctrl+=", lambda: self.scale(1)), ("Ctrl++", lambda: self.scale(1)),
+                           ("Ctrl+-", lambda: self.scale(-1)), ("Ctrl+0", lambda: self.scale(0))):
+            action = QAction(self)
+            action.setShortcut(QKeySequence(keys))
+            action.triggered.connect(what)
+            self.addAction(action)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
         self.nav.currentRowChanged.connect(lambda _: self.refresh())
         self.nav.setCurrentRow(0)
@@ -726,6 +801,31 @@ class MainWindow(QMainWindow):
         self.timer.timeout.connect(self.refresh)
         self.timer.start(1500)
         self.refresh()
+
+    SHORTCUTS = (("Ctrl+1 … Ctrl+7", "Inbox, Proposals, Pipeline, Committees, Record, Network, Settings"),
+                 ("Enter", "open the selected inbox item or proposal"),
+                 ("Alt+T, Alt+C, Alt+B, Alt+H, Alt+I, Alt+M", "the workspace's tabs: Text, Changes, Blame, Thread, History, Amendments"),
+                 ("F8, Shift+F8", "next and previous change in Changes"),
+                 ("Alt+P / Alt+K, Alt+Y / Alt+N, Alt+A / Alt+R", "vote: promote or kill, yes or no, adopt or reject (a confirmation follows)"),
+                 ("Alt+S", "sign your edits now (they are signed after a pause anyway)"),
+                 ("Ctrl+= , Ctrl+- , Ctrl+0", "larger, smaller, default text"),
+                 ("F1", "this sheet"))
+
+    def shortcuts(self) -> None:
+        """The shortcut sheet (F1)."""
+        QMessageBox.information(self, "Keyboard shortcuts", "\n".join(f"{k}:  {v}" for k, v in self.SHORTCUTS))
+
+    def scale(self, step: int) -> None:
+        """Font scaling for the whole app: larger, smaller, or back to the default (kept)."""
+        from PySide6.QtCore import QSettings
+        from PySide6.QtWidgets import QApplication
+
+        store = QSettings("Kleroterion", "app")
+        size = 0 if step == 0 else int(store.value("font_step", 0)) + step
+        size = max(-4, min(12, size))
+        store.setValue("font_step", size)
+        apply_font(QApplication.instance(), size)
+        self.say(f"Text size {'default' if size == 0 else f'{size:+d} points'}.")
 
     def say(self, sentence: str) -> None:
         """An outcome or an error sentence, where the person looks (and kept in the status bar)."""
