@@ -219,3 +219,11 @@ def test_diff_changes_are_numbered_for_the_keys_and_marked_without_colour():
     page = diff_html(ops)
     assert change_count(ops) == 2 and 'name="c1"' in page and 'name="c2"' in page and 'name="c3"' not in page
     assert "<s " in page and "<u " in page  # struck and underlined, not colour alone
+
+
+def test_a_diff_for_the_vote_confirmation_keeps_changes_and_shortens_context():
+    from desktop.app.window import diff_text
+
+    ops = [("=", "A" * 200), ("-", "ten"), ("+", "twenty"), ("=", " trees.")]
+    shown = diff_text(ops)
+    assert "[-ten-]{+twenty+}" in shown and " … " in shown and len(shown) < 120

@@ -379,15 +379,27 @@ class ProposalScreen(QWidget):
         self.window.door.call("comment", done, self.window.say, ref=self.pid, text=text, reply=reply, anchor=anchor)
 
     def _vote(self, which: int) -> None:
+        """Confirm, then vote on the revision the ballot names.  If the text on the person's screen
+        is another revision (it changed since they read it), the confirmation shows what differs."""
         item = self._ballot
         if item is None or not self.pid:
             return
         choice = self._choices(item)[which]
-        revision = self.shown.get("revision", [])
-        answer = QMessageBox.question(
-            self, "Confirm your vote",
-            f"Vote {choice!r} on {self.shown.get('title', '')!r}?\n\nThe vote names revision "
-            f"{','.join(h[:8] for h in revision) or '(the proposal itself)'}, the text shown now. A vote cannot be changed.")
+        revision = list(self.shown.get("revision", []))
+        seen = list(getattr(self.text, "heads", []))
+        if not item.get("amendment") and revision and seen and sorted(seen) != sorted(revision):
+            self.window.door.call("diff", lambda ops: self._confirm(item, choice, revision, ops), self.window.say,
+                                  ref=self.pid, before=seen, after=revision)
+        else:
+            self._confirm(item, choice, revision, None)
+
+    def _confirm(self, item: dict, choice: str, revision: list, ops: list | None) -> None:
+        text = (f"Vote {choice!r} on {self.shown.get('title', '')!r}?\n\nThe vote names revision "
+                f"{','.join(h[:8] for h in revision) or '(the proposal itself)'}. A vote cannot be changed.")
+        if ops:
+            text += ("\n\nThe ballot's text differs from the one on your screen (it changed since you read it): "
+                     "read the differences below before you confirm.")
+        answer = QMessageBox.question(self, "Confirm your vote", text + ("\n\n" + diff_text(ops) if ops else ""))
         if answer != QMessageBox.StandardButton.Yes:
             return
         args = {"ref": self.pid, "choice": choice}
@@ -396,6 +408,18 @@ class ProposalScreen(QWidget):
         elif revision:
             args["revision"] = revision
         self.window.door.call("vote", lambda out: (self.window.say(out["what"]), self.window.refresh()), self.window.say, **args)
+
+
+def diff_text(ops: list, limit: int = 1500) -> str:
+    """A diff for a plain-text box: [-removed-] and {+added+}, around each change a little context."""
+    out = []
+    for op, text in ops:
+        if op == "=":
+            out.append(text if len(text) <= 80 else text[:30] + " … " + text[-30:])
+        else:
+            out.append(("[-" if op == "-" else "{+") + text + ("-]" if op == "-" else "+}"))
+    joined = "".join(out)
+    return joined if len(joined) <= limit else joined[:limit] + " …"
 
 
 def apply_font(app, step: int) -> None:
