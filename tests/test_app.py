@@ -227,3 +227,16 @@ def test_a_diff_for_the_vote_confirmation_keeps_changes_and_shortens_context():
     ops = [("=", "A" * 200), ("-", "ten"), ("+", "twenty"), ("=", " trees.")]
     shown = diff_text(ops)
     assert "[-ten-]{+twenty+}" in shown and " … " in shown and len(shown) < 120
+
+
+def test_notices_come_once_for_new_seats_ballots_and_closing_deadlines():
+    from desktop.app.window import notices
+
+    told: set = set()
+    seat = {"kind": "seat", "proposal": "aa", "due_round": 100, "due": "14:03 (round 100)", "text": "edit it", "title": "Trees"}
+    vote = {"kind": "vote", "proposal": "aa", "due_round": 130, "due": "14:05 (round 130)", "text": "vote", "title": "Trees"}
+    assert [t for t, _ in notices([seat], 90, told)] == ["You were drawn onto a committee"]
+    assert notices([seat], 91, told) == []
+    assert [t for t, _ in notices([seat, vote], 100, told)] == ["A ballot is waiting for you"]
+    assert [t for t, _ in notices([vote], 115, told)] == ["A ballot closes soon"]
+    assert notices([vote], 120, told) == []

@@ -777,6 +777,24 @@ class SettingsScreen(QWidget):
             self.window.say(exc.message)
 
 
+def notices(items: list[dict], round_: int, told: set, soon: int = 20) -> list[tuple[str, str]]:
+    """What to notify the person of (title, text), once each: a new seat, a new ballot, and a
+    ballot of theirs closing within ``soon`` rounds.  ``told`` remembers what was said."""
+    out = []
+    for i in items:
+        key = (i["kind"], i.get("proposal"), i.get("amendment"), i.get("due_round"))
+        if i["kind"] in ("seat", "vote", "amendment") and key not in told:
+            told.add(key)
+            out.append(("You were drawn onto a committee" if i["kind"] == "seat" else "A ballot is waiting for you",
+                        f"{i.get('title', '')}: {i['text']}"))
+        due = i.get("due_round")
+        closing = ("closing",) + key
+        if i["kind"] in ("vote", "amendment") and due is not None and 0 <= due - round_ <= soon and closing not in told:
+            told.add(closing)
+            out.append(("A ballot closes soon", f"{i.get('title', '')} closes {i['due']}; you have not voted."))
+    return out
+
+
 class MainWindow(QMainWindow):
     def __init__(self, door, folder: Path, *, observer: bool = False, title: str = "Kleroterion"):
         super().__init__()
@@ -878,8 +896,26 @@ class MainWindow(QMainWindow):
         self.me = overview.get("me") or ""
 
     def _inbox(self, items: list[dict]) -> None:
+        first = not hasattr(self, "_told")
+        if first:
+            self._told: set = set()
+        said = notices(items, self.overview.get("round", 0), self._told)
+        if not first:  # what was already there when the app opened is in the inbox, not news
+            for title, text in said:
+                self.notify(title, text)
         self.inbox = items
         self.inbox_screen.show_inbox(self.overview, items)
+
+    def notify(self, title: str, text: str) -> None:
+        """A desktop notification where the platform has a tray, else the status bar."""
+        from PySide6.QtWidgets import QSystemTrayIcon
+
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            if not hasattr(self, "_tray"):
+                self._tray = QSystemTrayIcon(self.windowIcon(), self)
+                self._tray.show()
+            self._tray.showMessage(title, text)
+        self.say(f"{title}: {text}")
 
     def open_proposal(self, pid: str) -> None:
         self.nav.setCurrentRow(1)
