@@ -689,6 +689,29 @@ class Service:
                    if any(c == cycle and sk == len(self.leg.p.stages) + 1 for c, _, _, sk, _ in st.history)]
         return {"cycle": cycle, "stages": stages, "plenary": plenary}
 
+    def deadlines(self, cycle: int | None = None) -> list[dict]:
+        """One cycle's deadlines in round order: decided ones with the panel generation and
+        agreement round that decided them and how many signed the certificate, open ones with
+        what they wait for."""
+        result = self.result()
+        cycle = self.leg.cycle_of(self.horizon) if cycle is None else cycle
+        decided = {(d["what"], d["cycle"], d["stage"]): d for d in result.deadlines}
+        out = []
+        for what, stage, at in self.leg.deadlines(cycle):
+            d = decided.get((what, cycle, stage))
+            row = {"what": what, "stage": stage, "round": at, "when": self.when(at), "decided": d is not None}
+            if d is not None:
+                cert = d.get("certificate") or {}
+                row.update(generation=d.get("generation", 0), agreement_round=cert.get("agreement_round"),
+                           signers=len(cert.get("signers", [])), rule=d.get("rule", ""))
+            elif self.horizon < at:
+                row["state"] = f"due at {self.when(at)}"
+            else:
+                gen = (self.horizon - at) // self.leg.p.panel_rounds
+                row["state"] = f"its panel (generation {gen}) is deciding"
+            out.append(row)
+        return out
+
     def seats(self) -> list[dict]:
         """This representative's committee seats, newest first: members, and how each voted once
         the ballot closed (votes are public signed events)."""

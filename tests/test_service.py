@@ -293,3 +293,12 @@ def test_a_representatives_record(tmp_path):
     assert any(t["proposal"] == mine.proposal.hex() and t["changes"] == 1 for t in record["texts"])
     other = s.record(a.sim.bots[0].public.hex())
     assert other["key"] == a.sim.bots[0].public.hex() and isinstance(other["votes"], list)
+
+
+def test_the_deadlines_of_a_cycle_say_how_each_was_settled(tmp_path):
+    a = Assembly(tmp_path)
+    s = a.to(23)
+    rows = s.deadlines()
+    assert [r["what"] for r in rows][0] == "intake" and rows[0]["decided"]
+    assert any(not r["decided"] and "due at" in r["state"] for r in rows)
+    assert [r["round"] for r in rows] == sorted(r["round"] for r in rows)

@@ -640,6 +640,27 @@ class NetworkScreen(QWidget):
         layout = QVBoxLayout(self)
         self.view = _named(QTextBrowser(), "Network and audit", "The node's sync state, peers, beacon and state hash")
         layout.addWidget(self.view)
+        self.deadlines = _named(QTreeWidget(), "This cycle's deadlines", "Each deadline, its panel and its certificate")
+        self.deadlines.setHeaderLabels(["Deadline", "When", "Panel"])
+        layout.addWidget(self.deadlines)
+        self._last = None
+
+    def refresh(self) -> None:
+        self.window.door.call("deadlines", self._show_deadlines, self.window.say)
+
+    def _show_deadlines(self, rows: list) -> None:
+        if rows == self._last:
+            return
+        self._last = rows
+        self.deadlines.clear()
+        for r in rows:
+            what = f"{r['what']}" + (f", stage {r['stage']}" if r["stage"] else "")
+            panel = (f"decided by generation {r['generation']} in agreement round {r['agreement_round']}, "
+                     f"certificate of {r['signers']} signatures" if r["decided"] and r.get("agreement_round") is not None
+                     else ("decided" if r["decided"] else r.get("state", "")))
+            self.deadlines.addTopLevelItem(QTreeWidgetItem([what, r["when"], panel]))
+        for column in range(2):
+            self.deadlines.resizeColumnToContents(column)
 
     def show_status(self, overview: dict, status: dict | None) -> None:
         rows = [("Assembly", f"{overview.get('name', '')} ({overview.get('assembly', '')[:16]}…)"),
@@ -880,7 +901,7 @@ class MainWindow(QMainWindow):
         current = self.stack.currentWidget()
         if current is self.proposals:
             self.proposals.refresh()
-        elif current in (self.pipeline, self.committees, self.record):
+        elif current in (self.pipeline, self.committees, self.record, self.network):
             current.refresh()
         status = None
         try:
