@@ -675,8 +675,13 @@ class NetworkScreen(QWidget):
                      ("State hash", status.get("state_hash", "")), ("Address", status.get("address", ""))]
         else:
             rows.append(("Node", "no status yet"))
+        try:
+            log = (self.window.folder / "app.log").read_text(encoding="utf-8").splitlines()[-12:]
+        except OSError:
+            log = []
         self.view.setHtml("<table>" + "".join(f"<tr><td><b>{html.escape(str(k))}</b></td><td>{html.escape(str(v))}</td></tr>"
-                                             for k, v in rows) + "</table>")
+                                             for k, v in rows) + "</table>"
+                          + ("<h4>What happened (app.log)</h4><pre>" + html.escape("\n".join(log)) + "</pre>" if log else ""))
 
 
 class SettingsScreen(QWidget):
@@ -891,8 +896,18 @@ class MainWindow(QMainWindow):
         self.say(f"Text size {'default' if size == 0 else f'{size:+d} points'}.")
 
     def say(self, sentence: str) -> None:
-        """An outcome or an error sentence, where the person looks (and kept in the status bar)."""
+        """An outcome or an error sentence, where the person looks (the status bar), and kept in
+        the profile's ``app.log`` (the network screen shows its end)."""
         self.statusBar().showMessage(sentence)
+        if sentence != getattr(self, "_last_said", None):
+            self._last_said = sentence
+            try:
+                import time
+
+                with open(self.folder / "app.log", "a", encoding="utf-8") as log:
+                    log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {sentence}\n")
+            except OSError:
+                pass  # a read-only profile folder must not stop the app
 
     def refresh(self) -> None:
         self.door.call("overview", self._overview, self.say)
