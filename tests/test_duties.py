@@ -256,3 +256,22 @@ def test_a_failing_step_keeps_what_it_signed_and_says_why():
     assert out == stored and len(out) == 2
     assert reactor.problem == "OSError: disk full"
     assert reactor.step() and reactor.problem == ""  # the next step carries on from the replica
+
+
+def test_typing_bots_keep_writing_through_the_editing_window_and_the_text_counts():
+    """The demo's bots: a drafting member adds a phrase every other round of the editing window;
+    every node converges and the drafted text holds those changes."""
+    net = Network(nodes=2, reps=12, behaviour=Behaviour(0, 0, 0, 0), seed=3)
+    for reactor in net.reactors:
+        reactor.bots.typing = True
+    net.run(net.leg.cycle_start(1) - 1)
+    assert len({r.state_hash() for r in net.replicas}) == 1
+    replica = net.replicas[0]
+    changes: dict = {}
+    for r in replica.records.values():
+        if r.kind == "doc.change":
+            changes.setdefault((r.body.proposal, r.author), []).append(r)
+    typed = max(len(v) for v in changes.values())
+    assert typed >= 3, f"a drafting bot made only {typed} changes"
+    result = net.leg.evaluate(replica.records, replica.beacon)
+    assert not [c for c in result.ignored_changes if "more than" in c.get("reason", "")], "no change over the per-round limit"

@@ -27,7 +27,7 @@ def start_demo(folder: str = DEMO_DIR, *, reps: int = 9, cycles: int = 10, scree
     net = Testnet(folder)
     print(f"Starting a demo assembly in {folder}: {reps} bot representatives in one node process, a dev beacon "
           f"ticking every second, and you as one more representative ...")
-    net.up(nodes=1, reps=reps, charter="demo", cycles=cycles, people=("you",), bot_proposals=3,
+    net.up(nodes=1, reps=reps, charter="demo", cycles=cycles, people=("you",), bot_proposals=3, typing=True,
            say=lambda line: print(line))
     os.environ["KLERO_HOME"] = str(net.home)  # the app opens the demo's profile "you"
     stopped = []

@@ -25,6 +25,8 @@ from ..duties import Hands
 
 _TOPICS = ("Open the library on Sundays", "Protected bike lanes on Main Street", "A public budget hearing each quarter",
            "Free water fountains in parks", "Night buses on weekends", "Tree planting along the river")
+_WORDS = ("promptly", "in every ward", "after consultation", "within the budget", "for all residents", "each year",
+          "on weekdays", "with public notice")
 _FLIP = {"promote": "kill", "kill": "promote", "yes": "no", "no": "yes", "adopt": "reject", "reject": "adopt"}
 
 
@@ -54,6 +56,9 @@ class ReactiveBots:
     hosted: list[HostedBot]
     proposals: int = 4
     documents: bool = True
+    #: the demo: a drafting bot keeps typing through the editing window (a word every other
+    #: round), so a person co-editing sees others write
+    typing: bool = False
     done: set = field(default_factory=set)
     forked: set = field(default_factory=set)
 
@@ -176,6 +181,9 @@ class ReactiveBots:
         if not present or not first_changes or horizon < opens_work + 1:
             return
         editor = self.by_key[present[0]]
+        if self.typing and any(r.author == editor.public for r in changes):
+            self._type(hands, horizon, opens_work, pid, editor, changes)
+            return
         if ("doc", editor.public, pid) in own or any(r.author == editor.public for r in changes):
             return
         mine, _ = ProposalDocument.from_changes([r.body.change for r in sorted(changes, key=lambda r: (r.round, r.seq))],
@@ -184,6 +192,24 @@ class ReactiveBots:
         if change is not None:
             hands.sign(editor.public, "doc.change", change.body(pid))
             own.add(("doc", editor.public, pid))
+
+    def _type(self, hands: Hands, horizon: int, opens_work: int, pid: bytes, editor, changes) -> None:
+        """One more phrase every other round, at a seeded place between words (the demo)."""
+        from crdt import ProposalDocument
+
+        step = (horizon - opens_work) // 2
+        if ("typing", pid, step) in self.done:
+            return
+        self.done.add(("typing", pid, step))
+        mine, _ = ProposalDocument.from_changes([r.body.change for r in sorted(changes, key=lambda r: (r.round, r.seq))],
+                                                actor=editor.public)
+        text = mine.text("body")
+        spaces = [i for i, ch in enumerate(text) if ch == " "] or [len(text)]
+        at = spaces[int(chance(self.seed, "type-at", pid, step) * len(spaces))]
+        word = _WORDS[int(chance(self.seed, "type-word", pid, step) * len(_WORDS))]
+        change = mine.edit("body", [(at, 0, f" {word}")])
+        if change is not None:
+            hands.sign(editor.public, "doc.change", change.body(pid))
 
     def _amend(self, leg, hands: Hands, horizon: int, now: int, draw, state, stage, own: set) -> None:
         """Members propose amendments early in the window, then vote on each one that made the deadline."""
@@ -282,7 +308,7 @@ class ReactiveBots:
 
 
 def write_bots_file(path, *, template: str, reps: int, seed: int, behaviour: dict, indices: list[int], proposals: int = 4,
-                    people: tuple[bytes, ...] = (), start_round: int = 2) -> None:
+                    people: tuple[bytes, ...] = (), start_round: int = 2, typing: bool = False) -> None:
     """The testnet's description of the bots one node hosts (dev keys: anyone can recompute them);
     ``people`` and ``start_round`` complete the charter when persons sit beside the bots."""
     import json
@@ -290,6 +316,8 @@ def write_bots_file(path, *, template: str, reps: int, seed: int, behaviour: dic
     spec = {"template": template, "reps": reps, "seed": seed, "behaviour": behaviour, "indices": indices, "proposals": proposals}
     if people:
         spec.update(people=[k.hex() for k in people], start_round=start_round)
+    if typing:
+        spec["typing"] = True
     with open(path, "w", encoding="utf-8") as f:
         json.dump(spec, f, indent=1)
 
@@ -334,4 +362,5 @@ def load_bots(path, charter_wire: bytes) -> ReactiveBots:
     if sim.charter_wire != charter_wire:
         raise KleroError(f"The bots in {path} belong to another assembly than this replica's.")
     hosted = [HostedBot(i, sim.bots[i].key, sim.bots[i].kind) for i in sorted(set(spec["indices"]))]
-    return ReactiveBots(spec["seed"], [b.public for b in sim.bots], hosted, proposals=spec["proposals"])
+    return ReactiveBots(spec["seed"], [b.public for b in sim.bots], hosted, proposals=spec["proposals"],
+                        typing=spec.get("typing") is True)

@@ -119,7 +119,7 @@ class Testnet:
 
     def up(self, *, nodes: int, reps: int, charter: str = "testnet", cycles: int = 4, seed: int = 1,
            round_seconds: float | None = None, behaviour=None, say=print, trace: bool = False, planned: bool = False,
-           people: tuple[str, ...] = (), bot_proposals: int = 4) -> dict:
+           people: tuple[str, ...] = (), bot_proposals: int = 4, typing: bool = False) -> dict:
         """Start the nodes.  By default the bots are *reactive*: each node hosts some and they act on
         what its replica holds, panels included (``p2p.reactive``); ``planned``: the nodes publish
         a precomputed simulation instead (every node must then reach its known state hash).
@@ -165,7 +165,7 @@ class Testnet:
             seed_port = _free_port()
             seed_peer = f"/ip4/127.0.0.1/tcp/{seed_port}/p2p/{_peer_id(self.home / 'profiles' / 'node-0')}"
             round_zero, last_round = self._reactive(charter, reps, nodes, cycles, seed, behaviour, (seed_peer,),
-                                                    tuple(keys), bot_proposals)
+                                                    tuple(keys), bot_proposals, typing)
             expected, summary, planned_items = None, {}, [None] * nodes
         period = load_template(charter).get("period_ms", 1000) / 1000
         step = round_seconds if round_seconds is not None else period
@@ -202,7 +202,8 @@ class Testnet:
         return info
 
     def _reactive(self, charter: str, reps: int, nodes: int, cycles: int, seed: int, behaviour,
-                  bootstrap: tuple[str, ...], people: tuple[bytes, ...] = (), proposals: int = 4) -> tuple[int, int]:
+                  bootstrap: tuple[str, ...], people: tuple[bytes, ...] = (), proposals: int = 4,
+                  typing: bool = False) -> tuple[int, int]:
         """Files for reactive bots: the charter, the dev beacon's rounds (node 0 publishes them on
         time) and each node's share of the bots; returns the first and last round."""
         from dataclasses import asdict
@@ -223,7 +224,7 @@ class Testnet:
         for k in range(nodes):
             write_bots_file(self.dir / f"bots-{k}.json", template=charter, reps=reps, seed=seed, behaviour=asdict(behaviour),
                             indices=[i for i in range(reps) if i % nodes == k], proposals=sim.proposals_per_cycle,
-                            people=people, start_round=start_round)
+                            people=people, start_round=start_round, typing=typing)
         return 1, last_round
 
     def _start(self, k: int, extra: list[str], start_at: float, step: float, round_zero: int, name: str = "") -> dict:
