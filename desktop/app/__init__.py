@@ -90,14 +90,20 @@ def run(name: str, *, observer: bool = False, on_close=None, title: str = "Klero
     return code
 
 
-def _shoot_later(app, window, path: str, wait_s: float = 20.0) -> None:
-    """Save the window once its inbox is filled (or after ``wait_s``), then quit (scripts, docs)."""
+def _shoot_later(app, window, path: str, wait_s: float = 180.0) -> None:
+    """Save the window once the person holds a seat, showing that proposal's workspace (or after
+    ``wait_s``), then quit (scripts, docs)."""
     from PySide6.QtCore import QTimer
 
     began = time.monotonic()
+    opened: list[float] = []
 
     def check() -> None:
-        if window.inbox or time.monotonic() - began > wait_s:
+        seat = next((i for i in window.inbox if i["kind"] == "seat"), None)
+        if seat is not None and not opened:
+            window.open_proposal(seat["proposal"])
+            opened.append(time.monotonic())
+        if (opened and time.monotonic() - opened[0] > 8) or time.monotonic() - began > wait_s:
             window.grab().save(str(Path(path)))
             app.quit()
         else:
