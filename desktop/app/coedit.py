@@ -14,6 +14,7 @@ code units, the service code points; every splice is converted.
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from PySide6.QtCore import QTimer, Signal
@@ -22,6 +23,8 @@ from PySide6.QtWidgets import QPlainTextEdit, QTextEdit
 
 PAUSE_MS = 1000
 POLL_MS = 1000
+#: a person typing without a pause still signs at least this often, so others see the words
+MAX_BATCH_S = 3.0
 HIGHLIGHT_MS = 3000
 
 
@@ -46,6 +49,9 @@ class CoEditor(QPlainTextEdit):
         self.setAccessibleName(f"Proposal {field}")
         self.call, self.ref, self.field = call, ref, field
         self.heads: list[str] = []
+        #: the text at ``heads``: what the widget shows less the person's unsigned edits
+        self.base_text = ""
+        self._dirty_since = 0.0
         self.loaded = False
         self.dirty = False
         self.sending = False
@@ -75,8 +81,13 @@ class CoEditor(QPlainTextEdit):
     def _typed(self) -> None:
         if self._remote or not self.loaded:
             return
+        now = time.monotonic()
+        if not self.dirty:
+            self._dirty_since = now
         self.dirty = True
         self.pause.start()
+        if now - self._dirty_since > MAX_BATCH_S and not self.sending:
+            QTimer.singleShot(0, self.flush_now)  # typing without a pause: sign what is there
 
     def flush_now(self) -> None:
         """Sign what the person typed since the last change (now, not after the pause)."""
@@ -89,7 +100,8 @@ class CoEditor(QPlainTextEdit):
             if self.closed:
                 return
             self.sending = False
-            self.heads = out["heads"]
+            self.heads, self.base_text = out["heads"], text
+            self._dirty_since = time.monotonic()
             self.said.emit(out["what"])
             if self.dirty:
                 self.pause.start()  # more was typed meanwhile: sign it on the new base
@@ -108,20 +120,24 @@ class CoEditor(QPlainTextEdit):
     # ---- others' edits
 
     def poll_now(self) -> None:
-        if self.polling or self.dirty or self.sending:
-            return  # the person's own edits go first; the next poll brings the others'
+        if self.polling or self.sending:
+            return  # a batch of the person's is on its way: the next poll starts from its revision
         self.polling = True
+        asked = list(self.heads)
 
         def done(out: dict) -> None:
             if self.closed:
                 return
             self.polling = False
-            if self.dirty or self.sending:
-                return  # typed meanwhile: these splices no longer fit the widget
+            if self.sending or self.heads != asked:
+                return  # the person's batch changed the revision meanwhile: these splices are stale
             if out.get("splices") is None:  # first load, or a revision this replica lacks
+                if self.dirty:
+                    return  # never overwrite unsigned words: sign them first, then reload
                 self._replace_all(out.get("text", ""))
+                self.base_text = out.get("text", "")
             else:
-                self.apply_splices(out["splices"])
+                self.merge(out["splices"])
             self.heads = out["heads"]
             self.loaded = True
             if out.get("authors"):
@@ -145,6 +161,38 @@ class CoEditor(QPlainTextEdit):
             self.setTextCursor(cursor)
         finally:
             self._remote = False
+
+    def merge(self, remote: list) -> None:
+        """Others' splices (code points, in order, on the text at ``heads``), merged into the
+        widget around the person's unsigned edits: each is moved past the person's edits before
+        it, so both survive; the person's edits stay unsigned, now on the new revision."""
+        if not remote:
+            return
+        base = self.base_text
+        new_base = base
+        for position, deleted, inserted in remote:
+            new_base = new_base[:position] + inserted + new_base[position + deleted:]
+        if not self.dirty:
+            self.apply_splices(remote)
+        else:
+            from crdt.revisions import opcodes
+
+            mine = [op for op in opcodes(base, self.toPlainText()) if op[0] != "equal"]
+
+            def moved(p: int) -> int:
+                """A position in ``base`` as a position in the widget's text."""
+                shift = 0
+                for _, i1, i2, j1, j2 in mine:
+                    if i2 <= p and not (i1 == i2 == p):
+                        shift += (j2 - j1) - (i2 - i1)
+                    elif i1 < p < i2:
+                        return j2  # inside a passage the person rewrote: after their words
+                return p + shift
+
+            theirs = [op for op in opcodes(base, new_base) if op[0] != "equal"]
+            # from the end, so earlier positions stay valid; each in widget positions
+            self.apply_splices([(moved(i1), moved(i2) - moved(i1), new_base[j1:j2]) for _, i1, i2, j1, j2 in reversed(theirs)])
+        self.base_text = new_base
 
     def apply_splices(self, splices: list) -> None:
         """Others' splices ``(position, deleted, inserted)`` in code points, in order."""

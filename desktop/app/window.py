@@ -311,7 +311,11 @@ class ProposalScreen(QWidget):
             self.edit_why.setText(OBSERVER_WHY)
         else:
             editing = any(i["kind"] == "seat" and "edit the text" in i["text"] for i in items)
-            own_draft = self.shown.get("author") == self.window.me and self.shown.get("status") == "submitted"
+            # its author may edit before a committee is drawn and with the drafting committee
+            # (the service refuses, with a sentence, once the editing window has closed)
+            own_draft = self.shown.get("author") == self.window.me and (
+                self.shown.get("status") == "submitted"
+                or (self.shown.get("status") == "in committee" and self.shown.get("stage") == 1))
             self.text.setReadOnly(not (editing or own_draft))
             self.edit_why.setText("" if not self.text.isReadOnly() else
                                   "Read-only: only its author (before a committee is drawn) and its drafting committee, "
