@@ -17,7 +17,8 @@ FORBIDDEN_IN_CORE = {
 ALLOWED = {
     "consensus": {"nacl", "cbor2", "py_arkworks_bls12381", "consensus"},
     "crdt": {"automerge", "rapidfuzz", "consensus", "crdt"},
-    "p2p": {"consensus", "crdt", "p2p", "libp2p", "trio", "multiaddr", "nacl", "cbor2", "sqlite_utils", "platformdirs", "py_arkworks_bls12381", "resources"},
+    "p2p": {"consensus", "crdt", "p2p", "libp2p", "trio", "multiaddr", "nacl", "cbor2", "sqlite_utils", "platformdirs", "py_arkworks_bls12381", "resources",
+            "mnemonic"},
     "desktop": {"consensus", "crdt", "p2p", "desktop", "PySide6", "nacl", "cbor2", "platformdirs"},
     "resources": set(),
 }
