@@ -28,7 +28,7 @@ MAX_REQUEST = 8 << 20  # a whole bill's text fits; more is refused before it is 
 #: the service's calls a client may make; acts sign, the rest only read
 ACTS = ("propose", "edit", "comment", "amend", "vote", "withdraw")
 VIEWS = ("overview", "inbox", "proposals", "show", "text", "diff", "blame", "explain", "thread", "comments", "changes_since", "pipeline",
-         "seats", "record", "deadlines")
+         "seats", "record", "deadlines", "reach")
 
 
 class ControlError(KleroError):

@@ -230,6 +230,10 @@ class Node:
         #: published in (p2p.control): the CLI and the app act through this node while it runs
         self.service = None
         self.control_folder: Path | None = None
+        #: the keys whose events' spread this node follows (the person's), and per peer the
+        #: highest seq of each it held at its last sync request: "what each act reached"
+        self.reach_keys: set[bytes] = set()
+        self.peer_have: dict[str, dict[bytes, int]] = {}
 
     # ------------------------------------------------------------------ building the host
 
@@ -481,6 +485,16 @@ class Node:
                 for wire in wires:
                     await self._gossip(wire)
 
+    def reach(self) -> dict:
+        """For each followed key, how many connected peers held each of its seqs at their last
+        sync request (peers sync every few seconds; gossip usually delivers sooner)."""
+        peers = {str(p) for p in self.host.get_connected_peers()} if self.host else set()
+        out = {}
+        for key in self.reach_keys:
+            held = [have.get(key, 0) for peer, have in self.peer_have.items() if peer in peers]
+            out[key.hex()] = {"peers": len(peers), "held": held}
+        return out
+
     def _add_own(self, wire: bytes) -> None:
         outcome = self.store.add_item(wire)
         if outcome.status not in ("applied", "equivocation"):
@@ -507,6 +521,8 @@ class Node:
         try:
             with trio.fail_after(SYNC_TIMEOUT):
                 request = sync.decode_request(await sync.read_frame(stream, sync.MAX_REQUEST))
+                if peer and self.reach_keys:
+                    self.peer_have[peer] = {k: request.have.get(k, 0) for k in self.reach_keys}
                 for n, frame in enumerate(sync.frames(sync.missing(self.store, request))):
                     phase = f"writing frame {n}"
                     await sync.write_frame(stream, frame)

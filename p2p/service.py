@@ -100,6 +100,8 @@ class Service:
         #: "" when the replica is current, else why acting must wait (the node says: an act
         #: signed while it catches up would name an old round and miss its deadline)
         self.readiness = readiness or (lambda: "")
+        #: the node's view of how far this representative's events spread (``Node.reach``)
+        self.reach_of: Callable[[], dict] | None = None
         # an index of the records, kept up to date by reading only the new ones (``_index``)
         self._seen = 0
         self._forks_seen = 0
@@ -688,6 +690,26 @@ class Service:
                    for pid, st in result.proposals.items()
                    if any(c == cycle and sk == len(self.leg.p.stages) + 1 for c, _, _, sk, _ in st.history)]
         return {"cycle": cycle, "stages": stages, "plenary": plenary}
+
+    def reach(self, last: int = 8) -> dict:
+        """This representative's latest events and how many peers hold each (as of each peer's
+        last sync), and the equivocation proofs this replica holds."""
+        acts = []
+        head = self.replica.heads.get(self.me) if self.me else None
+        spread = (self.reach_of() if self.reach_of else {}).get(self.me.hex() if self.me else "", {"peers": 0, "held": []})
+        for seq in range(head.seq if head else 0, max(0, (head.seq if head else 0) - last), -1):
+            stored = self.replica.ledger.get(self.me, seq)
+            if stored is None:
+                continue
+            try:
+                fields = split_wire(stored.wire, self.replica.limits.max_event_bytes)[2]
+                kind, at = fields["kind"], _round_of(fields)
+            except KleroError:
+                kind, at = "?", 0
+            acts.append({"seq": seq, "kind": kind, "round": at, "peers": spread["peers"],
+                         "holding": sum(1 for h in spread["held"] if h >= seq)})
+        proofs = [{"author": a.hex(), "seq": seq} for a, seq in sorted(self.replica.forks.items())]
+        return {"acts": acts, "equivocations": proofs}
 
     def deadlines(self, cycle: int | None = None) -> list[dict]:
         """One cycle's deadlines in round order: decided ones with the panel generation and

@@ -77,6 +77,8 @@ def test_a_vote_cast_by_keyboard_alone_signs_one_vote_naming_the_displayed_revis
     qtbot.keyClick(window, getattr(Qt.Key, f"Key_{mnemonic.upper()}"), Qt.KeyboardModifier.AltModifier)
     qtbot.waitUntil(lambda: "Voted" in window.statusBar().currentMessage(), timeout=30_000)
     assert len(confirmations) == 1 and displayed[0][:8] in confirmations[0][2]
+    # the vote's spread: the person's node follows which peers hold it (from their sync requests)
+    qtbot.waitUntil(lambda: door.client.call("reach")["acts"][0]["holding"] >= 1, timeout=30_000)
     # every screen, light and dark, rendered and not blank
     from desktop.app.shots import SCREENS, render_all
 

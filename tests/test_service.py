@@ -302,3 +302,13 @@ def test_the_deadlines_of_a_cycle_say_how_each_was_settled(tmp_path):
     assert [r["what"] for r in rows][0] == "intake" and rows[0]["decided"]
     assert any(not r["decided"] and "due at" in r["state"] for r in rows)
     assert [r["round"] for r in rows] == sorted(r["round"] for r in rows)
+
+
+def test_reach_lists_my_latest_acts_and_the_proofs(tmp_path):
+    a = Assembly(tmp_path)
+    s = a.to(5)
+    s.propose("Trees", "")
+    s.reach_of = lambda: {MY_KEY.hex(): {"peers": 3, "held": [1, 0, 1]}}
+    r = s.reach()
+    assert r["acts"][0]["kind"] == "proposal.submit" and r["acts"][0]["peers"] == 3 and r["acts"][0]["holding"] == 2
+    assert r["equivocations"] == []

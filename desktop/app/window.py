@@ -647,10 +647,21 @@ class NetworkScreen(QWidget):
         self.deadlines = _named(QTreeWidget(), "This cycle's deadlines", "Each deadline, its panel and its certificate")
         self.deadlines.setHeaderLabels(["Deadline", "When", "Panel"])
         layout.addWidget(self.deadlines)
+        self.reach = _named(QTextBrowser(), "Reach and proofs", "Which peers hold your latest acts; equivocation proofs")
+        layout.addWidget(self.reach)
         self._last = None
 
     def refresh(self) -> None:
         self.window.door.call("deadlines", self._show_deadlines, self.window.say)
+        self.window.door.call("reach", self._show_reach, self.window.say)
+
+    def _show_reach(self, r: dict) -> None:
+        acts = "".join(f"<li>#{a['seq']} {a['kind']} (round {a['round']:,}): held by {a['holding']} of {a['peers']} "
+                       f"peer(s) at their last sync</li>" for a in r["acts"])
+        proofs = "".join(f"<li>{p['author'][:16]}… signed two events at seq {p['seq']} (the proof is kept)</li>"
+                         for p in r["equivocations"])
+        self.reach.setHtml(f"<h4>Where your latest acts reached</h4><ul>{acts or '<li>none yet</li>'}</ul>"
+                           f"<h4>Equivocation proofs</h4><ul>{proofs or '<li>none: nobody signed two versions of an event</li>'}</ul>")
 
     def _show_deadlines(self, rows: list) -> None:
         if rows == self._last:

@@ -61,6 +61,8 @@ def cmd_node(args) -> int:
         node.service = Service(store.replica, None if observer or args.bots else key, add=node._add_own,
                                outbox=p.path / "outbox.cbor", me=bytes(key.verify_key), shared=reactor)
         node.control_folder = p.path
+        node.reach_keys = {bytes(key.verify_key)}
+        node.service.reach_of = node.reach
         from p2p.service import CATCHING_UP
 
         node.service.readiness = lambda: "" if node.caught_up else (
