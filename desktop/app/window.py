@@ -156,7 +156,24 @@ class ProposalScreen(QWidget):
         self.tabs.addTab(text_tab, "&Text")
         self.changes = _named(QTextBrowser(), "Changes", "Removed text struck through, added text underlined; "
                                                          "F8 and Shift+F8 go to the next and previous change")
-        self.tabs.addTab(self.changes, "&Changes")
+        from PySide6.QtWidgets import QComboBox
+
+        changes_tab = QWidget()
+        ct = QVBoxLayout(changes_tab)
+        pick = QHBoxLayout()
+        self.diff_from = _named(QComboBox(), "Compare from", "The earlier revision of the comparison")
+        self.diff_to = _named(QComboBox(), "Compare to", "The later revision of the comparison")
+        for combo in (self.diff_from, self.diff_to):
+            combo.view().setAccessibleName("Revisions")
+            combo.activated.connect(lambda _=0: self._compare())
+        pick.addWidget(QLabel("From:"))
+        pick.addWidget(self.diff_from, 1)
+        pick.addWidget(QLabel("to:"))
+        pick.addWidget(self.diff_to, 1)
+        ct.addLayout(pick)
+        ct.addWidget(self.changes)
+        self._revisions: list[tuple[str, list]] = []
+        self.tabs.addTab(changes_tab, "&Changes")
         self._change_at, self._changes_n = 0, 0
         for keys, step in (("F8", 1), ("Shift+F8", -1)):
             action = QAction(self)
@@ -246,12 +263,48 @@ class ProposalScreen(QWidget):
             item = QListWidgetItem(f"{reply}{c['author'][:8]} (round {c['round']:,}){where}: {c['text']}")
             item.setData(Qt.ItemDataRole.UserRole, c["id"])
             self.thread.addItem(item)
-        self.window.door.call("diff", lambda ops: pid == self.pid and self._show_changes(ops),
-                              lambda e: self.changes.setPlainText(e), ref=pid)
+        self._offer_revisions(v)
+        self._compare()
         self._show_amendments(pid, v)
         self.window.door.call("blame", lambda ps: pid == self.pid and self.blame.setHtml(self._blame_html(ps)),
                               lambda e: self.blame.setPlainText(e), ref=pid)
         self._update_rights()
+
+    def _offer_revisions(self, v: dict) -> None:
+        """The revisions one may compare: the first text, the text the committee received (what
+        its ballot names), each amendment, each change as it was made, and the latest."""
+        changes = v.get("changes", [])
+        options: list[tuple[str, list]] = []
+        if changes:
+            options.append(("the first text", [changes[0]["change"]]))
+        if v.get("revision"):
+            options.append(("the text on the ballot", list(v["revision"])))
+        options += [(f"amendment {a['id'][:8]}: {a['summary'][:40]}", a["heads"]) for a in v.get("amendments", [])]
+        options += [(f"after change {c['change'][:8]} by {c['author'][:8]} (round {c['round']:,})", [c["change"]])
+                    for c in changes[1:]]
+        options.append(("the latest text", []))
+        if options == self._revisions:
+            return
+        keep = (self.diff_from.currentIndex(), self.diff_to.currentIndex()) if self._revisions else None
+        self._revisions = options
+        for combo in (self.diff_from, self.diff_to):
+            combo.clear()
+            combo.addItems([label for label, _ in options])
+        if keep and max(keep) < len(options):
+            self.diff_from.setCurrentIndex(keep[0])
+            self.diff_to.setCurrentIndex(keep[1])
+        else:
+            self.diff_from.setCurrentIndex(1 if v.get("revision") and len(options) > 2 else 0)
+            self.diff_to.setCurrentIndex(len(options) - 1)
+
+    def _compare(self) -> None:
+        pid = self.pid
+        if not pid or not self._revisions:
+            return
+        before = self._revisions[self.diff_from.currentIndex()][1] or None
+        after = self._revisions[self.diff_to.currentIndex()][1] or None
+        self.window.door.call("diff", lambda ops: pid == self.pid and self._show_changes(ops),
+                              lambda e: self.changes.setPlainText(e), ref=pid, before=before, after=after)
 
     def _show_changes(self, ops: list) -> None:
         key = json.dumps(ops)
