@@ -27,17 +27,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-def q(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(p * len(xs)))]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--acts", type=int, default=40)
     ap.add_argument("--round-seconds", type=float, default=0.5)
     args = ap.parse_args()
-    from network import read_trace
+    from network import q, read_trace
 
     from consensus.events import event_id
     from p2p import control

@@ -199,7 +199,8 @@ def test_a_read_only_service_acts_on_nothing(tmp_path):
     a = Assembly(tmp_path)
     a.to(5)
     view = Service(a.replica, None, me=MY_KEY)
-    assert view.overview()["seated"] and view.inbox() == [] or True
+    assert view.overview()["seated"] and view.hands is None
+    assert view.inbox() == []  # no seat, ballot, proposal or comment of this person yet
     with pytest.raises(ActError, match="read-only"):
         view.propose("x", "")
 
