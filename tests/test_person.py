@@ -20,7 +20,9 @@ from p2p.tools.testnet import PASSPHRASE, Testnet
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-TITLE = "Shade trees on every street"  # the bots judge it well (seeded by title), so it can go far
+# the bots judge proposals by a hash of their title: this one at 0.95 (the most they give), so a
+# drafting committee of 3 kills it only if two of them draw a 5% chance (about 0.7% of runs)
+TITLE = "Shade trees on every street, ward 243"
 TEXT = "The council shall plant a shade tree every twenty metres on every street.\n\nResidents choose the species.\n"
 
 
@@ -76,7 +78,9 @@ class Person:
 
 def test_a_person_joins_a_testnet_of_bots_and_takes_a_proposal_to_the_plenary(tmp_path):
     net = Testnet(tmp_path / "net")
-    info = net.up(nodes=3, reps=12, cycles=4, round_seconds=0.3, people=("alice",), bot_proposals=1, say=lambda line: None)
+    # the bots propose nothing: the person's proposal competes for no slot (the Floor has one,
+    # and which proposal wins it would depend on the draws)
+    info = net.up(nodes=3, reps=12, cycles=4, round_seconds=0.3, people=("alice",), bot_proposals=0, say=lambda line: None)
     alice = Person(net, "alice")
     k = next(i for i, n in enumerate(info["nodes"]) if n["name"] == "alice")
     rng = random.Random(13)
