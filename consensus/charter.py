@@ -85,6 +85,89 @@ class Limits:
                 if name in self._FIRST or getattr(self, name) != getattr(default, name)}
 
 
+ENDORSE, DRAW = "endorse", "draw"
+SEAT_RULES = (ENDORSE, DRAW)
+CHOSEN, RANDOM = "chosen", "random"
+GROUPINGS = (CHOSEN, RANDOM)
+
+
+@dataclass(frozen=True, slots=True)
+class Representation:
+    """Who holds the seats once constituencies exist (DESIGN.md §5, docs/constituencies.md).
+
+    A charter without this section keeps its founding roster for ever (the charters written
+    before constituencies existed keep their bytes and their assembly id)."""
+
+    #: registrars whose standing certifications make a key a constituent: one registrar alone
+    #: cannot add people, and one that goes rogue or loses its key cannot remove them
+    threshold: int = 1
+    #: DESIGN.md §5 and the essay: "no more than, say, 1000 souls"
+    max_constituency: int = 1000
+    #: below this a constituency holds no seat: a representative of three friends is a faction
+    #: of three, not a constituency.  50 keeps seats meaningful at city scale (800 seats of up to
+    #: 1,000 people); small rehearsals lower it
+    min_constituency: int = 50
+    #: ``endorse``: the member endorsed by more than half holds the seat; ``draw``: members
+    #: nominate, and the seat is drawn by lot among willing nominees (the seeds' option, so not
+    #: only the loudest stand)
+    seat_rule: str = ENDORSE
+    #: ``chosen``: people found and join constituencies of common interest; ``random``: the lot
+    #: assigns each newly certified constituent to a group of about ``group_size``
+    grouping: str = CHOSEN
+    group_size: int = 1000
+    #: under the draw rule, cycles a drawn seat lasts before it is drawn again
+    term_cycles: int = 4
+    #: constituency acts (found, join, leave, endorse, serve) of one constituent that count per
+    #: cycle: enough to change one's mind, not enough to make every node replay a flood
+    acts_per_cycle: int = 8
+
+    RANGES = {
+        "threshold": (1, 64),
+        "max_constituency": (2, 1_000_000),
+        "min_constituency": (1, 1_000_000),
+        "group_size": (2, 1_000_000),
+        "term_cycles": (1, 1 << 20),
+        "acts_per_cycle": (1, 1024),
+    }
+
+    @classmethod
+    def from_body(cls, body, registrars: int) -> "Representation":
+        if not isinstance(body, dict):
+            raise reject("bad_charter", "The charter's representation must be a map.")
+        _check_order(body, "charter's representation")
+        unknown = sorted(set(body) - set(cls.RANGES) - {"seat_rule", "grouping"})
+        if unknown:
+            raise reject("bad_charter", f"The charter's representation has unknown parameters: {names(unknown)}.")
+        values = {}
+        for name, (low, high) in cls.RANGES.items():
+            if name in body:
+                value = body[name]
+                if type(value) is not int or not low <= value <= high:
+                    raise reject("bad_charter", f"The representation parameter {name} must be an integer from {low} to {high}.")
+                values[name] = value
+        for name, allowed in (("seat_rule", SEAT_RULES), ("grouping", GROUPINGS)):
+            if name in body:
+                if body[name] not in allowed:
+                    raise reject("bad_charter", f"The representation's {name} must be one of {', '.join(allowed)}.")
+                values[name] = body[name]
+        rep = cls(**values)
+        if rep.threshold > registrars:
+            raise reject("bad_charter", f"The charter asks for {rep.threshold} registrars to certify a constituent but names "
+                                        f"only {registrars}: nobody could ever be certified.")
+        if rep.min_constituency > rep.max_constituency:
+            raise reject("bad_charter", "The representation's min_constituency is above its max_constituency.")
+        if rep.grouping == RANDOM and not rep.min_constituency <= rep.group_size <= rep.max_constituency:
+            raise reject("bad_charter", "Under random grouping the group_size must lie between min_constituency and max_constituency.")
+        return rep
+
+    def to_body(self) -> dict:
+        """Every parameter that differs from its default (the defaults are part of the format)."""
+        default = Representation()
+        body = {name: getattr(self, name) for name in list(self.RANGES) + ["seat_rule", "grouping"]
+                if getattr(self, name) != getattr(default, name)}
+        return {k: body[k] for k in sorted(body, key=key_order)}
+
+
 @dataclass(frozen=True, slots=True)
 class Charter:
     """The body of the ``charter`` event that founds an assembly."""
@@ -100,8 +183,11 @@ class Charter:
     #: seed peers a new node dials first (libp2p addresses ``/ip4/…/tcp/…/p2p/…``); written only
     #: when there are some, so charters made before this field keep their bytes and assembly id
     bootstrap: tuple[str, ...] = ()
+    #: constituencies and seats (None: the founding roster serves for ever); written only when
+    #: present, so charters made before this field keep their bytes and assembly id
+    representation: Representation | None = None
 
-    FIELDS = ("name", "registrars", "roster", "limits", "beacon", "parliament", "bootstrap")
+    FIELDS = ("name", "registrars", "roster", "limits", "beacon", "parliament", "bootstrap", "representation")
 
     @classmethod
     def from_body(cls, body) -> "Charter":
@@ -120,8 +206,9 @@ class Charter:
         beacon = chain_from_body(body["beacon"]) if "beacon" in body else QUICKNET
         parliament = Parliament.from_body(body["parliament"]) if "parliament" in body else Parliament()
         bootstrap = _addresses(body["bootstrap"]) if "bootstrap" in body else ()
+        representation = Representation.from_body(body["representation"], len(registrars)) if "representation" in body else None
         return cls(name=name, registrars=registrars, roster=roster, limits=limits, beacon=beacon, parliament=parliament,
-                   bootstrap=bootstrap)
+                   bootstrap=bootstrap, representation=representation)
 
     def to_body(self) -> dict:
         """The charter as a map in canonical key order (so ``from_body(to_body())`` round-trips)."""
@@ -135,6 +222,8 @@ class Charter:
         }
         if self.bootstrap:
             body["bootstrap"] = list(self.bootstrap)
+        if self.representation is not None:
+            body["representation"] = self.representation.to_body()
         return {k: body[k] for k in sorted(body, key=key_order)}
 
 

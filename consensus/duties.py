@@ -11,7 +11,9 @@ A cut-off holds facts and exact events, bounded by the roster (``consensus.panel
   proposal);
 * which proposals in play their authors had withdrawn (a bitmap over them);
 * at an intake, who leased for the cycle after next (a bitmap over the roster);
-* at the end of an editing window, the heads of each text as its author and committee left it.
+* at the end of an editing window, the heads of each text as its author and committee left it;
+* at an intake, under a charter with constituencies, the keys its representation acts seat from
+  the next cycle on, and who declared absence for this cycle (docs/constituencies.md).
 
 "Had arrived" means naming a beacon round before the deadline's: what a node had received when
 the deadline round came out.  Authors this replica knows to have equivocated are left out: a
@@ -23,7 +25,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable, Mapping
 
-from .kinds import Amend, Lease, Submit, Vote, Withdraw
+from .kinds import Absence, Amend, Lease, Submit, Vote, Withdraw
 from .legislature import AMENDMENTS_PER_MEMBER
 from .panel import CutOff, ballot_key, bitmap, layout
 from .replica import Record
@@ -43,6 +45,13 @@ def honest_cutoff(leg, records: Mapping[bytes, Record], what: str, cycle: int, s
     gone = bitmap([i for i, pid in enumerate(in_play) if pid in withdrawn], len(in_play))
     leases = b""
     revisions = []
+    seats, absent = (), b""
+    represent = leg.charter.representation is not None and what == "intake"
+    if represent:
+        seats = tuple(sorted(seat.holder for seat in leg.local_seats(cycle) if seat.holder is not None))
+        order = leg.roster_of(cycle)
+        away = {r.author for r in before if isinstance(r.body, Absence) and r.body.cycle == cycle}
+        absent = bitmap([i for i, m in enumerate(order) if m in away], len(order))
     if what == "intake":
         per_author: dict[bytes, int] = defaultdict(int)
         roster = set(leg.roster_of(cycle))
@@ -90,4 +99,4 @@ def honest_cutoff(leg, records: Mapping[bytes, Record], what: str, cycle: int, s
                     (first_choice if r.body.choice == spec.choices[0] else second_choice).append(offset + i)
     seats = sum(len(v.electorate) for v in specs.values())
     votes = (bitmap(first_choice, seats), bitmap(second_choice, seats))
-    return CutOff(votes, tuple(sorted(items)), leases, tuple(revisions), gone)
+    return CutOff(votes, tuple(sorted(items)), leases, tuple(revisions), gone, seats, absent, represent)

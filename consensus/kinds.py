@@ -23,6 +23,9 @@ KEY_BYTES = 32
 
 #: who may sign a kind
 CONVENOR, REGISTRAR, REPRESENTATIVE = "convenor", "registrar", "representative"
+#: a key some registrar vouched for (docs/constituencies.md): it may sign constituency acts, and,
+#: once a panel certified its seat, a representative's acts
+CONSTITUENT = "constituent"
 
 
 def _fields(body, kind: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
@@ -85,19 +88,37 @@ class CharterBody:
 
 @dataclass(frozen=True, slots=True)
 class Certify:
-    """A registrar attests that ``subject`` is the key of one eligible person."""
+    """A registrar attests that ``subject`` is the key of one eligible person.
+
+    ``person`` (optional) is the registrar's pseudonymous handle for that person (a salted hash
+    of its own register entry, never the entry): the same handle on two keys without
+    ``replaces`` is a detectable duplicate.  ``replaces`` (optional) names the person's earlier
+    key (a lost device): once enough registrars agree, the new key keeps the old one's
+    membership and endorsements, and the old one stops counting."""
 
     KIND: ClassVar[str] = "registrar.certify"
     WHO: ClassVar[tuple[str, ...]] = (REGISTRAR,)
     subject: bytes
+    person: bytes | None = None
+    replaces: bytes | None = None
 
     @classmethod
     def from_body(cls, body, limits: Limits) -> "Certify":
-        b = _fields(body, cls.KIND, ("subject",))
-        return cls(_bytes(b["subject"], KEY_BYTES, cls.KIND, "subject"))
+        b = _fields(body, cls.KIND, ("subject",), ("person", "replaces"))
+        subject = _bytes(b["subject"], KEY_BYTES, cls.KIND, "subject")
+        person = _bytes(b["person"], 32, cls.KIND, "person") if "person" in b else None
+        replaces = _bytes(b["replaces"], KEY_BYTES, cls.KIND, "replaces") if "replaces" in b else None
+        if replaces == subject:
+            raise reject("bad_body", "A key cannot replace itself.")
+        return cls(subject, person, replaces)
 
     def to_body(self) -> dict:
-        return {"subject": self.subject}
+        body = {"subject": self.subject}
+        if self.person is not None:
+            body["person"] = self.person
+        if self.replaces is not None:
+            body["replaces"] = self.replaces
+        return {k: body[k] for k in sorted(body, key=key_order)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,12 +450,149 @@ def _step_vote(name: str):
 Prevote = _step_vote("prevote")
 Precommit = _step_vote("precommit")
 
+# ---------------------------------------------------------------------- constituencies
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A constituent founds a constituency (its id is this event's id) and is its first member."""
+
+    KIND: ClassVar[str] = "constituency.found"
+    WHO: ClassVar[tuple[str, ...]] = (CONSTITUENT,)
+    name: str
+    statement: str
+
+    @classmethod
+    def from_body(cls, body, limits: Limits) -> "Found":
+        b = _fields(body, cls.KIND, ("name", "statement"))
+        name = _text(b["name"], cls.KIND, "name", 1, 200)
+        if not name.strip():
+            raise reject("bad_body", "A constituency needs a name that is not blank.")
+        return cls(name, _text(b["statement"], cls.KIND, "statement", 0, limits.max_text_chars))
+
+    def to_body(self) -> dict:
+        return {"name": self.name, "statement": self.statement}
+
+
+def _constituency_act(name: str, doc: str):
+    @dataclass(frozen=True, slots=True)
+    class Act:
+        KIND: ClassVar[str] = name
+        WHO: ClassVar[tuple[str, ...]] = (CONSTITUENT,)
+        constituency: bytes
+
+        @classmethod
+        def from_body(cls, body, limits: Limits):
+            b = _fields(body, cls.KIND, ("constituency",))
+            return cls(_bytes(b["constituency"], ID_BYTES, cls.KIND, "constituency"))
+
+        def to_body(self) -> dict:
+            return {"constituency": self.constituency}
+
+    Act.__name__ = Act.__qualname__ = name.split(".")[1].capitalize()
+    Act.__doc__ = doc
+    return Act
+
+
+Join = _constituency_act("constituency.join", "A constituent joins a constituency (one at a time; at most the charter's cap).")
+Leave = _constituency_act("constituency.leave", "A member leaves their constituency (their endorsement goes with them).")
+
+
+@dataclass(frozen=True, slots=True)
+class Endorse:
+    """A member endorses one member of their constituency to hold its seat (under the charter's
+    draw rule: nominates them).  A later endorsement replaces the earlier one."""
+
+    KIND: ClassVar[str] = "endorse"
+    WHO: ClassVar[tuple[str, ...]] = (CONSTITUENT,)
+    constituency: bytes
+    member: bytes
+
+    @classmethod
+    def from_body(cls, body, limits: Limits) -> "Endorse":
+        b = _fields(body, cls.KIND, ("constituency", "member"))
+        return cls(_bytes(b["constituency"], ID_BYTES, cls.KIND, "constituency"), _bytes(b["member"], KEY_BYTES, cls.KIND, "member"))
+
+    def to_body(self) -> dict:
+        return {"constituency": self.constituency, "member": self.member}
+
+
+SERVE_ANSWERS = ("yes", "no")
+
+
+@dataclass(frozen=True, slots=True)
+class Serve:
+    """A constituent says whether they are willing to hold a seat: nobody is seated (or drawn
+    onto a committee) without having said yes."""
+
+    KIND: ClassVar[str] = "serve"
+    WHO: ClassVar[tuple[str, ...]] = (CONSTITUENT,)
+    answer: str
+
+    @classmethod
+    def from_body(cls, body, limits: Limits) -> "Serve":
+        b = _fields(body, cls.KIND, ("answer",))
+        if b["answer"] not in SERVE_ANSWERS:
+            raise reject("bad_body", "A serve event answers yes or no.")
+        return cls(b["answer"])
+
+    def to_body(self) -> dict:
+        return {"answer": self.answer}
+
+
+@dataclass(frozen=True, slots=True)
+class Absence:
+    """A representative declares they will be absent in ``cycle``: that cycle's committee draws
+    skip them, so their silence does not count against anyone's proposal."""
+
+    KIND: ClassVar[str] = "absence"
+    WHO: ClassVar[tuple[str, ...]] = (REPRESENTATIVE,)
+    cycle: int
+
+    @classmethod
+    def from_body(cls, body, limits: Limits) -> "Absence":
+        b = _fields(body, cls.KIND, ("cycle",))
+        return cls(_small_int(b["cycle"], cls.KIND, "cycle", 1 << 30))
+
+    def to_body(self) -> dict:
+        return {"cycle": self.cycle}
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A message in a constituency's own thread: a constituent's question, the representative's
+    answer (``reply``: the event id answered).  Signed and public like everything in the log."""
+
+    KIND: ClassVar[str] = "constituency.post"
+    WHO: ClassVar[tuple[str, ...]] = (CONSTITUENT, REPRESENTATIVE)
+    constituency: bytes
+    text: str
+    reply: bytes | None = None
+
+    @classmethod
+    def from_body(cls, body, limits: Limits) -> "Post":
+        b = _fields(body, cls.KIND, ("constituency", "text"), ("reply",))
+        reply = _bytes(b["reply"], ID_BYTES, cls.KIND, "reply") if "reply" in b else None
+        return cls(_bytes(b["constituency"], ID_BYTES, cls.KIND, "constituency"),
+                   _text(b["text"], cls.KIND, "text", 1, limits.max_text_chars), reply)
+
+    def to_body(self) -> dict:
+        body = {"constituency": self.constituency, "text": self.text}
+        if self.reply is not None:
+            body["reply"] = self.reply
+        return {k: body[k] for k in sorted(body, key=key_order)}
+
+
 KINDS: dict[str, type] = {
-    k.KIND: k for k in (CharterBody, Certify, Revoke, Submit, Withdraw, Comment, Vote, Amend, Lease, Cut, Propose, Prevote, Precommit, DocChange)
+    k.KIND: k for k in (CharterBody, Certify, Revoke, Submit, Withdraw, Comment, Vote, Amend, Lease, Cut, Propose, Prevote, Precommit,
+                        DocChange, Found, Join, Leave, Endorse, Serve, Absence, Post)
 }
+#: the acts that decide seats (read at cycle boundaries, docs/constituencies.md)
+REPRESENTATION = (Certify.KIND, Revoke.KIND, Found.KIND, Join.KIND, Leave.KIND, Endorse.KIND, Serve.KIND)
 #: kinds whose events the legislature reads (kept as records by the replica)
 LEGISLATIVE = (
     Submit.KIND, Withdraw.KIND, Vote.KIND, Amend.KIND, Lease.KIND, Cut.KIND, Propose.KIND, Prevote.KIND, Precommit.KIND, DocChange.KIND,
-)
+    Absence.KIND,
+) + REPRESENTATION
 #: agreement messages, for equivocation checks
 PANEL_KINDS = (Cut.KIND, Propose.KIND, Prevote.KIND, Precommit.KIND)

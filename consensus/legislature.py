@@ -21,7 +21,8 @@ from typing import Iterable, Mapping
 
 from .agreement import quorum_size
 from .charter import Charter
-from .kinds import PANEL_KINDS, Amend, DocChange, Lease, Submit, Vote, Withdraw
+from .constituency import Roll, Seat
+from .kinds import PANEL_KINDS, Absence, Amend, DocChange, Lease, Submit, Vote, Withdraw
 from .panel import MAX_HEADS, ballot_key, deadline_key, draw_panel, find_decision, has_bit, parse_deadline_key
 from .parliament import AMEND, DECLARED, EDIT
 from .replica import Record
@@ -210,9 +211,20 @@ class Result:
     ignored_changes: list[dict] = field(default_factory=list)
     #: votes on ballots that never existed, with reasons
     stray_votes: list[dict] = field(default_factory=list)
+    #: charters with constituencies: the roster of each cycle reached (cycle -> sorted keys), how
+    #: each boundary's seats came about, the acts that count for nothing, and duplicate people
+    rosters: dict[int, tuple[bytes, ...]] = field(default_factory=dict)
+    seats: list[dict] = field(default_factory=list)
+    representation_problems: list[dict] = field(default_factory=list)
+    duplicates: list[dict] = field(default_factory=list)
 
     def as_dict(self, explain: bool = True) -> dict:
-        return {
+        extra = {}
+        if self.rosters:
+            extra = {"rosters": {str(c): [k.hex() for k in keys] for c, keys in sorted(self.rosters.items())},
+                     "seats": self.seats, "representation_problems": self.representation_problems,
+                     "duplicates": self.duplicates}
+        return {**extra,
             "cycles": self.cycles,
             "waiting": self.waiting,
             "proposals": [p.as_dict() for p in sorted(self.proposals.values(), key=lambda p: (p.submitted_round, p.id))],
@@ -269,6 +281,10 @@ class Decision:
     panel: tuple[bytes, ...] = ()
     certificate: object = None
     generation: int = 0
+    #: intakes of charters with constituencies: the keys seated from the next cycle on (None: no
+    #: seats were decided, the roster serves on), and who declared absence for this cycle
+    seats: frozenset | None = None
+    absent: frozenset = frozenset()
 
     def includes(self, r: Record) -> bool:
         if self.items is None:
@@ -286,6 +302,10 @@ class Decision:
             out["decided_ballots"] = {k.hex(): [a.hex(), b.hex()] for k, (a, b) in sorted(self.ballots.items())}
             out["decided_leases"] = self.leases.hex()
             out["decided_withdrawals"] = sorted(p.hex() for p in self.withdrawn)
+            if self.seats is not None:
+                out["decided_seats"] = sorted(k.hex() for k in self.seats)
+            if self.absent:
+                out["decided_absent"] = sorted(k.hex() for k in self.absent)
             out["decided_revisions"] = {p.hex(): sorted(sorted(h.hex() for h in heads) for heads in v)
                                         for p, v in sorted(self.revisions.items())}
             out["panel"] = [m.hex() for m in self.panel]
@@ -307,6 +327,7 @@ class _Inputs:
         self.votes: dict[tuple, list[Record]] = defaultdict(list)
         self.amends: dict[tuple, list[Record]] = defaultdict(list)
         self.leases: dict[int, list[Record]] = defaultdict(list)
+        self.absences: dict[int, list[Record]] = defaultdict(list)
         self.panel: dict[bytes, list[Record]] = defaultdict(list)
         self.changes: dict[bytes, list[Record]] = defaultdict(list)
         #: change hash -> its record (records and evidence: heads a certificate decided must resolve)
@@ -325,6 +346,8 @@ class _Inputs:
                 self.amends[(body.proposal, body.cycle)].append(r)
             elif isinstance(body, Lease):
                 self.leases[body.cycle].append(r)
+            elif isinstance(body, Absence):
+                self.absences[body.cycle].append(r)
             elif isinstance(body, DocChange):
                 self.changes[body.proposal].append(r)
                 self.change_by_hash.setdefault(body.hash, r)
@@ -381,6 +404,10 @@ class Legislature:
         self._beacon: Mapping[int, bytes] = {}
         self._horizon = 0
         self._result = Result()
+        self._founding = tuple(sorted(charter.roster))
+        self._rosters: dict[int, tuple[bytes, ...]] = {}
+        self._local_seats: dict[int, list[Seat]] = {}
+        self.roll: Roll | None = None
 
     # ---- time
 
@@ -424,8 +451,26 @@ class Legislature:
     # ---- seats (the seam for constituencies, DESIGN.md §5)
 
     def roster_of(self, cycle: int) -> tuple[bytes, ...]:
-        """The representatives seated in ``cycle``, sorted: the charter's initial seats for now."""
-        return tuple(sorted(self.charter.roster))
+        """The representatives seated in ``cycle``, sorted.  Without constituencies, the
+        charter's founding roster; with them, the founding roster until a boundary's panel
+        certified seats, then the seats each boundary certified (an assembly never loses every
+        seat at once: a boundary that certified none keeps the roster it had).  A cycle beyond
+        the last evaluation's reach gets the latest roster known."""
+        roster = self._rosters.get(cycle)
+        if roster is not None:
+            return roster
+        known = [c for c in self._rosters if c <= cycle]
+        return self._rosters[max(known)] if known else self._founding
+
+    def local_seats(self, cycle: int) -> list[Seat]:
+        """The seats this replica's acts say should hold from ``cycle + 1`` on (what an honest
+        cut-off of the intake of ``cycle`` lists), with reasons; [] before the evaluation reached it."""
+        return list(self._local_seats.get(cycle, ()))
+
+    def absent_in(self, cycle: int) -> frozenset:
+        """Who the intake of ``cycle`` decided is absent (committee draws skip them)."""
+        d = self._decisions.get(("intake", cycle, 0))
+        return d.absent if d is not None else frozenset()
 
     # ---- evaluation
 
@@ -449,6 +494,14 @@ class Legislature:
         self._horizon = max(beacon) if beacon else 0
         self._result = result
         self._committees: dict[int, dict[tuple[int, bytes], tuple[bytes, ...]]] = {}
+        represent = self.charter.representation is not None
+        self._rosters = {0: self._founding} if represent else {}
+        self._local_seats = {}
+        self.roll = None
+        if represent:
+            self.roll = Roll(self.charter)
+            self.roll.load(records.values())
+            result.rosters = self._rosters
         for r in sorted(inputs.subs, key=lambda r: (r.round, r.id)):
             result.proposals[r.id] = ProposalState(r.id, r.author, r.body.title, r.round)
         last_submission = max((r.round for r in inputs.subs), default=0)
@@ -463,7 +516,11 @@ class Legislature:
                 if cycle > 0 and not any(incoming.values()) and s > last_submission and not inputs.leases.get(cycle + 1):
                     result.waiting = "Nothing is in the pipeline."
                     break
+                if represent:
+                    self._boundary(cycle, s)
                 intake = self._decide("intake", cycle, 0, s)
+                if represent:
+                    self._seat(cycle, intake)
                 work = {1: self._intake(cycle, intake), **{k: v for k, v in incoming.items() if k > 1}}
                 randomness = self._randomness(intake.seed_round, f"The draws of cycle {cycle}") if any(work.values()) else b""
                 committees = self._draw(cycle, work, randomness, intake.seed_round, explain)
@@ -482,10 +539,42 @@ class Legislature:
                 result.cycles = cycle
         except Waiting as waiting:
             result.waiting = str(waiting)
+        if self.roll is not None:
+            result.representation_problems = [p.as_dict() for p in self.roll.problems]
+            result.duplicates = list(self.roll.duplicates)
         result.deadlines = [d.as_dict() for d in self._decisions.values()]
         result.panel_equivocations = panel_equivocations(inputs.panel)
         result.stray_votes = self._stray_votes(result)
         return result
+
+    def _boundary(self, cycle: int, s: int) -> None:
+        """Apply the representation acts before the boundary ``s`` and derive the seats they say."""
+        randomness = self._randomness(s, f"The seats of the boundary of cycle {cycle}")
+        self.roll.advance(s, cycle, randomness, self.cycle_of)
+        self._local_seats[cycle] = self.roll.seats(cycle, randomness)
+
+    def _seat(self, cycle: int, intake: "Decision") -> None:
+        """The roster of ``cycle + 1``: the seats the intake decided (panel rule), or those the
+        acts before it say (declared-round rule); the roster serves on when none were decided."""
+        local = self._local_seats[cycle]
+        if intake.items is None:  # declared-round rule: what the acts say is what counts
+            seats = frozenset(seat.holder for seat in local if seat.holder is not None)
+            absent = frozenset(r.author for r in self._inputs.absences.get(cycle, ())
+                               if intake.includes(r) and r.author in set(self.roster_of(cycle)))
+            intake.seats, intake.absent = seats, absent
+        seats = intake.seats
+        roster = tuple(sorted(seats)) if seats else self.roster_of(cycle)
+        self._rosters[cycle + 1] = roster
+        self.roll.settle(roster, cycle + 1)
+        held = {seat.holder for seat in local if seat.holder is not None}
+        for seat in local:
+            self._result.seats.append({
+                "cycle": cycle + 1, "constituency": seat.group.hex(), "holder": seat.holder.hex() if seat.holder else None,
+                "reason": seat.reason, "certified": seat.holder in (seats or ())})
+        for key in sorted((seats or set()) - held):
+            self._result.seats.append({"cycle": cycle + 1, "constituency": None, "holder": key.hex(), "certified": True,
+                                       "reason": "certified by the boundary's panel; this replica's acts do not say so "
+                                                 "(an act it lacks or holds late)"})
 
     def _stray_votes(self, result: Result) -> list[dict]:
         """Votes on a ballot that does not exist, in the cycles fully decided: listed with a reason
@@ -622,6 +711,10 @@ class Legislature:
             revisions = {texts[i]: named for i, named in found.revisions.items() if i < len(texts)}
             decision = Decision(deadline, found.seed_round, found.items, found.ballots, found.leases, revisions,
                                 found.used, withdrawn, panel, found, gen)
+            if found.seats is not None:
+                order = self.roster_of(cycle)
+                decision.seats = frozenset(found.seats)
+                decision.absent = frozenset(m for i, m in enumerate(order) if has_bit(found.absent, i))
         self._decisions[key] = decision
         self.waiting_at = None
         return decision
@@ -720,7 +813,8 @@ class Legislature:
 
     def _draw(self, cycle, work, randomness, seed_round, explain: bool) -> dict[tuple[int, bytes], tuple[bytes, ...]]:
         result = self._result
-        roster = self.roster_of(cycle)
+        absent = self.absent_in(cycle)
+        roster = tuple(m for m in self.roster_of(cycle) if m not in absent)
         seats: dict[bytes, int] = {}
         order = []
         for stage in range(1, len(self.p.stages) + 1):

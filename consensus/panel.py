@@ -113,15 +113,34 @@ class CutOff:
     leases: bytes = b""
     revisions: tuple[tuple[bytes, ...], ...] = ()
     withdrawn: bytes = b""
+    #: charters with constituencies only (``represent``): at an intake, the keys that hold a seat
+    #: from the next cycle on by the acts this member had received (sorted; at most one per
+    #: constituency, so bounded by the seats), and a bitmap over the roster of who declared
+    #: absence for this cycle
+    seats: tuple[bytes, ...] = ()
+    absent: bytes = b""
+    represent: bool = False
 
     def to_body(self) -> dict:
-        return {"votes": list(self.votes), "items": list(self.items), "leases": self.leases,
+        body = {"votes": list(self.votes), "items": list(self.items), "leases": self.leases,
                 "revisions": [list(h) for h in self.revisions], "withdrawn": self.withdrawn}
+        if self.represent:
+            body["seats"], body["absent"] = list(self.seats), self.absent
+        return body
 
     @classmethod
     def from_body(cls, body) -> "CutOff":
-        if type(body) is not dict or set(body) != {"votes", "items", "leases", "revisions", "withdrawn"}:
-            raise reject("bad_body", "A cut-off lists its votes, items, leases, revisions and withdrawals.")
+        base = {"votes", "items", "leases", "revisions", "withdrawn"}
+        if type(body) is not dict or set(body) not in (base, base | {"seats", "absent"}):
+            raise reject("bad_body", "A cut-off lists its votes, items, leases, revisions and withdrawals "
+                                     "(and, with constituencies, seats and absences).")
+        seats, absent, represent = (), b"", "seats" in body
+        if represent:
+            seats, absent = body["seats"], body["absent"]
+            if (type(seats) is not list or len(seats) > MAX_ITEMS or type(absent) is not bytes
+                    or any(type(k) is not bytes or len(k) != 32 for k in seats) or seats != sorted(set(seats))):
+                raise reject("bad_body", "A cut-off's seats are sorted, distinct 32-byte keys and its absences a bitmap.")
+            seats = tuple(seats)
         votes, items, leases, revisions = body["votes"], body["items"], body["leases"], body["revisions"]
         if type(body["withdrawn"]) is not bytes:
             raise reject("bad_body", "A cut-off's withdrawals are a bitmap.")
@@ -138,7 +157,8 @@ class CutOff:
                 raise reject("bad_body", f"Each revision of a cut-off is a list of at most {MAX_HEADS} sorted, distinct 32-byte heads.")
         if items != sorted(set(items)):
             raise reject("bad_body", "A cut-off's items must be sorted and distinct.")
-        return cls((votes[0], votes[1]), tuple(items), leases, tuple(tuple(h) for h in revisions), body["withdrawn"])
+        return cls((votes[0], votes[1]), tuple(items), leases, tuple(tuple(h) for h in revisions), body["withdrawn"],
+                   seats, absent, represent)
 
 
 def bitmap(indices: Iterable[int], size: int) -> bytes:
@@ -169,6 +189,11 @@ class Decided:
     #: more than half of them hold)
     #: position of a text (its proposal, in the deadline's id order) -> the heads each used cut-off named
     revisions: dict[int, list[tuple[bytes, ...]]] = field(default_factory=dict)
+    #: keys seated from the next cycle on (charters with constituencies, intakes): None if no
+    #: cut-off used carried seats
+    seats: set | None = None
+    #: bitmap over the roster: who declared absence for this cycle
+    absent: bytes = b""
     #: how many cut-offs the value used (the denominator of "more than half")
     used: int = 0
     seed_round: int = 0
@@ -203,9 +228,16 @@ def majority(cutoffs: list[CutOff], sizes: Mapping[bytes, int], roster_size: int
     seats = layout(sizes)
     total = sum(size for _, _, size in seats)
     vote_mask, lease_mask = (1 << total) - 1, (1 << roster_size) - 1
-    firsts, seconds, leases, withdrawn = [], [], [], []
+    firsts, seconds, leases, withdrawn, absent = [], [], [], [], []
     play_mask = (1 << in_play) - 1
+    seat_counts: dict[bytes, int] = defaultdict(int)
+    represent = False
     for c in cutoffs:
+        if c.represent:
+            represent = True
+            for key in c.seats:
+                seat_counts[key] += 1
+            absent.append(int.from_bytes(c.absent, "little") & lease_mask)
         withdrawn.append(int.from_bytes(c.withdrawn, "little") & play_mask)
         firsts.append(int.from_bytes(c.votes[0], "little") & vote_mask)
         seconds.append(int.from_bytes(c.votes[1], "little") & vote_mask)
@@ -224,6 +256,9 @@ def majority(cutoffs: list[CutOff], sizes: Mapping[bytes, int], roster_size: int
     out.leases = _at_least(leases, threshold).to_bytes((roster_size + 7) // 8, "little") if roster_size else b""
     out.revisions = dict(revisions)
     out.withdrawn = _at_least(withdrawn, threshold).to_bytes((in_play + 7) // 8, "little") if in_play else b""
+    if represent:
+        out.seats = {key for key, n in seat_counts.items() if n >= threshold}
+        out.absent = _at_least(absent, threshold).to_bytes((roster_size + 7) // 8, "little") if roster_size else b""
     return out
 
 

@@ -54,7 +54,7 @@ from .events import (
     verify_signature,
 )
 from .changes import read_change
-from .kinds import CONVENOR, LEGISLATIVE, REGISTRAR, REPRESENTATIVE, Certify, Comment, Revoke, Submit, Withdraw
+from .kinds import CONSTITUENT, CONVENOR, LEGISLATIVE, REGISTRAR, REPRESENTATIVE, Certify, Comment, Revoke, Submit, Withdraw
 from .lthash import LtHash
 
 def read_actor(body) -> bytes:
@@ -62,6 +62,8 @@ def read_actor(body) -> bytes:
 
 
 APPLIED, PENDING, INVALID, EXCLUDED = "applied", "pending", "invalid", "excluded"
+#: what a key nobody registered may sign, provisionally: its events wait for a registrar's voucher
+_OPEN_ROLES = frozenset({CONSTITUENT, REPRESENTATIVE})
 #: beacon rounds this far before the assembly's first round are still accepted (a convenor's
 #: clock, or a charter written a little ahead of its start); anything older is refused: nobody
 #: may make a replica verify and keep a beacon's whole public history
@@ -207,6 +209,14 @@ class Replica:
         self.pending: dict[bytes, set[int]] = {}
         #: beacon round -> authors whose next event names it and waits for it
         self.awaiting: dict[int, set[bytes]] = {}
+        #: keys some registrar signed a certification of (applied or kept as evidence): they may
+        #: write to the log; whether they count as constituents is judged at cycle boundaries
+        #: (consensus.constituency).  Only grows, so what a replica admits is a function of the set
+        #: of events, whichever arrived first
+        self.vouched: set[bytes] = set()
+        #: keys with events held until a registrar vouches for them -> how many are held
+        self.unvouched: dict[bytes, int] = {}
+        self._releases: list[bytes] = []
         self.proposals: dict[bytes, Proposal] = {}
         self.certified: set[tuple[bytes, bytes]] = set()
         #: applied events of the legislative kinds, by id: the legislature's input
@@ -322,6 +332,7 @@ class Replica:
         except InvalidInput as exc:
             return Outcome(REJECTED, None, exc.rejection)
         self._put_round(rnd.round, randomness)
+        self._drain_releases()
         return Outcome(APPLIED)
 
     def _put_round(self, number: int, randomness: bytes) -> None:
@@ -361,7 +372,10 @@ class Replica:
             raise reject("charter_position", "The convenor's first event is the charter itself; nothing else can take its place.")
         roles = self.roles.get(author)
         if not roles:
-            raise reject("unknown_author", "The author is neither the convenor, a registrar nor a representative of this assembly.")
+            if self.charter.representation is None:
+                raise reject("unknown_author", "The author is neither the convenor, a registrar nor a representative of this assembly.")
+            # maybe a constituent: held until a registrar vouches for the key (``_admit``)
+            roles = _OPEN_ROLES
         body = parse_body(kind, fields["body"], self.limits)
         if kind == "doc.change" and read_actor(body) != author:
             raise reject("bad_change", "A document change's actor must be the key that signs it.")
@@ -378,11 +392,33 @@ class Replica:
             return self.charter_event  # the convenor's seq 1 is not an event inside the assembly
         return self._decode(stored.wire, check_signature=False)
 
+    def _needs_voucher(self, author: bytes) -> bool:
+        return self.charter.representation is not None and author not in self.roles and author not in self.vouched
+
+    def _vouch(self, subject: bytes) -> None:
+        if subject in self.vouched:
+            return
+        self.vouched.add(subject)
+        if self.unvouched.pop(subject, None) is not None:
+            self._releases.append(subject)
+
+    def _drain_releases(self) -> None:
+        """Apply what waited for a registrar's voucher (after the event that vouched was applied)."""
+        while self._releases:
+            self._release(self._releases.pop(0))
+
     def _admit(self, ev: Event) -> Outcome:
+        outcome = self._admit_one(ev)
+        self._drain_releases()
+        return outcome
+
+    def _admit_one(self, ev: Event) -> Outcome:
         author, seq = ev.author, ev.seq
         fork = self.forks.get(author)
         if fork is not None and seq >= fork:
             return self._after_fork(ev, fork)
+        if self._needs_voucher(author):
+            return self._hold_unvouched(ev)
         head = self.heads.get(author)
         head_seq = head.seq if head else 0
         blocked = self.blocked.get(author)
@@ -407,6 +443,23 @@ class Replica:
             self.pending.setdefault(author, set()).add(seq)
             return Outcome(PENDING, ev.id)
         return self._extend(ev)
+
+    def _hold_unvouched(self, ev: Event) -> Outcome:
+        """An event of a key no registrar has vouched for (yet): held, up to a bound over all such
+        keys, until a certification of it arrives; past the bound refused without penalty (sync
+        brings it again once the key is certified)."""
+        author, seq = ev.author, ev.seq
+        stored = self.ledger.get(author, seq)
+        if stored is not None:
+            return Outcome(DUPLICATE, ev.id) if stored.id == ev.id else self._equivocate(ev, stored)
+        if sum(self.unvouched.values()) >= self.limits.max_pending_ahead or seq > self.limits.max_pending_ahead:
+            return Outcome(REJECTED, ev.id, Rejection(
+                "not_certified", "No registrar has certified this key; its events are held only while few others wait, "
+                "and will be fetched again once a certification arrives.", fatal=False))
+        self.ledger.put(author, seq, Stored(ev.id, ev.wire, PENDING))
+        self.pending.setdefault(author, set()).add(seq)
+        self.unvouched[author] = self.unvouched.get(author, 0) + 1
+        return Outcome(PENDING, ev.id)
 
     def _after_fork(self, ev: Event, fork: int) -> Outcome:
         """An event of an equivocator at or after their fork: kept as evidence, never applied.
@@ -442,6 +495,8 @@ class Replica:
             "never counted for an open deadline.", fatal=False))
 
     def _keep_evidence(self, ev: Event) -> None:
+        if isinstance(ev.body, Certify) and REGISTRAR in self.roles.get(ev.author, ()):
+            self._vouch(ev.body.subject)
         if ev.kind in LEGISLATIVE and ev.id not in self.evidence:
             self.evidence[ev.id] = Record(ev.id, ev.author, ev.seq, ev.round, ev.round_prefix, ev.kind, ev.body)
             self.changes.records.add(ev.id)
@@ -538,6 +593,7 @@ class Replica:
         elif isinstance(body, Certify):
             self.certified.add((ev.author, body.subject))
             self.changes.certifications.add((ev.author, body.subject))
+            self._vouch(body.subject)
         elif isinstance(body, Revoke):
             self.certified.discard((ev.author, body.subject))
             self.changes.certifications.add((ev.author, body.subject))
@@ -679,16 +735,24 @@ class Replica:
                     self.seconds[(ev.author, ev.seq)] = ev.id
                 if ev.kind in LEGISLATIVE:
                     self.evidence[ev.id] = Record(ev.id, ev.author, ev.seq, ev.round, ev.round_prefix, ev.kind, ev.body)
+        for source in (self.records, self.evidence):
+            for r in source.values():
+                if isinstance(r.body, Certify):
+                    self.vouched.add(r.body.subject)
         for number, randomness in rounds:
             if number not in self.beacon:
                 self._put_round(number, randomness)
         for author, waiting in list(self.pending.items()):
             head = self.heads.get(author)
             nxt = (head.seq if head else 0) + 1
+            if self._needs_voucher(author):
+                self.unvouched[author] = len(waiting)
+                continue
             if nxt in waiting and author not in self.blocked:
                 event = self._trusted(self.ledger.get(author, nxt))
                 if event.round and event.round not in self.beacon:
                     self.awaiting.setdefault(event.round, set()).add(author)
                 else:  # its round came before a crash let it apply
                     self._release(author)
+        self._drain_releases()
         self.changes = Changes()
