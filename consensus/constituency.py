@@ -5,9 +5,9 @@ leaves, endorsements, willingness) in a fixed order, boundary by boundary, and s
 hold each constituency's seat.  Pure, like the rest of the core: records and beacon randomness
 in, state and reasons out.
 
-* **Order.** Acts are applied in the order (beacon round named, registrars before constituents,
-  author, seq): a function of the set of events, never of arrival.  An author's own acts keep
-  their chain order (rounds never go back along a chain).
+* **Order.** Acts are applied by the beacon round they name; within a round, registrars' acts
+  first, then foundings, then the rest by author and seq: a function of the set of events, never
+  of arrival.  Apart from a founding, an author's own acts keep their chain order.
 * **Boundaries.** The acts naming a round before a cycle's first round settle that boundary.
   The seats a node derives are what its cut-off lists; the seats that *count* are those the
   boundary's panel decided (more than half of the cut-offs used), so a late or backdated act
@@ -27,7 +27,9 @@ from typing import Callable, Iterable
 from .charter import DRAW, RANDOM, Charter
 from .kinds import REPRESENTATION, Certify, Endorse, Found, Join, Leave, Revoke, Serve
 
-_REGISTRAR_KINDS = (Certify.KIND, Revoke.KIND)
+#: within one beacon round: registrars' acts, then foundings, then the rest (an act cannot name a
+#: constituency founded later in the same round otherwise)
+_PHASE = {Certify.KIND: 0, Revoke.KIND: 0, Found.KIND: 1}
 
 
 @dataclass
@@ -128,7 +130,7 @@ class Roll:
     def load(self, records: Iterable) -> None:
         """The representation records of a replica (any order; sorted here)."""
         self._queue = sorted((r for r in records if r.kind in REPRESENTATION),
-                             key=lambda r: (r.round, r.kind not in _REGISTRAR_KINDS, r.author, r.seq))
+                             key=lambda r: (r.round, _PHASE.get(r.kind, 2), r.author, r.seq))
         self._next = 0
 
     def advance(self, before: int, cycle: int, randomness: bytes | None, cycle_of: Callable[[int], int]) -> None:

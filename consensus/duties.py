@@ -45,10 +45,10 @@ def honest_cutoff(leg, records: Mapping[bytes, Record], what: str, cycle: int, s
     gone = bitmap([i for i, pid in enumerate(in_play) if pid in withdrawn], len(in_play))
     leases = b""
     revisions = []
-    seats, absent = (), b""
+    seated, absent = (), b""
     represent = leg.charter.representation is not None and what == "intake"
     if represent:
-        seats = tuple(sorted(seat.holder for seat in leg.local_seats(cycle) if seat.holder is not None))
+        seated = tuple(sorted(seat.holder for seat in leg.local_seats(cycle) if seat.holder is not None))
         order = leg.roster_of(cycle)
         away = {r.author for r in before if isinstance(r.body, Absence) and r.body.cycle == cycle}
         absent = bitmap([i for i, m in enumerate(order) if m in away], len(order))
@@ -99,4 +99,4 @@ def honest_cutoff(leg, records: Mapping[bytes, Record], what: str, cycle: int, s
                     (first_choice if r.body.choice == spec.choices[0] else second_choice).append(offset + i)
     seats = sum(len(v.electorate) for v in specs.values())
     votes = (bitmap(first_choice, seats), bitmap(second_choice, seats))
-    return CutOff(votes, tuple(sorted(items)), leases, tuple(revisions), gone, seats, absent, represent)
+    return CutOff(votes, tuple(sorted(items)), leases, tuple(revisions), gone, seated, absent, represent)

@@ -371,11 +371,12 @@ class Replica:
         if author == self.charter_event.author and fields["seq"] == 1:
             raise reject("charter_position", "The convenor's first event is the charter itself; nothing else can take its place.")
         roles = self.roles.get(author)
-        if not roles:
-            if self.charter.representation is None:
-                raise reject("unknown_author", "The author is neither the convenor, a registrar nor a representative of this assembly.")
-            # maybe a constituent: held until a registrar vouches for the key (``_admit``)
-            roles = _OPEN_ROLES
+        if self.charter.representation is not None:
+            # anyone may be a constituent: a key no role names is held until a registrar vouches
+            # for it (``_admit``); whether an act counts is judged at boundaries
+            roles = _OPEN_ROLES | roles if roles else _OPEN_ROLES
+        elif not roles:
+            raise reject("unknown_author", "The author is neither the convenor, a registrar nor a representative of this assembly.")
         body = parse_body(kind, fields["body"], self.limits)
         if kind == "doc.change" and read_actor(body) != author:
             raise reject("bad_change", "A document change's actor must be the key that signs it.")

@@ -190,7 +190,9 @@ def verify_log(
         for eid, author, seq, wire in store.db.execute("SELECT id, author, seq, wire FROM events WHERE status = ?", [PENDING]):
             head = replica.heads.get(author)
             named = split_wire(wire, 1 << 24)[2]["round"][0]
-            if seq == (head.seq if head else 0) + 1 and named not in replica.beacon:
+            if author in replica.unvouched:
+                code, reason = "not_certified", "No registrar in the log certified the event's author."
+            elif seq == (head.seq if head else 0) + 1 and named not in replica.beacon:
                 code, reason = "unknown_round", f"The event names beacon round {named}, which the log does not hold."
             else:
                 code, reason = "missing_predecessor", "The event waits for an earlier event of its author that is not in the log."

@@ -24,7 +24,7 @@ from nacl.signing import SigningKey
 from py_arkworks_bls12381 import G2Point, Scalar
 
 from consensus.beacon import QUICKNET, UNCHAINED_G1, BeaconRound, Chain, encode_round
-from consensus.charter import Charter, Limits
+from consensus.charter import Charter, Limits, Representation
 from consensus.events import NO_ASSEMBLY, event_id, sign_event
 from consensus.legislature import IN_COMMITTEE, IN_PLENARY, Legislature
 from consensus.parliament import AMEND, Parliament
@@ -121,9 +121,15 @@ class AssemblySim:
         bootstrap: tuple[str, ...] = (),
         start_round: int = 2,
         people: tuple[bytes, ...] = (),
+        constituents: int = 0,
+        representation: dict | None = None,
     ):
         """``people``: public keys of persons who sit on the roster beside the bots (a testnet a
-        person joins, the demo); no bot ever signs for them."""
+        person joins, the demo); no bot ever signs for them.  ``constituents``: if above 0, the
+        charter has constituencies (the template's ``representation`` section) and a registrar
+        bot; before cycle 0 each bot founds a constituency, says yes to serving and endorses
+        itself, and that many constituent bots each join one and endorse its founder, so the
+        boundary of cycle 0 certifies the seats cycle 1 runs on (the people are certified too)."""
         self.documents = documents
         spec = load_template(template)
         if dev_beacon and spec.get("beacon") != "dev":
@@ -145,6 +151,14 @@ class AssemblySim:
             self.dev = None
             chain = QUICKNET
         parliament = Parliament.from_body(canonical({**spec["parliament"], "start_round": start_round}))
+        self.registrar = Bot(SigningKey(hashlib.sha256(f"klero-sim/{seed}/registrar".encode()).digest()))
+        self.constituents = [Bot(SigningKey(hashlib.sha256(f"klero-sim/{seed}/constituent/{i}".encode()).digest()))
+                             for i in range(constituents * reps)]
+        self.people = tuple(people)
+        section = None
+        if constituents:
+            rep = {"min_constituency": min(constituents + 1, 3), **spec.get("representation", {}), **(representation or {})}
+            section = Representation.from_body(canonical(rep), 1)
         charter = Charter(
             name=name or f"Simulated {template} assembly (seed {seed})",
             roster=tuple(sorted({b.public for b in self.bots} | set(people))),
@@ -152,6 +166,8 @@ class AssemblySim:
             beacon=chain,
             parliament=parliament,
             bootstrap=tuple(bootstrap),
+            registrars=(self.registrar.public,) if constituents else (),
+            representation=section,
         )
         self.charter_wire = sign_event(self.convenor.key, assembly=NO_ASSEMBLY, seq=1, prev=None, kind="charter", body=charter)
         self.assembly = event_id(self.charter_wire)
@@ -162,6 +178,8 @@ class AssemblySim:
         self._order = 0
         self._pre_signed: list[bytes] = []
         self.counts: dict[str, int] = {}
+        #: acts planned from outside (tests, scenarios): see :meth:`plan_act`
+        self.extra: list[Planned] = []
 
     def _assign_behaviour(self) -> None:
         indices = list(range(len(self.bots)))
@@ -215,7 +233,9 @@ class AssemblySim:
         """
         yield self.charter_wire
         leg = self.legislature
-        self._queue: list[Planned] = []
+        if self.constituents:
+            yield from self._constituencies(max(1, leg.start - 5))
+        self._queue: list[Planned] = list(self.extra)
         self._queue += self._submissions(0, leg.start - 1, max(1, leg.start - 40))
         for cycle in range(self.cycles):
             for what, stage, at in leg.deadlines(cycle):
@@ -242,18 +262,46 @@ class AssemblySim:
         yield from self._emit_until(leg.cycle_start(self.cycles) + 1)
         yield from self._round(leg.cycle_start(self.cycles))
 
+    def _constituencies(self, at: int) -> Iterator[bytes]:
+        """Registration, constituencies and endorsements, all before cycle 0's boundary."""
+        everyone = [b.public for b in self.bots] + [c.public for c in self.constituents] + list(self.people)
+        for key in everyone:
+            yield from self._sign(self.registrar, "registrar.certify", {"subject": key}, at)
+        per = len(self.constituents) // len(self.bots)
+        for i, bot in enumerate(self.bots):
+            before = bot.seq
+            yield from self._sign(bot, "constituency.found", {"name": f"Neighbourhood {i + 1}",
+                                                              "statement": "Streets, schools and parks of our part of town."}, at)
+            gid = bot.prev if bot.seq > before else None
+            yield from self._sign(bot, "serve", {"answer": "yes"}, at)
+            yield from self._sign(bot, "endorse", {"constituency": gid, "member": bot.public}, at)
+            for c in self.constituents[i * per:(i + 1) * per]:
+                yield from self._sign(c, "constituency.join", {"constituency": gid}, at)
+                yield from self._sign(c, "endorse", {"constituency": gid, "member": bot.public}, at)
+
     def _evaluate(self):
         return self.legislature.evaluate_replica(self.replica)
 
     def _decision(self, key):
         return self.legislature.decision(*key)
 
+    def signer(self, index: int) -> Bot:
+        """Bot ``index``; past the bots, the constituents in order; -1 is the registrar."""
+        if index == -1:
+            return self.registrar
+        return self.bots[index] if index < len(self.bots) else self.constituents[index - len(self.bots)]
+
+    def plan_act(self, round_: int, signer: int, kind: str, body: dict) -> None:
+        """Have ``signer`` (see :meth:`signer`) sign an act at ``round_`` during the run."""
+        queue = getattr(self, "_queue", None)  # during a run, straight into the plan
+        self._plan(self.extra if queue is None else queue, round_, signer, kind, body)
+
     def _emit_until(self, round_: int) -> Iterator[bytes]:
         """Sign every planned act due before ``round_``, in round order."""
         self._queue.sort()
         while self._queue and self._queue[0].round < round_:
             item = self._queue.pop(0)
-            bot = self.bots[item.bot]
+            bot = self.signer(item.bot)
             fork = bot.kind == "equivocating" and not bot.forked and self.rng.random() < 0.5
             yield from self._sign(bot, item.kind, item.body, item.round, fork=fork)
 
