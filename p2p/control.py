@@ -26,9 +26,10 @@ from consensus.errors import KleroError
 FILE = "control.json"
 MAX_REQUEST = 8 << 20  # a whole bill's text fits; more is refused before it is parsed
 #: the service's calls a client may make; acts sign, the rest only read
-ACTS = ("propose", "edit", "comment", "amend", "vote", "withdraw")
+ACTS = ("propose", "edit", "comment", "amend", "vote", "withdraw",
+        "found", "join", "leave", "endorse", "serve", "absent", "ask", "certify", "revoke")
 VIEWS = ("overview", "inbox", "proposals", "show", "text", "diff", "blame", "explain", "thread", "comments", "changes_since", "pipeline",
-         "seats", "record", "deadlines", "reach")
+         "seats", "record", "deadlines", "reach", "standing", "constituencies", "constituency", "roster", "posts", "public_record")
 
 
 class ControlError(KleroError):

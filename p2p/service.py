@@ -40,8 +40,11 @@ from consensus.legislature import (
 from consensus.parliament import AMEND, EDIT
 from consensus.replica import Record
 
+from .constituents import ConstituentActs
 from .duties import Hands
 
+#: kinds read as threads: proposals' comments, constituencies' posts
+_THREADED = ("comment", "constituency.post")
 CHOICES = {"stage": ("promote", "kill"), "amendment": ("adopt", "reject"), "plenary": ("yes", "no")}
 #: a person types a proposal id's first characters (as in git); fewer than this is ambiguous
 MIN_PREFIX = 4
@@ -69,8 +72,9 @@ class Ballot:
     amendment: bytes | None = None
 
 
-class Service:
-    """One representative's acts and views over ``replica`` (``key`` None: read-only)."""
+class Service(ConstituentActs):
+    """One representative's (or constituent's, or registrar's) acts and views over ``replica``
+    (``key`` None: read-only).  Constituencies live in ``p2p.constituents``."""
 
     # Every public method takes and returns JSON-ready values (hex ids, lists), so the node can
     # answer the same calls over its door (p2p.control) as the app and the CLI make in-process.
@@ -909,6 +913,9 @@ class Service:
     def comments(self) -> list[dict]:
         """Every comment in the replica, oldest first (read incrementally from the ledger)."""
         for wire in self._new_comment_wires():
+            if peek_kind(wire) == "constituency.post":
+                self._file_post(wire)
+                continue
             try:  # stored events were validated when they came in: no signature check again
                 _, _, fields = split_wire(wire, self.replica.limits.max_event_bytes)
                 b: Comment = parse_body("comment", fields["body"], self.replica.limits)
@@ -946,10 +953,10 @@ class Service:
                                    (self._comment_mark,)).fetchall()
             if rows:
                 self._comment_mark = rows[-1][0]
-            return [w for _, w in rows if peek_kind(w) == "comment"]
+            return [w for _, w in rows if peek_kind(w) in _THREADED]
         events = list(getattr(ledger, "events", {}).values())
         new, self._comment_mark = events[self._comment_mark:], len(events)
-        return [s.wire for s in new if s.status == "applied" and peek_kind(s.wire) == "comment"]
+        return [s.wire for s in new if s.status == "applied" and peek_kind(s.wire) in _THREADED]
 
     def _find_comment(self, ref) -> dict:
         key = ref.hex() if isinstance(ref, bytes) else ref.strip().lower()

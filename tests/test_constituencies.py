@@ -363,3 +363,91 @@ def test_any_acts_in_any_order_keep_the_invariants(acts, rnd):
     other.load(shuffled)
     other.advance(100, 0, b"\x07" * 32, lambda r: r // 10)
     assert other.member_of == roll.member_of and [s for s in other.seats(0, b"\x07" * 32)] == roll.seats(0, b"\x07" * 32)
+
+
+# ---------------------------------------------------------------------- people: the service, the record
+
+
+ME = __import__("nacl.signing", fromlist=["SigningKey"]).SigningKey(b"\x42" * 32)
+
+
+@pytest.fixture(scope="module")
+def assembly():
+    sim = AssemblySim("demo", seed=3, cycles=3, behaviour=HONEST, constituents=3, people=(bytes(ME.verify_key),))
+    log = list(sim.run())
+    return sim, log
+
+
+def test_a_constituent_acts_and_hears_sentences(assembly):
+    from p2p.service import Service
+    from consensus.errors import KleroError
+
+    sim, _ = assembly
+    me = Service(sim.replica, ME)
+    st = me.standing()
+    assert st["certified"] and st["constituency"] is None and not st["willing"]
+    first = me.join("Neighbourhood 1")
+    assert "Joined 'Neighbourhood 1'" in first["what"]
+    with pytest.raises(KleroError, match="already a member of 'Neighbourhood 1'"):
+        me.join("Neighbourhood 2")
+    with pytest.raises(KleroError, match="only a member of your own constituency"):
+        me.endorse(sim.bots[5].public.hex())
+    with pytest.raises(KleroError, match="Leave it first"):
+        me.found("Riverside")
+    with pytest.raises(KleroError, match="not one of the charter's registrars"):
+        me.certify(sim.bots[1].public.hex())
+    assert "Endorsed yourself" in me.endorse("me")["what"]
+    assert "said yes to serving" in me.serve("yes")["what"]
+    asked = me.ask("Will you vote for the night buses?")
+    # the representative (bot 0, who founded Neighbourhood 1) answers in the thread
+    rep = Service(sim.replica, sim.bots[0].key)
+    rep.ask("Yes: my vote and its revision are in my record.", reply=asked["id"][:8])
+    view = Service(sim.replica, None, me=bytes(ME.verify_key))
+    g = view.constituency()
+    assert g["name"] == "Neighbourhood 1" and g["members"] == 5 and g["holder"] == sim.bots[0].public.hex()
+    assert [p["text"][:4] for p in g["thread"]] == ["Will", "Yes:"] and g["thread"][1]["by_representative"]
+    assert g["thread"][0]["replies"] == [g["thread"][1]["id"]]
+    mine = next(m for m in g["members_list"] if m["key"] == bytes(ME.verify_key).hex())
+    assert mine["willing"] and mine["support"] == 1 and mine["endorses"] == mine["key"]
+    rows = view.constituencies()
+    assert len(rows) == 9 and sum(r["mine"] for r in rows) == 1
+    roster = view.roster(2)
+    assert roster["certified"] and len(roster["seats"]) == 9 and all(r["name"] for r in roster["seats"])
+    with pytest.raises(KleroError, match="read-only"):
+        view.join("Neighbourhood 3")
+    assert "Left 'Neighbourhood 1'" in me.leave()["what"]
+    assert me.standing()["constituency"] is None
+
+
+def test_the_public_record_in_every_format_checks_and_feed_readers_show_it(assembly, tmp_path, capsys):
+    import feedparser
+
+    from desktop.cli import main
+    from p2p.logfile import write_log
+
+    sim, log = assembly
+    path = tmp_path / "assembly.log"
+    write_log(path, log)
+    key = sim.bots[0].public.hex()
+    for fmt in ("json", "atom", "html"):
+        out = tmp_path / f"record.{fmt}"
+        assert main(["record", key, "--log", str(path), "--format", fmt, "-o", str(out)]) == 0
+        assert main(["verify-record", str(out)]) == 0, capsys.readouterr()
+        assert "checks:" in capsys.readouterr().out
+    feed = feedparser.parse((tmp_path / "record.atom").read_text())
+    assert not feed.bozo, feed.bozo_exception
+    kinds = [t["term"] for e in feed.entries for t in e.tags]
+    assert {"seat", "vote", "attendance"} <= set(kinds) and len(feed.entries) == len(kinds)
+    assert feed.feed.title.startswith("Record of") and all(e.id and e.title and e.summary for e in feed.entries)
+    record = json.loads((tmp_path / "record.json").read_text())
+    seats = [e for e in record["entries"] if e["kind"] == "seat"]
+    assert [e["claim"]["cycle"] for e in seats] == [1, 2, 3]
+    # a vote's claim changed after signing is caught, and so is a key that never held the seat
+    vote = next(e for e in record["entries"] if e["kind"] == "vote")
+    vote["claim"]["choice"] = "kill" if vote["claim"]["choice"] == "promote" else "promote"
+    seats[0]["claim"]["panel"] = seats[0]["claim"]["panel"][:2]
+    bad = tmp_path / "forged.json"
+    bad.write_text(json.dumps(record))
+    assert main(["verify-record", str(bad)]) == 1
+    said = capsys.readouterr().out
+    assert "claims a vote its signed event does not say" in said and "no quorum of precommits" in said

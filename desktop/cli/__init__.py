@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 
-from . import app, assembly, beacon, legislate, node, replica, tools
+from . import app, assembly, beacon, constituency, legislate, node, replica, tools
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     def profile_arg(p):
         p.add_argument("--profile", required=True, help="name of the profile (an identity and its replica)")
 
-    for module in (replica, assembly, node, legislate, app, tools, beacon):
+    for module in (replica, assembly, node, legislate, constituency, app, tools, beacon):
         module.register(sub, profile_arg)
     return parser
 
