@@ -167,6 +167,8 @@ class ConstituentActs:
         """Declare absence for a coming cycle: its committee draws skip you (say it before the cycle starts)."""
         self._require_key()
         self._require_representation()
+        if self.constituent_only:
+            raise ConstituentError("Your node runs as an observer; absence is a representative's declaration.")
         cycle = int(cycle)
         now = self.leg.cycle_of(self.horizon)
         if cycle <= now:

@@ -117,7 +117,7 @@ def _duration(rounds: int, period_ms: int) -> str:
 
 
 def plan(name: str, template: str, roster: list[bytes], *, registrars: list[bytes] = (), beacon: str | None = None,
-         seed_peers: list[str] = (), start_in_seconds: float = 3600.0, now: float | None = None) -> Plan:
+         seed_peers: list[str] = (), start_in_seconds: float = 3600.0, now: float | None = None, threshold: int = 1) -> Plan:
     """Check the inputs and lay out the charter: every parameter, with what it means."""
     from .beacon import DevBeacon, load_chain
 
@@ -156,9 +156,18 @@ def plan(name: str, template: str, roster: list[bytes], *, registrars: list[byte
     overlap = set(registrars) & set(roster)
     if len(set(registrars)) != len(registrars):
         raise FoundingError("A registrar key is given twice.")
+    representation = None
+    if registrars:  # registrars certify constituents, whose constituencies hold the seats after the first boundary
+        from consensus.charter import Representation
+
+        try:
+            representation = Representation.from_body(canonical({**spec.get("representation", {}), "threshold": threshold}),
+                                                      len(registrars))
+        except KleroError as exc:
+            raise FoundingError(f"The representation would be refused: {exc.message}") from None
     try:
         charter = Charter(name=name, registrars=tuple(registrars), roster=tuple(sorted(roster)), limits=Limits(),
-                          beacon=chain, parliament=parliament, bootstrap=tuple(seed_peers))
+                          beacon=chain, parliament=parliament, bootstrap=tuple(seed_peers), representation=representation)
         Charter.from_body(canonical(charter.to_body()))  # every check a replica makes of it
     except KleroError as exc:
         raise FoundingError(f"The charter would be refused: {exc.message}") from None
@@ -168,8 +177,13 @@ def plan(name: str, template: str, roster: list[bytes], *, registrars: list[byte
         f"Beacon: {beacon} ({period / 1000:g} s rounds){' — a dev beacon: you must serve its rounds (klero beacon serve)' if chain.dev else ''}.",
         f"Roster: {len(roster)} representatives; each key is a person who said yes to serving. They hold the seats "
         "until constituencies elect their own.",
-        f"Registrars: {len(registrars)}" + (" (they certify constituents' keys)." if registrars else " (none: no constituent can be certified yet)."),
+        f"Registrars: {len(registrars)}" + (f" (they certify constituents' keys; {threshold} must agree on each)." if registrars
+                                            else " (none: no constituencies; the roster holds the seats for ever)."),
         f"Starts at beacon round {start:,}" + ("" if chain.dev else f" ({time.strftime('%Y-%m-%d %H:%M', time.localtime(chain.time_of(start)))} local time)."),
+        *([f"Constituencies: at most {representation.max_constituency:,} members, a seat from {representation.min_constituency:,}; "
+           f"seats by {'majority endorsement' if representation.seat_rule == 'endorse' else 'lot among willing nominees'}, "
+           "changing only at cycle boundaries. The roster above serves until the first seats are certified."]
+          if representation else []),
         f"Cycle: {p.cycle_rounds:,} rounds ({_duration(p.cycle_rounds, period)}); a member proposes at most "
         f"{p.submissions_per_cycle} proposals and holds at most {p.max_seats} committee seats a cycle.",
     ]

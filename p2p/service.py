@@ -81,8 +81,10 @@ class Service(ConstituentActs):
 
     def __init__(self, replica, key=None, *, add: Callable[[bytes], object] | None = None,
                  outbox: Path | None = None, clock: Callable[[], float] = time.time, me: bytes | None = None,
-                 shared=None, readiness: Callable[[], str] | None = None):
+                 shared=None, readiness: Callable[[], str] | None = None, constituent_only: bool = False):
         self.replica = replica
+        #: an observer's node: it signs the person's constituency acts, never legislation
+        self.constituent_only = constituent_only
         self.key = key
         #: whose inbox this is: the key's owner (``me`` alone: a read-only view of someone's work)
         self.me = bytes(key.verify_key) if key is not None else me
@@ -196,6 +198,9 @@ class Service(ConstituentActs):
             raise ActError(why)
 
     def _require_seat(self, cycle: int) -> None:
+        if self.constituent_only:
+            raise ActError("Your node runs as an observer: it signs only your constituency acts (joining, endorsing, "
+                           "asking). Run it as a representative's node (without --observer) to legislate.")
         if self.me not in set(self.leg.roster_of(max(cycle, 0))):
             raise ActError(f"Your key {self.me.hex()[:16]}… holds no seat in this assembly's cycle {cycle}; only "
                            "representatives on the roster may act. Check `klero whoami` against the charter's roster.")

@@ -61,7 +61,7 @@ def cmd_convene(args) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise KleroError(f"{out} already exists; a charter founds a new assembly, so choose a new file (or --force).")
-    plan = founding.plan(args.name, args.template, roster, registrars=registrars, beacon=args.beacon,
+    plan = founding.plan(args.name, args.template, roster, registrars=registrars, beacon=args.beacon, threshold=args.threshold,
                          seed_peers=args.seed_peer or [], start_in_seconds=args.start_in * 60)
     print("This charter founds an assembly. Once signed it cannot be changed: its hash is the assembly's id.\n")
     for line in plan.lines:
@@ -136,7 +136,9 @@ def register(sub, profile_arg) -> None:
     p.add_argument("--name", required=True, help="the assembly's name")
     p.add_argument("--template", default="city", help="city, demo, testnet, or a JSON template file (default city)")
     p.add_argument("--roster", required=True, metavar="KEYS", help="file of representatives' public keys, one hex key a line")
-    p.add_argument("--registrar", action="append", metavar="KEY", help="a registrar's public key (repeatable)")
+    p.add_argument("--registrar", action="append", metavar="KEY", help="a registrar's public key (repeatable); with "
+                   "registrars the charter has constituencies, whose seats replace the roster after the first boundary")
+    p.add_argument("--threshold", type=int, default=1, help="registrars that must certify a constituent (default 1)")
     p.add_argument("--beacon", choices=["quicknet", "mainnet", "dev"], help="randomness beacon (default: the template's)")
     p.add_argument("--seed-peer", action="append", metavar="ADDR", help="/ip4/…/tcp/…/p2p/… of a node members dial first")
     p.add_argument("--start-in", type=float, default=60.0, metavar="MINUTES",

@@ -30,7 +30,15 @@ def cmd_node(args) -> int:
         if len(charters) != 1:
             print(f"{args.join} must hold exactly one assembly's charter to join it.", file=sys.stderr)
             return 2
-        ReplicaStore.create(p.replica_path, charters[0]).close()
+        with ReplicaStore.create(p.replica_path, charters[0]) as store:
+            # what the assembly starts from besides its charter (a testnet's registrations and
+            # constituencies); anything else in the file arrives by sync anyway
+            from p2p.logfile import LogDamage, read_items
+
+            for item in read_items(args.join):
+                if isinstance(item, LogDamage):
+                    break
+                store.add_item(item[2])
     logging.basicConfig(level=logging.WARNING if not args.verbose else logging.INFO, format="%(message)s")
     from p2p.node import Node, run_headless
 
@@ -45,9 +53,11 @@ def cmd_node(args) -> int:
 
             if args.bots:
                 bots = load_bots(args.bots, store.replica.charter_event.wire)
-                reactor = Reactor(store.replica, [b.key for b in bots.hosted], bots=bots)
+                reactor = Reactor(store.replica, [b.key for b in bots.hosted] + bots.extra_keys(), bots=bots)
                 say(f"Hosting {len(bots.hosted)} bot representatives from {args.bots}.")
-            elif bytes(key.verify_key) in store.replica.charter.roster and settings.get("panel_duties", True):
+            elif settings.get("panel_duties", True) and (bytes(key.verify_key) in store.replica.charter.roster
+                                                         or store.replica.charter.representation is not None):
+                # with constituencies anyone may be seated at a boundary: duties come with the seat
                 reactor = Reactor(store.replica, [key])
         node = Node(store, bytes(key), port=args.port if args.port is not None else settings.get("port", 0),
                     bootstrap=tuple(args.bootstrap or settings.get("bootstrap", ())), observer=observer,
@@ -58,8 +68,9 @@ def cmd_node(args) -> int:
         from p2p.service import Service
 
         # the person's CLI and app act through this node while it runs (p2p.control)
-        node.service = Service(store.replica, None if observer or args.bots else key, add=node._add_own,
-                               outbox=p.path / "outbox.cbor", me=bytes(key.verify_key), shared=reactor)
+        node.service = Service(store.replica, None if args.bots else key, add=node._add_own,
+                               outbox=p.path / "outbox.cbor", me=bytes(key.verify_key), shared=reactor,
+                               constituent_only=observer)
         node.control_folder = p.path
         node.reach_keys = {bytes(key.verify_key)}
         node.service.reach_of = node.reach

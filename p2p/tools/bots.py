@@ -155,6 +155,11 @@ class AssemblySim:
         self.constituents = [Bot(SigningKey(hashlib.sha256(f"klero-sim/{seed}/constituent/{i}".encode()).digest()))
                              for i in range(constituents * reps)]
         self.people = tuple(people)
+        #: each person's neighbours (with constituencies): one founds a constituency for the person,
+        #: two more join it; they endorse the person once the person has joined and said yes
+        #: (``p2p.tools.reactive``), so a person sees a seat arise from their own acts
+        self.neighbours = {p: [Bot(SigningKey(hashlib.sha256(f"klero-sim/{seed}/neighbour/{p.hex()}/{j}".encode()).digest()))
+                               for j in range(3)] for p in self.people} if constituents else {}
         section = None
         if constituents:
             rep = {"min_constituency": min(constituents + 1, 3), **spec.get("representation", {}), **(representation or {})}
@@ -262,11 +267,27 @@ class AssemblySim:
         yield from self._emit_until(leg.cycle_start(self.cycles) + 1)
         yield from self._round(leg.cycle_start(self.cycles))
 
+    def setup_acts(self) -> list[bytes]:
+        """The registration and constituency acts a live testnet or the demo starts from (they name
+        no beacon round, so they come before every boundary); the nodes import them with the charter."""
+        return list(self._constituencies(0))
+
     def _constituencies(self, at: int) -> Iterator[bytes]:
         """Registration, constituencies and endorsements, all before cycle 0's boundary."""
-        everyone = [b.public for b in self.bots] + [c.public for c in self.constituents] + list(self.people)
+        neighbours = [n for group in self.neighbours.values() for n in group]
+        everyone = ([b.public for b in self.bots] + [c.public for c in self.constituents] + list(self.people)
+                    + [n.public for n in neighbours])
         for key in everyone:
             yield from self._sign(self.registrar, "registrar.certify", {"subject": key}, at)
+        for person, (founder, *others) in self.neighbours.items():
+            before = founder.seq
+            yield from self._sign(founder, "constituency.found", {
+                "name": f"Neighbourhood of {person.hex()[:6]}",
+                "statement": "Your neighbours founded this constituency for you: join it and say yes to serving, "
+                             "and they will endorse you."}, at)
+            gid = founder.prev if founder.seq > before else None
+            for n in others:
+                yield from self._sign(n, "constituency.join", {"constituency": gid}, at)
         per = len(self.constituents) // len(self.bots)
         for i, bot in enumerate(self.bots):
             before = bot.seq

@@ -59,6 +59,9 @@ class ReactiveBots:
     #: the demo: a drafting bot keeps typing through the editing window (a word every other
     #: round), so a person co-editing sees others write
     typing: bool = False
+    #: person -> signing keys of their neighbours (founder first), who endorse the person once the
+    #: person has joined their constituency and said yes to serving (the demo, testnets with people)
+    neighbours: dict = field(default_factory=dict)
     done: set = field(default_factory=set)
     forked: set = field(default_factory=set)
 
@@ -67,9 +70,32 @@ class ReactiveBots:
 
     # ------------------------------------------------------------------ the acts
 
+    def extra_keys(self) -> list:
+        return [k for keys in self.neighbours.values() for k in keys]
+
+    def _endorse_people(self, replica, hands: Hands) -> None:
+        """Neighbours endorse their person once the person has joined and said yes."""
+        for person, keys in self.neighbours.items():
+            founder = bytes(keys[0].verify_key)
+            gid = next((r.id for r in replica.records.values() if r.kind == "constituency.found" and r.author == founder), None)
+            if gid is None:
+                continue
+            joined = any(r.kind == "constituency.join" and r.author == person and r.body.constituency == gid
+                         for r in replica.records.values())
+            willing = [r.body.answer for r in replica.records.values() if r.kind == "serve" and r.author == person]
+            if not joined or not willing or willing[-1] != "yes":
+                continue
+            for k in keys:
+                me = bytes(k.verify_key)
+                done = any(r.kind == "endorse" and r.author == me and r.body.member == person for r in replica.records.values())
+                if not done:
+                    self._once(("endorse", me, person), hands, me, "endorse", {"constituency": gid, "member": person})
+
     def step(self, leg: Legislature, result, hands: Hands) -> None:
         replica = hands.replica
         horizon = max(replica.beacon, default=0)
+        if self.neighbours and horizon:
+            self._endorse_people(replica, hands)
         if not self.hosted or horizon == 0:
             return
         own = self._own(replica)
@@ -308,7 +334,7 @@ class ReactiveBots:
 
 
 def write_bots_file(path, *, template: str, reps: int, seed: int, behaviour: dict, indices: list[int], proposals: int = 4,
-                    people: tuple[bytes, ...] = (), start_round: int = 2, typing: bool = False) -> None:
+                    people: tuple[bytes, ...] = (), start_round: int = 2, typing: bool = False, constituents: int = 0) -> None:
     """The testnet's description of the bots one node hosts (dev keys: anyone can recompute them);
     ``people`` and ``start_round`` complete the charter when persons sit beside the bots."""
     import json
@@ -318,6 +344,8 @@ def write_bots_file(path, *, template: str, reps: int, seed: int, behaviour: dic
         spec.update(people=[k.hex() for k in people], start_round=start_round)
     if typing:
         spec["typing"] = True
+    if constituents:
+        spec["constituents"] = constituents
     with open(path, "w", encoding="utf-8") as f:
         json.dump(spec, f, indent=1)
 
@@ -355,12 +383,17 @@ def load_bots(path, charter_wire: bytes) -> ReactiveBots:
 
     bootstrap = decode_charter(charter_wire).body.charter.bootstrap
     try:
+        constituents = spec.get("constituents", 0)
+        if type(constituents) is not int or not 0 <= constituents <= 1000:
+            raise KleroError(f"The bots file {path} gives constituents as a number from 0 to 1,000.")
         sim = AssemblySim(spec["template"], reps=spec["reps"], seed=spec["seed"], behaviour=behaviour, bootstrap=bootstrap,
-                          people=tuple(bytes.fromhex(k) for k in people), start_round=spec.get("start_round", 2))
+                          people=tuple(bytes.fromhex(k) for k in people), start_round=spec.get("start_round", 2),
+                          constituents=constituents)
     except KleroError as exc:
         raise KleroError(f"The bots file {path} names an unusable charter template: {exc}") from None
     if sim.charter_wire != charter_wire:
         raise KleroError(f"The bots in {path} belong to another assembly than this replica's.")
     hosted = [HostedBot(i, sim.bots[i].key, sim.bots[i].kind) for i in sorted(set(spec["indices"]))]
+    neighbours = {p: [n.key for n in group] for p, group in sim.neighbours.items()} if 0 in spec["indices"] else {}
     return ReactiveBots(spec["seed"], [b.public for b in sim.bots], hosted, proposals=spec["proposals"],
-                        typing=spec.get("typing") is True)
+                        typing=spec.get("typing") is True, neighbours=neighbours)

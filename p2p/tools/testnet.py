@@ -212,19 +212,24 @@ class Testnet:
         from .reactive import write_bots_file
 
         start_round = 20 if people else 2
+        from .bots import load_template
+
+        # seats come from constituencies after cycle 0 (the template's suggestion; 0: the founding roster for ever)
+        constituents = int(load_template(charter).get("suggested_constituents", 0))
         sim = AssemblySim(charter, reps=reps, cycles=cycles, seed=seed, behaviour=behaviour, bootstrap=bootstrap,
-                          people=people, start_round=start_round, proposals=proposals)
+                          people=people, start_round=start_round, proposals=proposals, constituents=constituents)
         if sim.dev is None:
             raise TestnetError(f"The {charter!r} charter uses a public beacon; a testnet needs a dev beacon (try testnet or demo).")
         last_round = sim.legislature.cycle_start(cycles)
-        write_log(self.dir / "charter.log", [sim.charter_wire])
+        # the charter and the acts the assembly starts from (registrations, constituencies, endorsements)
+        write_log(self.dir / "charter.log", [sim.charter_wire, *(sim.setup_acts() if constituents else [])])
         from consensus.beacon import encode_round
 
         write_log(self.dir / "beacon.log", [sim.charter_wire, *(encode_round(sim.dev.sign(n)) for n in range(1, last_round + 1))])
         for k in range(nodes):
             write_bots_file(self.dir / f"bots-{k}.json", template=charter, reps=reps, seed=seed, behaviour=asdict(behaviour),
                             indices=[i for i in range(reps) if i % nodes == k], proposals=sim.proposals_per_cycle,
-                            people=people, start_round=start_round, typing=typing)
+                            people=people, start_round=start_round, typing=typing, constituents=constituents)
         return 1, last_round
 
     def _start(self, k: int, extra: list[str], start_at: float, step: float, round_zero: int, name: str = "") -> dict:
