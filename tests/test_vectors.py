@@ -27,7 +27,8 @@ def test_there_are_vectors():
 @pytest.mark.parametrize("log", LOGS, ids=lambda p: p.stem)
 def test_vector(log):
     expected = json.loads(log.with_suffix(".expected.json").read_text())
-    actual = make.expected_of(log)
+    # each vector's summary has its own shape: the constituency vector's is about seats
+    actual = make.representation_of(log) if log.stem == "constituencies" else make.expected_of(log)
     for key in expected:
         assert actual[key] == expected[key], f"{log.name}: {key} differs"
 
