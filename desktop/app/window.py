@@ -1,7 +1,9 @@
 """The main window: a view of the representative's service (``p2p.service``) through the door.
 
 Screens: Inbox (what needs me now), Proposals (the workspace: text, changes, blame, thread,
-history, and the vote panel), Network (the node's honest state).  Views ask the service and
+history, and the vote panel), Pipeline, Committees, Constituency (``constituency.py``: the person
+as a constituent), Record (a representative's public record), Network (the node's honest state),
+Settings.  Views ask the service and
 refresh only what changed (keyed updates: a selection and a screen reader's focus survive a
 refresh); every act's refusal is shown as the service's sentence.
 """
@@ -635,42 +637,179 @@ class CommitteesScreen(QWidget):
         self.window.door.call("explain", show, self.window.say, ref=key[0], stage=key[1])
 
 
+RECORD_GROUPS = (("seat", "Seats held", "Each cycle on the certified roster, proved by the boundary's certificate"),
+                 ("vote", "Votes", "Each with the revision it named"),
+                 ("attendance", "Attendance", ""),
+                 ("proposal", "Proposals", ""),
+                 ("amendment", "Amendments proposed", ""),
+                 ("text", "Texts co-written", ""),
+                 ("answer", "Answers to constituents", "In their constituency's thread, each with the question"),
+                 ("post", "Other posts in constituency threads", ""),
+                 ("absence", "Absences declared", ""))
+EXPORTS = {".atom": "atom", ".xml": "atom", ".html": "html", ".htm": "html", ".json": "json"}
+FORMAT_NAMES = {"atom": "an Atom feed", "html": "a web page", "json": "JSON"}
+
+
+def record_html(record: dict, committees: dict | None = None, standing: dict | None = None) -> str:
+    """A representative's public record as a page grouped by kind (seats, votes with revision,
+    attendance, proposals, texts, answers…), each entry with how many signed events prove it; the
+    committees sat on and whether each vote counted come from the service's ``record`` view."""
+    counted = {}
+    for v in (committees or {}).get("votes", []):
+        counted[(v["proposal"], v["cycle"], v["stage"], v["amendment"], tuple(v["revision"]))] = v["counted"]
+    who = f"Record of {html.escape(record['key'][:16])}…"
+    if record["key"] == (standing or {}).get("me"):
+        who += " (yours)"
+    st = standing or {}
+    where = ""
+    if st.get("constituency_name"):
+        where = f"Member of {html.escape(st['constituency_name'])}"
+        where += f"; holds a seat in cycle {st.get('cycle')}." if st.get("seated") else "; holds no seat this cycle."
+    out = [f"<h3>{who}</h3><p>{where} {html.escape(record['name'])}, up to beacon round {record['round']:,}. Every entry "
+           "carries the signed events that prove it; Export saves them to check offline (<code>klero verify-record FILE</code>).</p>"]
+    by_kind: dict[str, list] = {}
+    for e in record["entries"]:
+        by_kind.setdefault(e["kind"], []).append(e)
+    known = {k for k, _, _ in RECORD_GROUPS}
+    groups = list(RECORD_GROUPS) + [(k, k.capitalize(), "") for k in by_kind if k not in known]
+    for kind, title, note in groups:
+        entries = by_kind.get(kind, [])
+        if not entries and kind not in ("seat", "vote", "attendance"):
+            continue
+        rows = []
+        for e in entries:
+            c = e["claim"]
+            text = html.escape(e["text"])
+            if kind == "vote":
+                key = (c.get("proposal"), c.get("cycle"), c.get("stage"), c.get("amendment"), tuple(c.get("revision", [])))
+                if counted.get(key) is False:
+                    text += " — <i>did not count</i>"
+            if kind == "answer" and c.get("question"):
+                text = f"Asked: “{html.escape(c['question'])}” — answered: “{html.escape(c['text'])}”"
+            if c.get("derived"):
+                text += f" <small>({html.escape(c['derived'])})</small>"
+            proof = f"{len(e['events'])} signed event(s)" if e["events"] else "derived"
+            rows.append(f"<li>{text} <small>— round {e['round']:,}; {proof}</small></li>")
+        out.append(f"<h4>{title} ({len(entries)})</h4>" + (f"<p><small>{note}</small></p>" if note and entries else "")
+                   + ("<ul>" + "".join(rows) + "</ul>" if rows else "<p>None.</p>"))
+    seats = (committees or {}).get("seats", [])
+    if seats:
+        out.append(f"<h4>Committees sat on ({len(seats)})</h4><ul>" + "".join(
+            f"<li>{html.escape(x['title'])} — cycle {x['cycle']}, stage {x['stage']}</li>" for x in seats) + "</ul>")
+    return "".join(out)
+
+
 class RecordScreen(QWidget):
-    """A representative's public record: mine, or anyone's by key (constituents check theirs)."""
+    """A representative's public record, as constituents read it: one's own by default, or anyone's
+    by key ("See their record" on the constituency screen fills it in); exported as Atom, HTML or
+    JSON, each entry with the signed events that prove it, to be checked offline."""
+
+    STALE = 15.0  # seconds: a record is built from the whole log, so the timer does not rebuild it each tick
 
     def __init__(self, window: "MainWindow"):
         super().__init__()
         self.window = window
         layout = QVBoxLayout(self)
+        row = QHBoxLayout()
         self.key = _named(QLineEdit(), "Representative's key", "Empty for your own record; a public key for anyone's")
         self.key.setPlaceholderText("Your record; or paste a representative's public key and press Enter")
-        self.key.returnPressed.connect(self.refresh)
-        layout.addWidget(self.key)
-        self.view = _named(QTextBrowser(), "Record", "Proposals, seats, votes with the revision named, attendance, texts written")
+        self.key.returnPressed.connect(lambda: self.refresh(force=True))
+        row.addWidget(self.key, 1)
+        self.mine = _named(QPushButton("M&y record"), "My record", "Show your own record")
+        self.mine.clicked.connect(lambda: self.show_key(""))
+        row.addWidget(self.mine)
+        self.export_button = _named(QPushButton("E&xport…"), "Export the record",
+                                    "Save it as an Atom feed, a web page or JSON, with the signed events that prove each entry")
+        self.export_button.clicked.connect(self.export)
+        row.addWidget(self.export_button)
+        layout.addLayout(row)
+        self.view = _named(QTextBrowser(), "Record", "Seats, votes with the revision named, attendance, proposals, "
+                                                     "texts written, answers to constituents")
         layout.addWidget(self.view)
-        self._last = None
+        self.record: dict | None = None
+        self._committees: dict | None = None
+        self._standing: dict | None = None
+        self._fetched: tuple[str | None, float] | None = None
+        self._html = ""
 
-    def refresh(self) -> None:
-        key = self.key.text().strip().lower() or None
-        self.window.door.call("record", self._show, self.window.say, key=key)
+    def show_key(self, key: str) -> None:
+        """Show the record of ``key`` ("" for one's own) now."""
+        self.key.setText(key)
+        self.refresh(force=True)
 
-    def _show(self, r: dict) -> None:
-        if r == self._last:
+    def _key(self) -> str | None:
+        key = self.key.text().strip().lower()
+        if key and (len(key) != 64 or any(ch not in "0123456789abcdef" for ch in key)):
+            self.window.say("A representative's key is 64 hex characters (the constituency screen's “See their record” "
+                            "fills it in).")
+            return ""
+        return key or None
+
+    def refresh(self, force: bool = False) -> None:
+        import time
+
+        key = self._key()
+        if key == "":
             return
-        self._last = r
-        a = r["attendance"]
-        votes = "".join(f"<li>{html.escape(v['title'])} — cycle {v['cycle']}, stage {v['stage']}"
-                        f"{' (amendment)' if v['amendment'] else ''}: <b>{v['choice']}</b> on revision "
-                        f"{','.join(h[:8] for h in v['revision'])}{'' if v['counted'] else ' — <i>did not count</i>'}</li>"
-                        for v in r["votes"])
-        self.view.setHtml(
-            f"<h3>Record of {r['key'][:16]}…</h3>"
-            f"<p>Attendance: voted on {a['voted_on']} of the {a['closed_ballots_sat_on']} closed ballots sat on.</p>"
-            "<h4>Proposals</h4><ul>" + "".join(f"<li>{html.escape(p['title'])} — {p['status']}</li>" for p in r["proposals"])
-            + "</ul><h4>Seats</h4><ul>" + "".join(f"<li>{html.escape(x['title'])} — cycle {x['cycle']}, stage {x['stage']}</li>"
-                                                for x in r["seats"])
-            + f"</ul><h4>Votes</h4><ul>{votes}</ul><h4>Texts co-written</h4><ul>"
-            + "".join(f"<li>{html.escape(t['title'])}: {t['changes']} changes</li>" for t in r["texts"]) + "</ul>")
+        if not force and self._fetched and self._fetched[0] == key and time.monotonic() - self._fetched[1] < self.STALE:
+            return
+        if not self._fetched or self._fetched[0] != key:
+            self.record = self._committees = self._standing = None
+        self._fetched = (key, time.monotonic())
+        self.window.door.call("public_record", lambda text: self._got(key, "record", json.loads(text)), self._failed, key=key,
+                              format="json")
+        self.window.door.call("record", lambda r: self._got(key, "committees", r), lambda _e: None, key=key)
+        self.window.door.call("standing", lambda s: self._got(key, "standing", s), lambda _e: None, key=key)
+
+    def _failed(self, sentence: str) -> None:
+        self.window.say(sentence)
+        self.view.setPlainText(sentence)
+        self._html = ""
+
+    def _got(self, key: str | None, what: str, value: dict) -> None:
+        if self._fetched is None or self._fetched[0] != key:
+            return  # an answer for a key no longer shown
+        if what == "record":
+            self.record = value
+        elif what == "committees":
+            self._committees = value
+        else:
+            self._standing = {**value, "me": self.window.me}
+        if self.record is None or (key and self.record["key"] != key):
+            return
+        page = record_html(self.record, self._committees if (self._committees or {}).get("key") == self.record["key"] else None,
+                           self._standing if (self._standing or {}).get("key") == self.record["key"] else None)
+        if page != self._html:  # unchanged: keep the reader's place
+            self._html = page
+            self.view.setHtml(page)
+
+    def export(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        who = (self.record or {}).get("key", "record")[:12]
+        path, chosen = QFileDialog.getSaveFileName(self, "Export the record", f"record-{who}.atom",
+                                                   "Atom feed (*.atom);;Web page (*.html);;JSON record (*.json)")
+        if path:
+            fmt = EXPORTS.get(Path(path).suffix.lower()) or ("html" if "html" in chosen else "json" if "json" in chosen else "atom")
+            self.save(path, fmt)
+
+    def save(self, path: str | Path, fmt: str | None = None) -> None:
+        """Save the shown record to ``path`` as Atom, HTML or JSON (from its suffix unless ``fmt``)."""
+        fmt = fmt or EXPORTS.get(Path(path).suffix.lower(), "json")
+        key = self._key()
+        if key == "":
+            return
+
+        def write(text: str) -> None:
+            try:
+                Path(path).write_text(text, encoding="utf-8")
+            except OSError as exc:
+                self.window.say(f"Could not save the record to {path}: {exc.strerror or exc}.")
+                return
+            self.window.say(f"Saved the record as {FORMAT_NAMES[fmt]} to {path}; anyone can check it offline with "
+                            f"klero verify-record {Path(path).name}.")
+
+        self.window.door.call("public_record", write, self.window.say, key=key, format=fmt)
 
 
 def sync_state(status: dict | None) -> str:
@@ -900,20 +1039,24 @@ class MainWindow(QMainWindow):
         self.resize(1100, 720)
         central = QWidget()
         layout = QHBoxLayout(central)
-        self.nav = _named(QListWidget(), "Screens", "Inbox, proposals, pipeline, committees, record, network, settings; Ctrl+1 to Ctrl+7")
+        self.nav = _named(QListWidget(), "Screens", "Inbox, proposals, pipeline, committees, constituency, record, network, "
+                                                    "settings; Ctrl+1 to Ctrl+8")
         self.nav.setFixedWidth(150)
         self.stack = QStackedWidget()
+        from .constituency import ConstituencyScreen  # it builds on this module's helpers
+
         self.inbox_screen = InboxScreen(self)
         self.proposals = ProposalScreen(self)
         self.pipeline = PipelineScreen(self)
         self.committees = CommitteesScreen(self)
+        self.constituency = ConstituencyScreen(self)
         self.record = RecordScreen(self)
         self.network = NetworkScreen(self)
         self.settings = SettingsScreen(self)
         for n, (name, screen) in enumerate((("Inbox", self.inbox_screen), ("Proposals", self.proposals),
                                             ("Pipeline", self.pipeline), ("Committees", self.committees),
-                                            ("Record", self.record), ("Network", self.network),
-                                            ("Settings", self.settings)), 1):
+                                            ("Constituency", self.constituency), ("Record", self.record),
+                                            ("Network", self.network), ("Settings", self.settings)), 1):
             self.nav.addItem(name)
             self.stack.addWidget(screen)
             action = QAction(name, self)
@@ -928,7 +1071,8 @@ class MainWindow(QMainWindow):
             self.addAction(action)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
         self.nav.currentRowChanged.connect(lambda _: self.refresh())
-        self.nav.setCurrentRow(0)
+        # an observer is a constituent: their acts are on the constituency screen
+        self.nav.setCurrentRow(self.stack.indexOf(self.constituency) if observer else 0)
         layout.addWidget(self.nav)
         layout.addWidget(self.stack, 1)
         self.setCentralWidget(central)
@@ -938,12 +1082,16 @@ class MainWindow(QMainWindow):
         self.timer.start(1500)
         self.refresh()
 
-    SHORTCUTS = (("Ctrl+1 … Ctrl+7", "Inbox, Proposals, Pipeline, Committees, Record, Network, Settings"),
+    SHORTCUTS = (("Ctrl+1 … Ctrl+8", "Inbox, Proposals, Pipeline, Committees, Constituency, Record, Network, Settings"),
                  ("Enter", "open the selected inbox item or proposal"),
                  ("Alt+T, Alt+C, Alt+B, Alt+H, Alt+I, Alt+M", "the workspace's tabs: Text, Changes, Blame, Thread, History, Amendments"),
                  ("F8, Shift+F8", "next and previous change in Changes"),
                  ("Alt+P / Alt+K, Alt+Y / Alt+N, Alt+A / Alt+R", "vote: promote or kill, yes or no, adopt or reject (a confirmation follows)"),
                  ("Alt+S", "sign your edits now (they are signed after a pause anyway)"),
+                 ("Alt+J, Alt+F, Alt+E, Alt+M, Alt+Y / Alt+N, Alt+L, Alt+A, Alt+P, Alt+R",
+                  "constituency: join, found, endorse the selected member, endorse me, willing to serve yes / no, "
+                  "leave, ask, reply to the selected post, see their record"),
+                 ("Alt+Y, Alt+X", "record: your own; export the one shown (Atom, HTML or JSON)"),
                  ("Ctrl+= , Ctrl+- , Ctrl+0", "larger, smaller, default text"),
                  ("F1", "this sheet"))
 
@@ -984,7 +1132,7 @@ class MainWindow(QMainWindow):
         current = self.stack.currentWidget()
         if current is self.proposals:
             self.proposals.refresh()
-        elif current in (self.pipeline, self.committees, self.record, self.network):
+        elif current in (self.pipeline, self.committees, self.constituency, self.record, self.network):
             current.refresh()
         status = None
         try:
@@ -1027,6 +1175,11 @@ class MainWindow(QMainWindow):
         if item is not None:
             self.proposals.list.setCurrentItem(item)
         self.proposals.open(pid)
+
+    def open_record(self, key: str) -> None:
+        """The Record screen, showing ``key``'s record ("See their record")."""
+        self.record.show_key(key)  # first: the screen's own refresh then finds it fresh
+        self.nav.setCurrentRow(self.stack.indexOf(self.record))
 
     def closeEvent(self, event) -> None:
         self.timer.stop()

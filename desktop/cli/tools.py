@@ -20,6 +20,11 @@ def cmd_simulate(args) -> int:
     if (args.reps is not None and args.reps < 2) or args.proposals < 0 or not 1 <= args.cycles <= 1000:
         print("--reps must be at least 2, --proposals at least 0, --cycles from 1 to 1000.", file=sys.stderr)
         return 2
+    if args.compare_absence:
+        return _compare_absence(args, Behaviour(**shares))
+    if not args.out:
+        print("Name the log file to write: klero simulate OUT.log", file=sys.stderr)
+        return 2
     sim = AssemblySim(
         args.charter, reps=args.reps, proposals=args.proposals, cycles=args.cycles, seed=args.seed, behaviour=Behaviour(**shares)
     )
@@ -27,6 +32,60 @@ def cmd_simulate(args) -> int:
     made = ", ".join(f"{v} {k}" for k, v in sorted(sim.counts.items()))
     print(f"Wrote {count} items ({made}, {len(sim.replica.beacon)} beacon rounds) of assembly {sim.assembly.hex()} to {args.out}")
     print(f"Check it with: klero verify {args.out}")
+    return 0
+
+
+def absence_costs(sim, result) -> dict:
+    """What silence cost in one simulated run: committee seats given to members who never vote,
+    ballots they sat on silently, and how far proposals got."""
+    absent = {b.public for b in sim.bots if b.kind == "absent"}
+    seats = sum(len(d.members) for d in result.draws)
+    silent = sum(1 for d in result.draws for m in d.members if m in absent)
+    statuses = {}
+    for p in result.proposals.values():
+        statuses[p.status] = statuses.get(p.status, 0) + 1
+    killed_close = 0  # killed although every member who voted promoted it: silence killed it
+    for b in result.ballots:
+        if b.amendment is None and b.kind == "stage" and b.outcome == "killed" and b.counts.get("kill", 0) == 0 \
+                and b.counts.get("promote", 0) > 0:
+            killed_close += 1
+    reached = {k: sum(1 for p in result.proposals.values() for h in p.history if h[3] == k and h[2] == "in committee")
+               for k in range(1, len(sim.legislature.p.stages) + 1)}
+    return {"committee_seats": seats, "seats_of_absent": silent, "killed_by_silence": killed_close,
+            "reached_stage": reached, "plenary": sum(1 for p in result.proposals.values() if p.status in ("passed", "failed")),
+            "passed": statuses.get("passed", 0), "statuses": statuses}
+
+
+def _compare_absence(args, behaviour) -> int:
+    """Run one seed twice: absent representatives who say nothing (today's rule: drawn, and their
+    silence counts as kill) and absent representatives who declare it (the draws skip them)."""
+    from p2p.tools.bots import AssemblySim
+
+    if behaviour.absent <= 0:
+        print("--compare-absence needs a share of absent representatives (--absent 0.2, say).", file=sys.stderr)
+        return 2
+    rows = {}
+    for declared in (False, True):
+        sim = AssemblySim(args.charter, reps=args.reps, proposals=args.proposals, cycles=args.cycles, seed=args.seed,
+                          behaviour=behaviour, constituents=1, declare_absence=declared)
+        for _ in sim.run():
+            pass
+        rows[declared] = absence_costs(sim, sim.legislature.evaluate_replica(sim.replica))
+    a, b = rows[False], rows[True]
+    print(f"{args.cycles} cycles of the {args.charter!r} charter, seed {args.seed}, {behaviour.absent:.0%} of representatives absent:")
+    print(f"{'':38}{'silent (today)':>16}{'declared':>12}")
+    lines = [("committee seats drawn", "committee_seats"), ("  of them held by absent members", "seats_of_absent"),
+             ("stage ballots killed by silence", "killed_by_silence"), ("proposals that reached a plenary", "plenary"),
+             ("proposals passed", "passed")]
+    for label, key in lines:
+        print(f"{label:38}{a[key]:>16}{b[key]:>12}")
+    for k in sorted(a["reached_stage"]):
+        print(f"{'proposals in committee at stage ' + str(k):38}{a['reached_stage'][k]:>16}{b['reached_stage'][k]:>12}")
+    print("Silent absence: the absent are drawn and their missing votes count as kill (a majority of the whole committee "
+          "must promote). Declared absence: the draws skip them, so committees are made of people who are there; "
+          "undeclared absence still counts as kill. docs/constituencies.md says why this is the rule.")
+    if args.json:
+        print(json.dumps({"silent": a, "declared": b}, indent=1))
     return 0
 
 
@@ -93,7 +152,8 @@ def cmd_testnet(args) -> int:
     net = Testnet(args.dir)
     if args.action == "up":
         net.up(nodes=args.nodes, reps=args.reps, charter=args.charter, cycles=args.cycles, seed=args.seed,
-               round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args), planned=args.planned)
+               round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args), planned=args.planned,
+               bot_proposals=args.bot_proposals)
         print(f"Watch it with: klero testnet status --dir {args.dir}")
         return 0
     if args.action == "status":
@@ -113,7 +173,8 @@ def cmd_testnet(args) -> int:
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
     started = time.time()
     info = net.up(nodes=args.nodes, reps=args.reps, charter=args.charter, cycles=args.cycles, seed=args.seed,
-                  round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args), say=say, planned=args.planned)
+                  round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args), say=say, planned=args.planned,
+                  bot_proposals=args.bot_proposals)
     planned_s = (info["last_round"] - info["round_zero"] + 1) * info["round_seconds"]
     ok = False
     try:
@@ -148,7 +209,7 @@ def cmd_testnet(args) -> int:
 
 def register(sub, profile_arg) -> None:
     p = sub.add_parser("simulate", help="run a simulated assembly with bot representatives; write its signed log")
-    p.add_argument("out", help="the log file to write (charter, beacon rounds and events)")
+    p.add_argument("out", nargs="?", help="the log file to write (charter, beacon rounds and events)")
     p.add_argument("--charter", default="demo", help="charter template: demo, testnet, or a JSON file (default demo)")
     p.add_argument("--reps", type=int, help="number of representatives (default: the template's)")
     p.add_argument("--proposals", type=int, default=5, help="proposals submitted per cycle (default 5)")
@@ -158,6 +219,10 @@ def register(sub, profile_arg) -> None:
     p.add_argument("--late", type=float, default=0.05, help="share who vote after deadlines (default 0.05)")
     p.add_argument("--equivocating", type=float, default=0.0, help="share who sign a fork once (default 0)")
     p.add_argument("--unauthorised", type=float, default=0.05, help="share who vote where they have no seat (default 0.05)")
+    p.add_argument("--compare-absence", action="store_true",
+                   help="instead of writing a log, run the seed twice and show what absence costs proposals when the "
+                        "absent stay silent (drawn, counted as kill) and when they declare it (the draws skip them)")
+    p.add_argument("--json", action="store_true", help="with --compare-absence: the numbers as JSON too")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("document", help="export a proposal's text (a revision) as Markdown or PDF")
@@ -182,6 +247,7 @@ def register(sub, profile_arg) -> None:
             t.add_argument("--cycles", type=int, default=4, help="legislative cycles (default 4: every stage and a plenary)")
             t.add_argument("--seed", type=int, default=1, help="seed of the bots and the dev beacon")
             t.add_argument("--round-seconds", type=float, help="seconds per beacon round (default: the charter's period)")
+            t.add_argument("--bot-proposals", type=int, default=4, help="proposals the reactive bots submit a cycle (default 4)")
             t.add_argument("--planned", action="store_true",
                            help="publish a precomputed simulation instead of reactive bots (every node must reach its known state)")
             for share in ("absent", "late", "equivocating", "unauthorised"):

@@ -123,6 +123,7 @@ class AssemblySim:
         people: tuple[bytes, ...] = (),
         constituents: int = 0,
         representation: dict | None = None,
+        declare_absence: bool = False,
     ):
         """``people``: public keys of persons who sit on the roster beside the bots (a testnet a
         person joins, the demo); no bot ever signs for them.  ``constituents``: if above 0, the
@@ -155,6 +156,10 @@ class AssemblySim:
         self.constituents = [Bot(SigningKey(hashlib.sha256(f"klero-sim/{seed}/constituent/{i}".encode()).digest()))
                              for i in range(constituents * reps)]
         self.people = tuple(people)
+        #: absent bots declare their absence before each cycle (needs constituencies: the
+        #: declaration is decided at the boundary), so the draws skip them (``klero simulate
+        #: --compare-absence`` shows what that changes)
+        self.declare_absence = declare_absence and constituents > 0
         #: each person's neighbours (with constituencies): one founds a constituency for the person,
         #: two more join it; they endorse the person once the person has joined and said yes
         #: (``p2p.tools.reactive``), so a person sees a seat arise from their own acts
@@ -260,6 +265,10 @@ class AssemblySim:
                     if cycle + 1 < self.cycles:
                         nxt = leg.cycle_start(cycle + 1)
                         self._queue += self._submissions(cycle + 1, nxt - 1, at + 1)
+                        if self.declare_absence:
+                            for i, bot in enumerate(self.bots):
+                                if bot.kind == "absent":
+                                    self._plan(self._queue, self._pick(at + 1, max(at + 2, nxt - 1)), i, "absence", {"cycle": cycle + 1})
                         # leases for cycle c + 2 are decided at the boundary of c + 1 (DESIGN §7)
                         self._queue += self._leases(cycle + 2, at + 1, nxt - 1)
                 elif leg.p.deadline_rule != "panel":
@@ -288,6 +297,10 @@ class AssemblySim:
             gid = founder.prev if founder.seq > before else None
             for n in others:
                 yield from self._sign(n, "constituency.join", {"constituency": gid}, at)
+        if self.declare_absence:
+            for bot in self.bots:
+                if bot.kind == "absent":
+                    yield from self._sign(bot, "absence", {"cycle": 0}, at)
         per = len(self.constituents) // len(self.bots)
         for i, bot in enumerate(self.bots):
             before = bot.seq
