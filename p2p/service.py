@@ -670,10 +670,47 @@ class Service(ConstituentActs):
             if panels:
                 add("panel", None, f"Your node sat on {panels} deadline panel(s) this cycle: it signs their cut-offs "
                     "and agreement messages itself while it runs, so keep it running.")
-        order = {"vote": 0, "amendment": 0, "seat": 1, "reply": 2, "mention": 2, "comment": 3, "mine": 4, "panel": 5}
+        for kind, due, text in self._constituency_items(cycle):
+            add(kind, due, text)
+        order = {"vote": 0, "amendment": 0, "seat": 1, "reply": 2, "mention": 2, "question": 2, "constituency": 3, "comment": 3,
+                 "mine": 4, "panel": 5}
         items.sort(key=lambda i: (order[i["kind"]], i["due_round"] if i["due_round"] is not None else 1 << 62,
                                   i["proposal"] or "", i.get("amendment") or "", i.get("comment") or ""))
         return items
+
+    def _constituency_items(self, cycle: int) -> list[tuple[str, int | None, str]]:
+        """What constituencies ask of this person: to join one and say yes (before the boundary
+        that seats the next cycle), and the questions their constituents asked them."""
+        if self.replica.charter.representation is None or self.me is None:
+            return []
+        out = []
+        roll = self.roll()
+        boundary = self.leg.cycle_start(max(cycle, -1) + 1)
+        seated = self.me in set(self.leg.roster_of(max(cycle, 0)))
+        g = roll.group_of(self.me)
+        if not roll.certified(self.me):
+            if seated:
+                out.append(("constituency", boundary, "Seats come from constituencies: ask a registrar to certify your key "
+                                                      "so you can join one and keep a seat."))
+            return out
+        if g is None:
+            out.append(("constituency", boundary if seated else None,
+                        ("You hold a seat this cycle, but seats come from constituencies: join one and say yes to serving "
+                         f"before {self.when(boundary)} to keep it (Constituency screen, or klero constituency list)."
+                         if seated else "You are in no constituency: join one to choose your representative "
+                                        "(klero constituency list).")))
+            return out
+        support = g.support().get(self.me, 0)
+        if support * 2 > len(g.members) and self.me not in roll.willing:
+            out.append(("constituency", boundary, f"{support} of the {len(g.members)} members of {g.name!r} endorse you: "
+                                                  "say yes to serving to take its seat at the next boundary."))
+        if g.holder == self.me:
+            answered = {p["reply"] for p in self.posts(g.id.hex()) if p["author"] == self.me.hex() and p["reply"]}
+            for p in self.posts(g.id.hex()):
+                if p["author"] != self.me.hex() and not p["reply"] and p["id"] not in answered:
+                    out.append(("question", None, f"A constituent of {g.name!r} asked: {p['text'][:160]} "
+                                                  f"(answer with klero constituency ask --reply {p['id'][:8]})"))
+        return out
 
     def pipeline(self, cycle: int | None = None) -> dict:
         """One cycle's funnel: for each stage its committee size, slots and every proposal it

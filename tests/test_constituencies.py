@@ -404,7 +404,7 @@ def test_a_constituent_acts_and_hears_sentences(assembly):
     mine = next(m for m in g["members_list"] if m["key"] == bytes(ME.verify_key).hex())
     assert mine["willing"] and mine["support"] == 1 and mine["endorses"] == mine["key"]
     rows = view.constituencies()
-    assert len(rows) == 9 and sum(r["mine"] for r in rows) == 1
+    assert len(rows) == 10 and sum(r["mine"] for r in rows) == 1  # the bots' 9 and the person's neighbours' one
     roster = view.roster(2)
     assert roster["certified"] and len(roster["seats"]) == 9 and all(r["name"] for r in roster["seats"])
     with pytest.raises(KleroError, match="read-only"):
@@ -445,3 +445,20 @@ def test_the_public_record_in_every_format_checks_and_feed_readers_show_it(assem
     assert main(["verify-record", str(bad)]) == 1
     said = capsys.readouterr().out
     assert "claims a vote its signed event does not say" in said and "no quorum of precommits" in said
+
+
+def test_the_inbox_says_what_constituencies_need_of_a_person(assembly):
+    from p2p.service import Service
+
+    sim, _ = assembly
+    holder = Service(sim.replica, sim.bots[4].key)
+    asker = Service(sim.replica, sim.constituents[3 * 4].key)  # a constituent of Neighbourhood 5
+    asker.ask("What will you do about the bus lanes?")
+    items = [i for i in holder.inbox() if i["kind"] == "question"]
+    assert len(items) == 1 and "bus lanes" in items[0]["text"] and "--reply" in items[0]["text"]
+    post = holder.posts()[-1]
+    holder.ask("I will vote for them.", reply=post["id"][:8])
+    assert not [i for i in holder.inbox() if i["kind"] == "question"], "answered questions leave the inbox"
+    stranger = Service(sim.replica, ME)
+    texts = [i["text"] for i in stranger.inbox() if i["kind"] == "constituency"]
+    assert texts and ("join one" in texts[0])
