@@ -32,6 +32,10 @@ from .kinds import REPRESENTATION, Certify, Endorse, Found, Join, Leave, Revoke,
 _PHASE = {Certify.KIND: 0, Revoke.KIND: 0, Found.KIND: 1}
 
 
+def _order(r) -> tuple:
+    return r.round, _PHASE.get(r.kind, 2), r.author, r.seq
+
+
 @dataclass
 class Group:
     """One constituency as the acts so far made it."""
@@ -129,9 +133,21 @@ class Roll:
 
     def load(self, records: Iterable) -> None:
         """The representation records of a replica (any order; sorted here)."""
-        self._queue = sorted((r for r in records if r.kind in REPRESENTATION),
-                             key=lambda r: (r.round, _PHASE.get(r.kind, 2), r.author, r.seq))
+        self._queue = sorted((r for r in records if r.kind in REPRESENTATION), key=_order)
         self._next = 0
+
+    def merge(self, added: Iterable, removed: Iterable[bytes]) -> None:
+        """Records that arrived (or left) since :meth:`load`, all naming rounds not applied yet:
+        merged into the part of the queue still to apply, in the same order as ``load``."""
+        gone = set(removed)
+        tail = [r for r in self._queue[self._next:] if r.id not in gone]
+        held = {r.id for r in tail}
+        for r in added:
+            if r.kind in REPRESENTATION and r.id not in held:
+                tail.append(r)
+                held.add(r.id)
+        tail.sort(key=_order)
+        self._queue[self._next:] = tail
 
     def advance(self, before: int, cycle: int, randomness: bytes | None, cycle_of: Callable[[int], int]) -> None:
         """Apply every act naming a round before ``before`` (the first round of ``cycle``); under

@@ -384,6 +384,45 @@ def panel_equivocations(messages: Mapping[bytes, list[Record]]) -> list[dict]:
     return found
 
 
+class _RollCache:
+    """The representation acts of one replica, applied boundary by boundary, kept between
+    evaluations (a node evaluates every beacon round; replaying a city's 800,000 constituents'
+    acts each time would take seconds).  Valid while every representation record that arrived or
+    left since names a round not applied yet; else rebuilt.  Pure: a function of the records."""
+
+    #: records mapping's id -> cache (a few replicas per process at most: tests)
+    _all: dict[int, "_RollCache"] = {}
+
+    def __init__(self, charter: Charter, records):
+        self.charter, self.records = charter, records
+        self.roll = Roll(charter)
+        self.roll.load(records.values())
+        self.applied_before = -1  # every act naming a round before this is applied
+        self.seats: dict[int, list[Seat]] = {}
+        self.settled: set[int] = set()
+        self.seen = 0
+
+    @classmethod
+    def of(cls, charter: Charter, records, changes: list | None) -> "_RollCache":
+        if changes is None:  # records not from a replica: nothing to follow them by
+            return cls(charter, records)
+        cache = cls._all.get(id(records))
+        if cache is not None and cache.records is records and cache.charter is charter and cache.seen <= len(changes):
+            new = changes[cache.seen:]
+            if all(rnd >= cache.applied_before for rnd, _, _ in new):
+                last = {i: added for _, i, added in new}  # an id added then removed (a fork) ends removed
+                cache.roll.merge([records[i] for i, added in last.items() if added and i in records],
+                                 [i for i, added in last.items() if not added])
+                cache.seen = len(changes)
+                return cache
+        cache = cls(charter, records)
+        cache.seen = len(changes)
+        if len(cls._all) >= 8:
+            cls._all.pop(next(iter(cls._all)))
+        cls._all[id(records)] = cache
+        return cache
+
+
 class Waiting(Exception):
     """Raised inside an evaluation when the next decision cannot be made yet (the sentence says why)."""
 
@@ -475,8 +514,13 @@ class Legislature:
     # ---- evaluation
 
     def evaluate_replica(self, replica, *, explain: bool = True) -> Result:
-        """:meth:`evaluate` on what a ``consensus.replica.Replica`` holds."""
-        return self.evaluate(replica.records, replica.beacon, explain=explain, evidence=replica.evidence)
+        """:meth:`evaluate` on what a ``consensus.replica.Replica`` holds (its representation acts
+        are applied once and reused by later evaluations: ``_RollCache``)."""
+        self._rep_changes = replica.rep_changes
+        try:
+            return self.evaluate(replica.records, replica.beacon, explain=explain, evidence=replica.evidence)
+        finally:
+            self._rep_changes = None
 
     def evaluate(self, records: Mapping[bytes, Record], beacon: Mapping[int, bytes], *, explain: bool = True,
                  evidence: Mapping[bytes, Record] = {}) -> Result:
@@ -499,8 +543,8 @@ class Legislature:
         self._local_seats = {}
         self.roll = None
         if represent:
-            self.roll = Roll(self.charter)
-            self.roll.load(records.values())
+            self._cache = _RollCache.of(self.charter, records, getattr(self, "_rep_changes", None))
+            self.roll = self._cache.roll
             result.rosters = self._rosters
         for r in sorted(inputs.subs, key=lambda r: (r.round, r.id)):
             result.proposals[r.id] = ProposalState(r.id, r.author, r.body.title, r.round)
@@ -548,10 +592,15 @@ class Legislature:
         return result
 
     def _boundary(self, cycle: int, s: int) -> None:
-        """Apply the representation acts before the boundary ``s`` and derive the seats they say."""
-        randomness = self._randomness(s, f"The seats of the boundary of cycle {cycle}")
-        self.roll.advance(s, cycle, randomness, self.cycle_of)
-        self._local_seats[cycle] = self.roll.seats(cycle, randomness)
+        """Apply the representation acts before the boundary ``s`` and derive the seats they say
+        (once: a later evaluation reuses them while no act before ``s`` arrived since)."""
+        cache = self._cache
+        if cycle not in cache.seats:
+            randomness = self._randomness(s, f"The seats of the boundary of cycle {cycle}")
+            self.roll.advance(s, cycle, randomness, self.cycle_of)
+            cache.applied_before = s
+            cache.seats[cycle] = self.roll.seats(cycle, randomness)
+        self._local_seats[cycle] = cache.seats[cycle]
 
     def _seat(self, cycle: int, intake: "Decision") -> None:
         """The roster of ``cycle + 1``: the seats the intake decided (panel rule), or those the
@@ -565,7 +614,9 @@ class Legislature:
         seats = intake.seats
         roster = tuple(sorted(seats)) if seats else self.roster_of(cycle)
         self._rosters[cycle + 1] = roster
-        self.roll.settle(roster, cycle + 1)
+        if cycle + 1 not in self._cache.settled:
+            self.roll.settle(roster, cycle + 1)
+            self._cache.settled.add(cycle + 1)
         held = {seat.holder for seat in local if seat.holder is not None}
         for seat in local:
             self._result.seats.append({

@@ -54,7 +54,19 @@ from .events import (
     verify_signature,
 )
 from .changes import read_change
-from .kinds import CONSTITUENT, CONVENOR, LEGISLATIVE, REGISTRAR, REPRESENTATIVE, Certify, Comment, Revoke, Submit, Withdraw
+from .kinds import (
+    CONSTITUENT,
+    CONVENOR,
+    LEGISLATIVE,
+    REGISTRAR,
+    REPRESENTATION,
+    REPRESENTATIVE,
+    Certify,
+    Comment,
+    Revoke,
+    Submit,
+    Withdraw,
+)
 from .lthash import LtHash
 
 def read_actor(body) -> bytes:
@@ -217,6 +229,9 @@ class Replica:
         #: keys with events held until a registrar vouches for them -> how many are held
         self.unvouched: dict[bytes, int] = {}
         self._releases: list[bytes] = []
+        #: (round, record id, added?) of every representation record applied or undone, in
+        #: order: lets an evaluation reuse the acts it already applied (``Legislature``'s cache)
+        self.rep_changes: list[tuple[int, bytes, bool]] = []
         self.proposals: dict[bytes, Proposal] = {}
         self.certified: set[tuple[bytes, bytes]] = set()
         #: applied events of the legislative kinds, by id: the legislature's input
@@ -585,6 +600,8 @@ class Replica:
         if ev.kind in LEGISLATIVE:
             self.records[ev.id] = Record(ev.id, ev.author, ev.seq, ev.round, ev.round_prefix, ev.kind, body)
             self.changes.records.add(ev.id)
+            if ev.kind in REPRESENTATION:
+                self.rep_changes.append((ev.round, ev.id, True))
         if isinstance(body, Submit):
             self.proposals[ev.id] = Proposal(ev.author)
             self.changes.proposals.add(ev.id)
@@ -605,6 +622,8 @@ class Replica:
         body = ev.body
         if self.records.pop(ev.id, None) is not None:
             self.changes.records.add(ev.id)
+            if ev.kind in REPRESENTATION:
+                self.rep_changes.append((ev.round, ev.id, False))
         if isinstance(body, Submit):
             self.proposals.pop(ev.id, None)
             self.changes.proposals.add(ev.id)

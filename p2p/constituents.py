@@ -38,23 +38,42 @@ class ConstituentActs:
     # ---------------------------------------------------------------- the acts as they stand now
 
     def roll(self) -> Roll:
-        """Every representation act up to the latest round, applied (cached until one arrives)."""
+        """Every representation act up to the latest round, applied: what the acts so far say.
+
+        Kept between calls: acts that arrive later are applied as they come (in the canonical
+        order among themselves), so a view costs no replay of a city's acts.  That can differ from
+        the canonical order only for two conflicting acts of one round arriving in the other
+        order; a removal (a fork) rebuilds it.  The seats that count are the certified ones."""
         r = self.replica
-        version = (len(r.records), self.horizon)
+        leg = self.leg
+        changes = r.rep_changes
         cached = getattr(self, "_roll_cache", None)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        roll = Roll(r.charter)
+        now = leg.cycle_of(self.horizon)
+        if (cached is not None and cached["cycle"] == now and cached["seen"] <= len(changes)
+                and all(a for _, _, a in changes[cached["seen"]:])):
+            roll = cached["roll"]
+            new = {i for _, i, _ in changes[cached["seen"]:]}
+            if new or cached["horizon"] != self.horizon:
+                roll.merge([r.records[i] for i in new if i in r.records], [])
+                roll.advance(self.horizon + 1, now, None, leg.cycle_of)
+        else:
+            roll = Roll(r.charter)
+            cached = {"roll": roll, "settled": set(), "cycle": now}
+            if r.charter.representation is not None:
+                roll.load(r.records.values())
+                # boundary by boundary (the lot places people at boundaries), then up to now
+                for c in range(0, now + 1):
+                    s = leg.cycle_start(c)
+                    roll.advance(s, c, r.beacon.get(s), leg.cycle_of)
+                roll.advance(self.horizon + 1, now, None, leg.cycle_of)
         if r.charter.representation is not None:
-            roll.load(r.records.values())
-            leg = self.leg
-            roll.advance(self.horizon + 1, leg.cycle_of(self.horizon), r.beacon.get(self.horizon), leg.cycle_of)
             # the seats the boundaries certified (settle() keeps them for the draw rule's terms)
-            result = self.result()
-            for cycle, roster in sorted(result.rosters.items()):
-                if cycle:
+            for cycle, roster in sorted(self.result().rosters.items()):
+                if cycle and cycle not in cached["settled"]:
                     roll.settle(roster, cycle)
-        self._roll_cache = (version, roll)
+                    cached["settled"].add(cycle)
+        cached.update(seen=len(changes), horizon=self.horizon)
+        self._roll_cache = cached
         return roll
 
     def _require_representation(self) -> None:

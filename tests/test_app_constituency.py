@@ -56,13 +56,19 @@ def open_window(qtbot, sim, tmp_path, *, observer=False):
     folder.mkdir()
     window = MainWindow(Door(lambda: client), folder, observer=observer)
     window.timer.stop()  # the test refreshes when it means to (and waits for what it expects)
+    window.said, say = [], window.say
+    window.say = lambda sentence: (window.said.append(sentence), say(sentence))  # every sentence, even one said twice
     qtbot.addWidget(window)
     window.resize(1280, 800)
     window.show()
     window.nav.setCurrentRow(window.stack.indexOf(window.constituency))
     screen = window.constituency
-    qtbot.waitUntil(lambda: screen.st.get("key") == ME_HEX and screen.list.topLevelItemCount() == 9 and screen.detail,
-                    timeout=10_000)
+    try:
+        qtbot.waitUntil(lambda: screen.st.get("key") == ME_HEX and screen.list.topLevelItemCount() == 10 and bool(screen.detail),
+                        timeout=10_000)
+    except Exception:
+        print("said:", said(window), "| calls:", client.calls[-12:], "| rows:", screen.list.topLevelItemCount())
+        raise
     return window, screen, client
 
 
@@ -86,10 +92,14 @@ def select(tree, key) -> None:
 def act(qtbot, window, button, expect: str) -> None:
     """Press an act's button and wait until the service's sentence is said."""
     assert button.isEnabled(), f"{button.accessibleName()} is disabled; said: {said(window)!r}"
-    before = said(window)
+    before = len(window.said)
     button.click()
-    qtbot.waitUntil(lambda: said(window) != before and expect in said(window), timeout=10_000)
-    print(f"{button.accessibleName()}: {said(window)}")
+    try:
+        qtbot.waitUntil(lambda: any(expect in s for s in window.said[before:]), timeout=10_000)
+    except Exception:
+        print(f"{button.accessibleName()}: expected {expect!r}, said {window.said[before:]}")
+        raise
+    print(f"{button.accessibleName()}: {window.said[-1]}")
 
 
 def test_a_constituent_joins_endorses_serves_asks_and_reads_the_answer(qtbot, sim, tmp_path):
@@ -101,9 +111,9 @@ def test_a_constituent_joins_endorses_serves_asks_and_reads_the_answer(qtbot, si
     print("standing:", screen.standing.text())
     assert "Certified" in screen.standing.text() and "In no constituency" in screen.standing.text()
     assert not _widgets_without_names(window), [type(w).__name__ for w in _widgets_without_names(window)]
-    # the list: nine constituencies, a seat holder each; their next boundary said, and that seats wait for it
+    # the list: the bots' nine constituencies and the one the person's neighbours founded for them
     rows = [screen.list.topLevelItem(k).text(0) for k in range(screen.list.topLevelItemCount())]
-    assert sorted(rows) == sorted(f"Neighbourhood {n}" for n in range(1, 10)), rows
+    assert sorted(rows) == sorted([f"Neighbourhood {n}" for n in range(1, 10)] + [f"Neighbourhood of {ME_HEX[:6]}"]), rows
     n1 = next(r for r in client.service.constituencies() if r["name"] == "Neighbourhood 1")
     select(screen.list, n1["id"])
     qtbot.waitUntil(lambda: screen.detail.get("id") == n1["id"], timeout=10_000)
@@ -118,15 +128,22 @@ def test_a_constituent_joins_endorses_serves_asks_and_reads_the_answer(qtbot, si
     act(qtbot, window, screen.yes, "You said yes to serving")
     qtbot.waitUntil(lambda: "Endorsing yourself" in screen.standing.text() and "Willing to serve." in screen.standing.text(),
                     timeout=10_000)
-    mine = [screen.members.topLevelItem(k) for k in range(screen.members.topLevelItemCount())
-            if screen.members.topLevelItem(k).text(0) == "you"]
-    assert mine and [mine[0].text(c) for c in (1, 2, 4)] == ["1", "yes", "themself"], [mine[0].text(c) for c in range(5)]
+
+    def my_row() -> list[str]:
+        rows = [screen.members.topLevelItem(k) for k in range(screen.members.topLevelItemCount())]
+        return next(([r.text(c) for c in range(5)] for r in rows if r.text(0) == "you"), [])
+
+    try:
+        qtbot.waitUntil(lambda: my_row()[1:3] + my_row()[4:] == ["1", "yes", "themself"], timeout=10_000)
+    except Exception:
+        print("my row among the members:", my_row())
+        raise
     # ask; the note beside the box says posts are public
     assert "signed" in screen.privacy.text() and "public" in screen.privacy.text()
     screen.ask_box.setText("Will you vote for the night buses?")
     act(qtbot, window, screen.ask, "signed and public")
     assert screen.ask_box.text() == ""
-    qtbot.waitUntil(lambda: screen.thread.topLevelItemCount() == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: len(screen._thread or []) == 1, timeout=10_000)
     question = screen.thread.topLevelItem(0)
     assert question.text(0) == "you" and "night buses" in question.text(1)
     # the representative (bot 0, who founded Neighbourhood 1 and holds its seat) answers
@@ -135,7 +152,12 @@ def test_a_constituent_joins_endorses_serves_asks_and_reads_the_answer(qtbot, si
     with client.lock:
         rep.ask("Yes: my vote and the revision it named will be in my record.", reply=qid[:8])
     screen.refresh()
-    qtbot.waitUntil(lambda: screen.thread.topLevelItem(0).childCount() == 1, timeout=10_000)
+    try:
+        qtbot.waitUntil(lambda: screen.thread.topLevelItem(0).childCount() == 1, timeout=10_000)
+    except Exception:
+        print("said:", said(window), "| calls:", client.calls[-8:], "| thread:", screen.thread.topLevelItemCount(),
+              [p["text"] for p in client.service.posts()], screen._thread)
+        raise
     question = screen.thread.topLevelItem(0)  # the thread was rebuilt
     answer = question.child(0)
     print("thread:", question.text(0), "|", question.text(1), "→", answer.text(0), "|", answer.text(1))
@@ -147,8 +169,9 @@ def test_a_constituent_joins_endorses_serves_asks_and_reads_the_answer(qtbot, si
     act(qtbot, window, screen.reply, "Posted in 'Neighbourhood 1'")
     qtbot.waitUntil(lambda: screen.thread.topLevelItem(0).child(0).childCount() == 1, timeout=10_000)
     assert screen.thread.topLevelItem(0).child(0).child(0).text(0) == "you"
-    posts = client.service.posts()
-    assert [p["reply"] for p in posts] == [None, posts[0]["id"], posts[1]["id"]]
+    by_text = {p["text"][:5]: p for p in client.service.posts()}
+    assert by_text["Will "]["reply"] is None and by_text["Yes: "]["reply"] == by_text["Will "]["id"]
+    assert by_text["Thank"]["reply"] == by_text["Yes: "]["id"] and by_text["Thank"]["author"] == ME_HEX
     grab = window.grab()
     assert grab.save("/tmp/constituency.png"), "the screenshot could not be saved"
 

@@ -462,3 +462,37 @@ def test_the_inbox_says_what_constituencies_need_of_a_person(assembly):
     stranger = Service(sim.replica, ME)
     texts = [i["text"] for i in stranger.inbox() if i["kind"] == "constituency"]
     assert texts and ("join one" in texts[0])
+
+
+def test_the_evaluation_reuses_applied_acts_and_a_late_act_replays_them():
+    """A node evaluates every round: the representation acts already applied at a boundary are
+    reused.  An act that arrives late naming an old round makes the next evaluation start over,
+    and every evaluation equals one made from nothing."""
+    from consensus.legislature import Legislature
+
+    sim = sim_with(cycles=2, seed=7)
+    log = list(sim.run())
+    replica = Replica(log[0])
+    leg = Legislature(replica.charter, replica.charter_event.round)
+    held = []
+    for k, item in enumerate(log[1:]):
+        replica.add_item(item)
+        held.append(item)
+        if k % 97 == 0 or k == len(log) - 2:
+            cached = leg.evaluate_replica(replica)
+            fresh = Legislature(replica.charter, replica.charter_event.round).evaluate(dict(replica.records), replica.beacon)
+            assert (cached.rosters, cached.seats, cached.representation_problems) == \
+                   (fresh.rosters, fresh.seats, fresh.representation_problems), f"after {k + 1} items"
+    # a constituent's endorsement backdated to before cycle 0's boundary, arriving now
+    c = sim.constituents[0]
+    from consensus.events import sign_event
+
+    gid = next(r.id for r in replica.records.values() if r.kind == "constituency.found" and r.author == sim.bots[1].public)
+    late = sign_event(c.key, assembly=replica.assembly, seq=c.seq + 1, prev=c.prev, kind="endorse",
+                      body={"constituency": gid, "member": sim.bots[1].public}, round=c.last_round,
+                      round_prefix=replica.beacon[c.last_round][:8])
+    assert replica.add(late).status == "applied"
+    cached = leg.evaluate_replica(replica)
+    fresh = Legislature(replica.charter, replica.charter_event.round).evaluate(dict(replica.records), replica.beacon)
+    assert cached.representation_problems == fresh.representation_problems
+    assert cached.representation_problems[-1]["code"] == "not_member"

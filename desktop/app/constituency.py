@@ -291,20 +291,21 @@ class ConstituencyScreen(QWidget):
         selected = self._selected(self.thread)
         self.thread.clear()
         items: dict[str, QTreeWidgetItem] = {}
-        for p in posts:  # oldest first, so what a reply answers is already placed
+        for p in posts:
             who = short(p["author"], me)
             by = f"★ representative {who}" if p["by_representative"] else who
-            item = QTreeWidgetItem([by, f"{p['text']}  (round {p['round']:,})"])
+            items[p["id"]] = item = QTreeWidgetItem([by, f"{p['text']}  (round {p['round']:,})"])
             item.setData(0, Qt.ItemDataRole.UserRole, p["id"])
             item.setToolTip(1, p["text"])
+        # then placed: posts of one round come in id order, so an answer may precede its question
+        for p in posts:
             parent = items.get(p["reply"] or "")
             if parent is not None:
-                parent.addChild(item)
+                parent.addChild(items[p["id"]])
             else:
-                self.thread.addTopLevelItem(item)
-            items[p["id"]] = item
-            if p["id"] == selected:
-                self.thread.setCurrentItem(item)
+                self.thread.addTopLevelItem(items[p["id"]])
+        if selected in items:
+            self.thread.setCurrentItem(items[selected])
         self.thread.expandAll()
         self.thread.resizeColumnToContents(0)
         if not posts:

@@ -40,7 +40,10 @@ from PySide6.QtWidgets import (
 from .coedit import CoEditor
 
 KIND_LABELS = {"vote": "Vote", "amendment": "Amendment", "seat": "Seat", "reply": "Reply", "mention": "Mention",
-               "comment": "Comment", "mine": "My proposal", "panel": "Panel duty"}
+               "comment": "Comment", "mine": "My proposal", "panel": "Panel duty", "constituency": "Constituency",
+               "question": "Constituent's question"}
+#: inbox items that the constituency screen answers (Enter opens it)
+CONSTITUENCY_KINDS = ("constituency", "question")
 OBSERVER_WHY = "This is an observer: it verifies everything and acts on nothing."
 
 
@@ -83,7 +86,8 @@ class InboxScreen(QWidget):
         self.heading = _named(QLabel("Connecting to your node…"), "Where the assembly stands")
         self.heading.setWordWrap(True)
         layout.addWidget(self.heading)
-        self.tree = _named(QTreeWidget(), "Inbox", "What needs you now, most urgent first; Enter opens the proposal")
+        self.tree = _named(QTreeWidget(), "Inbox", "What needs you now, most urgent first; Enter opens the proposal "
+                                                   "(or the constituency screen)")
         self.tree.setHeaderLabels(["What", "Proposal", "Due", "Details"])
         self.tree.setRootIsDecorated(False)
         self.tree.itemActivated.connect(self._open)
@@ -105,6 +109,7 @@ class InboxScreen(QWidget):
         for item in items:
             row = QTreeWidgetItem([KIND_LABELS.get(item["kind"], item["kind"]), item.get("title") or "", item["due"], item["text"]])
             row.setData(0, Qt.ItemDataRole.UserRole, item.get("proposal"))
+            row.setData(1, Qt.ItemDataRole.UserRole, item["kind"])
             if item.get("why"):
                 row.setToolTip(3, item["why"])
             self.tree.addTopLevelItem(row)
@@ -119,6 +124,8 @@ class InboxScreen(QWidget):
         pid = row.data(0, Qt.ItemDataRole.UserRole)
         if pid:
             self.window.open_proposal(pid)
+        elif row.data(1, Qt.ItemDataRole.UserRole) in CONSTITUENCY_KINDS:
+            self.window.nav.setCurrentRow(self.window.stack.indexOf(self.window.constituency))
 
 
 class ProposalScreen(QWidget):
