@@ -281,12 +281,24 @@ class ConstituentActs:
             "cycles_decided": result.cycles,
         }
 
+    def _next_seats(self, roll) -> dict:
+        """What the acts so far make of the next boundary, per constituency.  Under the draw rule
+        the lot is drawn with the boundary round's randomness, which nobody knows yet: no holder
+        is named before it."""
+        seats = roll.seats(max(self.leg.cycle_of(self.horizon), 0), self.replica.beacon.get(self.horizon, bytes(32)))
+        out = {}
+        for s in seats:
+            if s.reason.startswith("drawn by lot"):
+                s = type(s)(s.group, None, s.reason.replace("drawn by lot", "to be drawn by lot at the boundary", 1))
+            out[s.group] = s
+        return out
+
     def constituencies(self) -> list[dict]:
         """Every constituency: members, seat holder, and what the acts so far make of the next boundary."""
         if self.replica.charter.representation is None:
             return []
         roll = self.roll()
-        nxt = {s.group: s for s in roll.seats(max(self.leg.cycle_of(self.horizon), 0), self.replica.beacon.get(self.horizon, bytes(32)))}
+        nxt = self._next_seats(roll)
         mine = roll.member_of.get(self.me) if self.me else None
         out = []
         for gid, g in sorted(roll.groups.items(), key=lambda kv: (-len(kv[1].members), kv[1].name, kv[0])):
@@ -307,8 +319,7 @@ class ConstituentActs:
             g = roll.group_of(self.me) if self.me else None
             if g is None:
                 raise ConstituentError("You are not a member of any constituency; name one (klero constituency list).")
-        seat = next((s for s in roll.seats(max(self.leg.cycle_of(self.horizon), 0), self.replica.beacon.get(self.horizon, bytes(32)))
-                     if s.group == g.id), None)
+        seat = self._next_seats(roll).get(g.id)
         support = g.support()
         members = [{"key": k.hex(), "since_round": rnd, "endorses": g.endorsements[k].hex() if k in g.endorsements else None,
                     "support": support.get(k, 0), "willing": k in roll.willing, "holder": k == g.holder}

@@ -136,6 +136,41 @@ def cmd_verify(args) -> int:
     return 0 if report.clean else 1
 
 
+def _print_representation(leg: dict, details: bool) -> None:
+    """Seats from constituencies: each cycle's roster and who certified it, and the acts that
+    count for nothing, grouped by reason (every one with --details)."""
+    from collections import Counter
+
+    if not leg.get("rosters"):
+        return
+    print("Seats (from constituencies; the charter's roster serves until the first are certified):")
+    for cycle, keys in sorted(leg["rosters"].items(), key=lambda kv: int(kv[0])):
+        cycle = int(cycle)
+        seats = [s for s in leg["seats"] if s["cycle"] == cycle]
+        source = "the charter's founding roster" if cycle == 0 else (
+            f"certified at the boundary of cycle {cycle - 1}" if any(s["certified"] for s in seats) else "kept from the cycle before")
+        print(f"  cycle {cycle}: {len(keys)} seats, {source}")
+        if details:
+            for s in seats:
+                who = short_key(s["holder"]) if s["holder"] else "no seat"
+                where = short_key(s["constituency"]) if s["constituency"] else "?"
+                print(f"    constituency {where}: {who} ({s['reason']}){'' if s['certified'] or not s['holder'] else ' — not certified'}")
+    problems = leg.get("representation_problems", [])
+    if problems:
+        codes = Counter(p["code"] for p in problems)
+        print(f"  constituency acts that count for nothing: {', '.join(f'{n} {c}' for c, n in sorted(codes.items()))}")
+        if details:
+            for p in problems:
+                print(f"    {p['kind']} by {short_key(p['author'])} ({short_key(p['event'])}): {p['reason']}")
+    for d in leg.get("duplicates", []):
+        print(f"  registrar {short_key(d['registrar'])} certified one person twice: {short_key(d['first'])} and "
+              f"{short_key(d['second'])} (the second counts for nothing)")
+
+
+def short_key(h: str | None) -> str:
+    return f"{h[:12]}…" if h else "-"
+
+
 def _print_legislature(report, details: bool) -> None:
     """The legislature's decisions: a summary per cycle, or every draw, ballot and certificate."""
     from collections import Counter
@@ -146,6 +181,7 @@ def _print_legislature(report, details: bool) -> None:
         return
     print(f"Beacon rounds: {report.rounds}; cycles decided: {leg['cycles']}")
     short = lambda h: h[:12]  # noqa: E731
+    _print_representation(leg, details)
     if not details:
         for cycle in sorted({d["cycle"] for d in leg["draws"]} | {b["cycle"] for b in leg["ballots"]}):
             draws = [d for d in leg["draws"] if d["cycle"] == cycle]
