@@ -5,9 +5,10 @@ leaves, endorsements, willingness) in a fixed order, boundary by boundary, and s
 hold each constituency's seat.  Pure, like the rest of the core: records and beacon randomness
 in, state and reasons out.
 
-* **Order.** Acts are applied by the beacon round they name; within a round, registrars' acts
-  first, then foundings, then the rest by author and seq: a function of the set of events, never
-  of arrival.  Apart from a founding, an author's own acts keep their chain order.
+* **Order.** Acts are applied by the beacon round they name.  Within a round each author's acts
+  keep their chain order, and across authors they go in phases (registrars' acts, leaving,
+  founding, joining, willingness, endorsing: ``_waves``), so a join can name a constituency
+  founded in the same round: a function of the set of events, never of arrival.
 * **Boundaries.** The acts naming a round before a cycle's first round settle that boundary.
   The seats a node derives are what its cut-off lists; the seats that *count* are those the
   boundary's panel decided (more than half of the cut-offs used), so a late or backdated act
@@ -27,13 +28,35 @@ from typing import Callable, Iterable
 from .charter import DRAW, RANDOM, Charter
 from .kinds import REPRESENTATION, Certify, Endorse, Found, Join, Leave, Revoke, Serve
 
-#: within one beacon round: registrars' acts, then foundings, then the rest (an act cannot name a
-#: constituency founded later in the same round otherwise)
-_PHASE = {Certify.KIND: 0, Revoke.KIND: 0, Found.KIND: 1}
+#: within one beacon round nothing says which act came first across authors, so acts apply in
+#: phases: registrars' acts, leaving, founding, joining, willingness, endorsing (a join can name a
+#: constituency founded in the same round, and an endorsement a member who joined in it)
+_PHASE = {Certify.KIND: 0, Revoke.KIND: 0, Leave.KIND: 1, Found.KIND: 2, Join.KIND: 3, Serve.KIND: 4, Endorse.KIND: 5}
 
 
 def _order(r) -> tuple:
-    return r.round, _PHASE.get(r.kind, 2), r.author, r.seq
+    return r.round, r.author, r.seq
+
+
+def _waves(batch: list) -> list:
+    """One round's acts (sorted by author and seq) in the order they apply: each author's in
+    their chain order, and across authors by phase: in each wave, phase by phase, every author
+    whose next act has that phase takes it.  A function of the set of acts."""
+    queues: dict[bytes, list] = {}
+    for r in batch:
+        queues.setdefault(r.author, []).append(r)
+    heads = {a: 0 for a in queues}
+    authors = sorted(queues)
+    out: list = []
+    while len(out) < len(batch):
+        for phase in range(7):
+            for author in authors:
+                q, i = queues[author], heads[author]
+                while i < len(q) and _PHASE.get(q[i].kind, 6) == phase:
+                    out.append(q[i])
+                    i += 1
+                heads[author] = i
+    return out
 
 
 @dataclass
@@ -155,8 +178,14 @@ class Roll:
         ``before``'s)."""
         queue = self._queue
         while self._next < len(queue) and queue[self._next].round < before:
-            self._apply(queue[self._next], cycle_of)
-            self._next += 1
+            end = self._next
+            rnd = queue[end].round
+            while end < len(queue) and queue[end].round == rnd:
+                end += 1
+            batch = queue[self._next:end]
+            for r in (_waves(batch) if len(batch) > 1 else batch):
+                self._apply(r, cycle_of)
+            self._next = end
         if self.rep is not None and self.rep.grouping == RANDOM and randomness is not None:
             self._place(cycle, before, randomness)
 

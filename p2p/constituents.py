@@ -363,7 +363,7 @@ class ConstituentActs:
         self.comments()  # reads new posts too
         gid = self.group(ref).id.hex() if ref else None
         posts = [dict(p) for p in getattr(self, "_posts", {}).values() if gid is None or p["constituency"] == gid]
-        posts.sort(key=lambda p: (p["round"], p["id"]))
+        posts.sort(key=lambda p: (p["round"], p["reply"] is not None, p["id"]))  # an answer after its question
         for p in posts:
             p["replies"] = [q["id"] for q in posts if q["reply"] == p["id"]]
             cycle = self.leg.cycle_of(p["round"])

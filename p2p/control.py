@@ -87,7 +87,7 @@ class Client:
     def __init__(self, port: int, token: str, pid: int, timeout: float = 120.0):
         self.port, self.token, self.pid, self.timeout = port, token, pid, timeout
 
-    def call(self, name: str, **args):
+    def call(self, name: str, /, **args):
         request = json.dumps({"token": self.token, "call": name, "args": args}).encode() + b"\n"
         if len(request) > MAX_REQUEST:
             raise ControlError(f"The request is {len(request):,} bytes; the node takes at most {MAX_REQUEST:,}.")

@@ -801,7 +801,9 @@ class Service(ConstituentActs):
         """A representative's public record (this one's by default): proposals written, seats held,
         votes cast with the revision each named and whether it counted, attendance (ballots voted
         on of those sat on), and texts co-written."""
-        who = bytes.fromhex(key) if key else self.me
+        from .constituents import _hex_key
+
+        who = _hex_key(key, "The representative's key") if key else self.me
         result = self.result()
         seats = [d for d in result.draws if who in d.members]
         votes = [r for r in self.replica.records.values() if r.author == who and isinstance(r.body, Vote)]

@@ -24,7 +24,7 @@ class Direct:
     def __init__(self, service):
         self.service, self.lock, self.calls = service, threading.Lock(), []
 
-    def call(self, name: str, **args):
+    def call(self, name: str, /, **args):
         from p2p import control
         from p2p.service import ActError
 
@@ -111,6 +111,12 @@ def test_a_constituent_joins_endorses_serves_asks_and_reads_the_answer(qtbot, si
     print("standing:", screen.standing.text())
     assert "Certified" in screen.standing.text() and "In no constituency" in screen.standing.text()
     assert not _widgets_without_names(window), [type(w).__name__ for w in _widgets_without_names(window)]
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QAbstractButton, QLineEdit, QTreeWidget, QWidget
+
+    untabbable = [w.accessibleName() for w in screen.findChildren(QWidget)
+                  if isinstance(w, (QAbstractButton, QLineEdit, QTreeWidget)) and not w.focusPolicy() & Qt.FocusPolicy.TabFocus]
+    assert not untabbable, f"not reachable by Tab: {untabbable}"
     # the list: the bots' nine constituencies and the one the person's neighbours founded for them
     rows = [screen.list.topLevelItem(k).text(0) for k in range(screen.list.topLevelItemCount())]
     assert sorted(rows) == sorted([f"Neighbourhood {n}" for n in range(1, 10)] + [f"Neighbourhood of {ME_HEX[:6]}"]), rows
@@ -161,11 +167,11 @@ def test_a_constituent_joins_endorses_serves_asks_and_reads_the_answer(qtbot, si
     question = screen.thread.topLevelItem(0)  # the thread was rebuilt
     answer = question.child(0)
     print("thread:", question.text(0), "|", question.text(1), "→", answer.text(0), "|", answer.text(1))
-    assert answer.text(0).startswith("★ representative") and sim.bots[0].public.hex()[:12] in answer.text(0)
+    assert answer.text(0).startswith("★ representative") and sim.bots[0].public.hex()[:8] in answer.text(0)
     assert "my vote" in answer.text(1)
     # and a reply of mine to the answer, from the Reply button
     screen.thread.setCurrentItem(answer)
-    screen.ask_box.setText("Thank you.")
+    screen.ask_box.setText("Thank you. " * 20)
     act(qtbot, window, screen.reply, "Posted in 'Neighbourhood 1'")
     qtbot.waitUntil(lambda: screen.thread.topLevelItem(0).child(0).childCount() == 1, timeout=10_000)
     assert screen.thread.topLevelItem(0).child(0).child(0).text(0) == "you"
@@ -187,16 +193,25 @@ def test_a_refused_act_shows_the_services_sentence(qtbot, sim, tmp_path):
     signed = client.calls.count("join")
     act(qtbot, window, screen.join, "already a member of 'Neighbourhood 1': leave it first")
     assert client.calls.count("join") == signed + 1 and client.service.standing()["constituency_name"] == "Neighbourhood 1"
-    # founding while a member: refused too; an empty name is caught before asking the node
-    screen.found_name.setText("Riverside")
-    act(qtbot, window, screen.found, "Leave it first")
-    assert screen.found_name.text() == "Riverside", "a refused act keeps what the person typed"
-    screen.found_name.clear()
+    # an empty name is caught before asking the node; leaving works, and then Leave is offered no more
     screen.found.click()
     assert "needs a name" in said(window)
-    # leaving, then founding, works from the same controls
     act(qtbot, window, screen.leave, "Left 'Neighbourhood 1'")
+    qtbot.waitUntil(lambda: screen.st.get("constituency") is None and not screen.leave.isEnabled(), timeout=10_000)
+
+
+def test_founding_from_the_screen(qtbot, sim, tmp_path):
+    window, screen, client = open_window(qtbot, sim, tmp_path)
+    ids = {r["name"]: r["id"] for r in client.service.constituencies()}
+    select(screen.list, ids["Neighbourhood 1"])
+    qtbot.waitUntil(lambda: screen.detail.get("id") == ids["Neighbourhood 1"], timeout=10_000)
+    act(qtbot, window, screen.join, "Joined")
+    # founding while a member: refused with the service's sentence, keeping what the person typed
     screen.found_name.setText("Riverside")
+    screen._found()  # what the button does (an exception in a slot would not reach the test)
+    qtbot.waitUntil(lambda: any("Leave it first" in s for s in window.said), timeout=10_000)
+    assert screen.found_name.text() == "Riverside", "a refused act keeps what the person typed"
+    act(qtbot, window, screen.leave, "Left 'Neighbourhood 1'")
     screen.found_statement.setText("The streets by the river.")
     act(qtbot, window, screen.found, "Founded 'Riverside'")
     qtbot.waitUntil(lambda: screen.detail.get("name") == "Riverside" and screen.detail["mine"], timeout=10_000)

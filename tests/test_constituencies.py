@@ -99,7 +99,7 @@ def test_unwilling_member_is_not_seated_and_small_groups_hold_no_seat():
     assert "has not said yes to serving" in seat_of(a.roll(), gid).reason
     a.act(key(0), Serve("yes"))
     assert seat_of(a.roll(), gid).holder == key(0)
-    a.act(key(2), Leave(gid))
+    a.act(key(2), Leave(gid), 2)  # (in the same round, leaving would come before joining)
     seat = seat_of(a.roll(), gid)
     assert seat.holder is None and "a seat needs at least 3" in seat.reason
 
@@ -115,15 +115,14 @@ def test_bad_acts_each_get_a_reason():
     a.act(key(6), Endorse(gid, key(0)))           # endorses in a group it is not in
     a.act(key(99), Join(other))                   # never certified
     a.act(key(6), Join(b"\x00" * 32))             # no such constituency
-    for _ in range(4):                            # a flood: the 5th act in one cycle
+    for _ in range(5):                            # a flood: the 5th act in one cycle
         a.act(key(7), Serve("yes"))
-    a.act(key(7), Join(other))
     roll = a.roll()
-    # within one round acts apply by author, so the problems come in key order, not as written
+    # within one round acts apply by phase and author, so the problems come in that order, not as written
     assert sorted(a.codes(roll)) == sorted([
         ("constituency.join", "constituency_full"), ("constituency.join", "already_member"), ("endorse", "endorse_non_member"),
         ("endorse", "not_member"), ("constituency.join", "not_certified"), ("constituency.join", "no_constituency"),
-        ("constituency.join", "over_quota")])
+        ("serve", "over_quota")])
     assert all(p.reason.endswith(".") and p.reason[0].isupper() for p in roll.problems)
     assert len(roll.groups[gid].members) == 3 and roll.member_of[key(1)] == gid and key(3) not in roll.member_of
 

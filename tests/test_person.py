@@ -66,6 +66,12 @@ class Person:
                     out = client.call("vote", ref=item["proposal"], choice="yes" if "Plenary" in item["text"] else "promote")
                 elif item["kind"] == "amendment" and "open now" in item["text"]:
                     out = client.call("vote", ref=item["proposal"], choice="adopt", amendment=item["amendment"])
+                elif item["kind"] == "constituency" and "join one" in item["text"]:
+                    # seats come from constituencies after cycle 0: the person joins the one their
+                    # neighbours founded for them and says yes; the neighbours then endorse them
+                    ours = next(g for g in client.call("constituencies") if g["name"].startswith("Neighbourhood of "))
+                    self.log.append(client.call("join", ref=ours["id"][:12])["what"])
+                    out = client.call("serve", answer="yes")
                 else:
                     continue
                 self.done.add(key)
@@ -138,6 +144,10 @@ def test_a_person_joins_a_testnet_of_bots_and_takes_a_proposal_to_the_plenary(tm
         assert not neutralised, neutralised
         votes = [r for r in replica.records.values() if r.author == me and r.kind == "vote"]
         assert votes and any(v.body.stage == 4 for v in votes), f"no plenary vote\n{diagnosis}"
+        # the founding roster served cycle 0; from cycle 1 the constituencies' seats, the person's among them
+        rosters = result.rosters
+        assert me in rosters[0] and all(me in rosters[c] for c in range(2, result.cycles + 1)), \
+            f"{ {c: me in r for c, r in rosters.items()} }\n{diagnosis}"
         comments = [c for c in service.thread(alice.proposal) if c["author"] == mine]
         assert any(c["text"] == "Still for it, after a restart." for c in comments)
     # the lock of a SIGKILLed node or CLI never blocks the person, and every node agrees with verify

@@ -11,6 +11,7 @@ seat as it stands.  Every refusal is the service's sentence, said through the wi
 from __future__ import annotations
 
 import html
+import textwrap
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -36,7 +37,7 @@ def short(key: str | None, me: str = "") -> str:
     """A key as people see it until keys have names: its first characters, and "you" for one's own."""
     if not key:
         return "nobody"
-    return "you" if me and key == me else key[:12] + "…"
+    return "you" if me and key == me else key[:8] + "…"
 
 
 def standing_sentence(st: dict) -> str:
@@ -124,9 +125,9 @@ class ConstituencyScreen(QWidget):
         self.found_statement.returnPressed.connect(self._found)
         self.found = _named(QPushButton("&Found"), "Found a constituency")
         self.found.clicked.connect(self._found)
+        lv.addWidget(self.found_name)
         row = QHBoxLayout()
-        row.addWidget(self.found_name, 1)
-        row.addWidget(self.found_statement, 2)
+        row.addWidget(self.found_statement, 1)
         row.addWidget(self.found)
         lv.addLayout(row)
         split.addWidget(left)
@@ -179,8 +180,8 @@ class ConstituencyScreen(QWidget):
         self.thread = _named(QTreeWidget(), "Thread", "Members' posts, oldest first, replies under what they answer; "
                                                       "the representative's posts are marked")
         self.thread.setHeaderLabels(["By", "Post"])
-        self.thread.setWordWrap(True)
         self.thread.currentItemChanged.connect(lambda *_: self._update_buttons())
+        self.thread.itemActivated.connect(lambda *_: self.ask_box.isEnabled() and self.ask_box.setFocus())  # Enter: reply
         heading.setBuddy(self.thread)
         rv.addWidget(self.thread, 3)
         self.privacy = _named(QLabel(PRIVACY), "Posts are public")
@@ -188,7 +189,6 @@ class ConstituencyScreen(QWidget):
         rv.addWidget(self.privacy)
         ask = QHBoxLayout()
         self.ask_box = _named(QLineEdit(), "Your post", "A question to your representative; Enter posts it. Signed and public.")
-        self.ask_box.setPlaceholderText("Ask your representative (Enter posts it), or select a post and reply")
         self.ask_box.returnPressed.connect(lambda: self._post(reply=False))
         self.ask = _named(QPushButton("&Ask"), "Ask", "Post a new question in your constituency's thread")
         self.ask.clicked.connect(lambda: self._post(reply=False))
@@ -199,8 +199,9 @@ class ConstituencyScreen(QWidget):
         ask.addWidget(self.reply)
         rv.addLayout(ask)
         split.addWidget(right)
-        split.setStretchFactor(0, 2)
-        split.setStretchFactor(1, 3)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
+        split.setSizes([520, 600])  # the list's four columns fit; the thread takes the rest
         self._update_buttons()
 
     # ---- views
@@ -221,10 +222,10 @@ class ConstituencyScreen(QWidget):
         if not self.gid or not any(r["id"] == self.gid for r in rows):
             own = next((r for r in rows if r["mine"]), None)
             self.gid = (own or (rows[0] if rows else {})).get("id")
-        if rows != self._rows:
-            self._rows = rows
-            me = self.me()
-            self.list.blockSignals(True)
+        me = self.me()
+        self.list.blockSignals(True)  # placing the selection is not the person picking
+        if (rows, me) != self._rows:
+            self._rows = (rows, me)
             self.list.clear()
             for r in rows:
                 nxt = r["next"] + (f" → {short(r['next_holder'], me)}" if r.get("next_holder") else "")
@@ -234,13 +235,15 @@ class ConstituencyScreen(QWidget):
                 item.setToolTip(0, r.get("statement") or "")
                 item.setToolTip(3, nxt)
                 self.list.addTopLevelItem(item)
-                if r["id"] == self.gid:
-                    self.list.setCurrentItem(item)
-            self.list.blockSignals(False)
             for column in range(3):
                 self.list.resizeColumnToContents(column)
             if not rows:
                 self.list.addTopLevelItem(QTreeWidgetItem(["No constituency yet: found the first."]))
+        if self._selected(self.list) != self.gid:  # e.g. the one just joined or founded
+            for k in range(self.list.topLevelItemCount()):
+                if self.list.topLevelItem(k).data(0, Qt.ItemDataRole.UserRole) == self.gid:
+                    self.list.setCurrentItem(self.list.topLevelItem(k))
+        self.list.blockSignals(False)
         self._load_detail()
 
     def _picked(self, item, _previous=None) -> None:
@@ -259,21 +262,21 @@ class ConstituencyScreen(QWidget):
         self.detail = v
         self.title.setText(f"<b>{html.escape(v['name'])}</b> — {v['members']} member(s)"
                            f"{' (yours)' if v['mine'] else ''}, id {v['id'][:12]}…<br>{html.escape(v['statement'] or '')}")
-        holder = f"held by {short(v['holder'], me)}" if v.get("holder") else "held by nobody"
-        nxt = (f"{short(v['next_holder'], me)} ({v['next']})" if v.get("next_holder") else f"nobody ({v['next']})")
+        holder = short(v.get("holder"), me)
+        nxt = f"{short(v.get('next_holder'), me)} ({v['next']})"
         rule = ("the lot draws among willing nominees" if v.get("rule") == "draw"
                 else "the member endorsed by more than half of the members, if willing")
-        self.seat.setText(f"Seat: {holder}. At the next cycle boundary: {html.escape(nxt)}. {BOUNDARY} "
+        self.seat.setText(f"Seat now: <b>{holder}</b>; at the next cycle boundary: <b>{html.escape(nxt)}</b>. {BOUNDARY} "
                           f"<small>Rule: {rule}; {v['min']} to {v['max']} members.</small>")
         rows = [(m["key"], m["support"], m["willing"], m["holder"], m["endorses"]) for m in v["members_list"]]
-        if rows != self._members:
-            self._members = rows
+        if (rows, me, v.get("next_holder")) != self._members:
+            self._members = (rows, me, v.get("next_holder"))
             selected = self._selected(self.members)
             self.members.clear()
             for key, support, willing, holds, endorses in rows:
                 seat = "holds the seat" if holds else ("next holder" if key == v.get("next_holder") else "")
                 item = QTreeWidgetItem([short(key, me), str(support), "yes" if willing else "no", seat,
-                                        "themself" if endorses == key else short(endorses) if endorses else "—"])
+                                        "themself" if endorses == key else short(endorses, me) if endorses else "—"])
                 item.setData(0, Qt.ItemDataRole.UserRole, key)
                 item.setToolTip(0, key)
                 self.members.addTopLevelItem(item)
@@ -291,11 +294,16 @@ class ConstituencyScreen(QWidget):
         selected = self._selected(self.thread)
         self.thread.clear()
         items: dict[str, QTreeWidgetItem] = {}
+        # a post is read whole: broken into lines to the column's width (a tree's rows do not wrap)
+        chars = max(40, (self.thread.viewport().width() - 260) // max(1, self.thread.fontMetrics().averageCharWidth()))
         for p in posts:
             who = short(p["author"], me)
             by = f"★ representative {who}" if p["by_representative"] else who
-            items[p["id"]] = item = QTreeWidgetItem([by, f"{p['text']}  (round {p['round']:,})"])
+            text = textwrap.fill(f"{p['text']}  (round {p['round']:,})", chars)
+            items[p["id"]] = item = QTreeWidgetItem([by, text])
             item.setData(0, Qt.ItemDataRole.UserRole, p["id"])
+            item.setToolTip(0, p["author"])
+            item.setTextAlignment(0, Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
             item.setToolTip(1, p["text"])
         # then placed: posts of one round come in id order, so an answer may precede its question
         for p in posts:
@@ -307,7 +315,7 @@ class ConstituencyScreen(QWidget):
         if selected in items:
             self.thread.setCurrentItem(items[selected])
         self.thread.expandAll()
-        self.thread.resizeColumnToContents(0)
+        self.thread.setColumnWidth(0, min(self.thread.sizeHintForColumn(0) + 8, 240))
         if not posts:
             self.thread.addTopLevelItem(QTreeWidgetItem(["", "No posts yet: members ask their representative here."]))
 
@@ -329,25 +337,25 @@ class ConstituencyScreen(QWidget):
         self.reply.setEnabled(mine and bool(self._selected(self.thread)))
         self.leave.setEnabled(bool(self.st.get("constituency")))
         self.record.setEnabled(bool(self._selected(self.members) or self.detail.get("holder")))
-        self.ask_box.setPlaceholderText("Ask your representative (Enter posts it), or select a post and reply" if mine
-                                        else "Join this constituency to ask or reply in its thread")
+        self.ask_box.setPlaceholderText("Ask your representative; Enter posts it" if mine
+                                        else "Join this constituency to ask or reply here")
         draw = self.st.get("rule") == "draw"
-        self.endorse.setText("&Nominate selected" if draw else "&Endorse selected")
+        self.endorse.setText("N&ominate selected" if draw else "&Endorse selected")
         self.endorse_me.setText("Nominate &me" if draw else "Endorse &me")
 
     # ---- acts
 
-    def _act(self, name: str, then=None, **args) -> None:
+    def _act(self, call: str, then=None, /, **args) -> None:
         """Sign one constituency act through the door; its sentence (or refusal) is said, then all refreshes."""
         def done(out: dict) -> None:
-            if out.get("constituency") and name in ("join", "found"):
+            if out.get("constituency") and call in ("join", "found"):
                 self.gid = out["constituency"]
             if then is not None:
                 then(out)
             self.window.say(out["what"])
             self.window.refresh()
 
-        self.window.door.call(name, done, self.window.say, **args)
+        self.window.door.call(call, done, self.window.say, **args)
 
     def _join(self) -> None:
         gid = self._selected(self.list) or self.gid

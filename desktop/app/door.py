@@ -50,7 +50,7 @@ class Door(QObject):
         self._waiting: dict[int, tuple[Callable, Callable | None]] = {}
         self.answered.connect(self._deliver)
 
-    def call(self, name: str, done: Callable[[object], None], failed: Callable[[str], None] | None = None, **args) -> None:
+    def call(self, name: str, done: Callable[[object], None], failed: Callable[[str], None] | None = None, /, **args) -> None:
         self._next += 1
         self._waiting[self._next] = (done, failed)
         self.pool.start(_Call(self, self._next, name, args))

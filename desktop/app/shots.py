@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-SCREENS = ("inbox", "proposals", "pipeline", "committees", "record", "network", "settings")
+SCREENS = ("inbox", "proposals", "pipeline", "committees", "constituency", "record", "network", "settings")  # the nav's order
 
 
 def render_all(window, app, out: Path, wait) -> list[Path]:

@@ -1095,8 +1095,8 @@ class MainWindow(QMainWindow):
                  ("F8, Shift+F8", "next and previous change in Changes"),
                  ("Alt+P / Alt+K, Alt+Y / Alt+N, Alt+A / Alt+R", "vote: promote or kill, yes or no, adopt or reject (a confirmation follows)"),
                  ("Alt+S", "sign your edits now (they are signed after a pause anyway)"),
-                 ("Alt+J, Alt+F, Alt+E, Alt+M, Alt+Y / Alt+N, Alt+L, Alt+A, Alt+P, Alt+R",
-                  "constituency: join, found, endorse the selected member, endorse me, willing to serve yes / no, "
+                 ("Alt+J, Alt+F, Alt+E (Alt+O), Alt+M, Alt+Y / Alt+N, Alt+L, Alt+A, Alt+P, Alt+R",
+                  "constituency: join, found, endorse (nominate) the selected member, endorse me, willing to serve yes / no, "
                   "leave, ask, reply to the selected post, see their record"),
                  ("Alt+Y, Alt+X", "record: your own; export the one shown (Atom, HTML or JSON)"),
                  ("Ctrl+= , Ctrl+- , Ctrl+0", "larger, smaller, default text"),

@@ -30,15 +30,7 @@ def cmd_node(args) -> int:
         if len(charters) != 1:
             print(f"{args.join} must hold exactly one assembly's charter to join it.", file=sys.stderr)
             return 2
-        with ReplicaStore.create(p.replica_path, charters[0]) as store:
-            # what the assembly starts from besides its charter (a testnet's registrations and
-            # constituencies); anything else in the file arrives by sync anyway
-            from p2p.logfile import LogDamage, read_items
-
-            for item in read_items(args.join):
-                if isinstance(item, LogDamage):
-                    break
-                store.add_item(item[2])
+        ReplicaStore.create(p.replica_path, charters[0]).close()
     logging.basicConfig(level=logging.WARNING if not args.verbose else logging.INFO, format="%(message)s")
     from p2p.node import Node, run_headless
 

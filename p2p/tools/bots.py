@@ -160,6 +160,7 @@ class AssemblySim:
         #: declaration is decided at the boundary), so the draws skip them (``klero simulate
         #: --compare-absence`` shows what that changes)
         self.declare_absence = declare_absence and constituents > 0
+        self._people_bots: dict[bytes, Bot] = {}
         #: each person's neighbours (with constituencies): one founds a constituency for the person,
         #: two more join it; they endorse the person once the person has joined and said yes
         #: (``p2p.tools.reactive``), so a person sees a seat arise from their own acts
@@ -276,9 +277,16 @@ class AssemblySim:
         yield from self._emit_until(leg.cycle_start(self.cycles) + 1)
         yield from self._round(leg.cycle_start(self.cycles))
 
-    def setup_acts(self) -> list[bytes]:
+    def setup_acts(self, person_keys: dict | None = None) -> list[bytes]:
         """The registration and constituency acts a live testnet or the demo starts from (they name
-        no beacon round, so they come before every boundary); the nodes import them with the charter."""
+        no beacon round, so they come before every boundary); the nodes import them with the charter.
+
+        ``person_keys`` (public key -> signing key): persons whose profiles the testnet made itself
+        (dev keys).  Their first acts are signed here: joining the constituency their neighbours
+        founded, and saying yes to serving; the neighbours endorse them.  So the boundary of cycle
+        0 seats them from cycle 1 through their constituency (a person could not act before the
+        first boundary, a few seconds after the start)."""
+        self._person_keys = dict(person_keys or {})
         return list(self._constituencies(0))
 
     def _constituencies(self, at: int) -> Iterator[bytes]:
@@ -297,6 +305,13 @@ class AssemblySim:
             gid = founder.prev if founder.seq > before else None
             for n in others:
                 yield from self._sign(n, "constituency.join", {"constituency": gid}, at)
+            key = getattr(self, "_person_keys", {}).get(person)
+            if key is not None:
+                me = self._people_bots.setdefault(person, Bot(key))
+                yield from self._sign(me, "constituency.join", {"constituency": gid}, at)
+                yield from self._sign(me, "serve", {"answer": "yes"}, at)
+                for n in (founder, *others):
+                    yield from self._sign(n, "endorse", {"constituency": gid, "member": person}, at)
         if self.declare_absence:
             for bot in self.bots:
                 if bot.kind == "absent":

@@ -166,6 +166,10 @@ class Testnet:
             seed_peer = f"/ip4/127.0.0.1/tcp/{seed_port}/p2p/{_peer_id(self.home / 'profiles' / 'node-0')}"
             round_zero, last_round = self._reactive(charter, reps, nodes, cycles, seed, behaviour, (seed_peer,),
                                                     tuple(keys), bot_proposals, typing)
+            # every replica starts from the charter log: the charter, and with constituencies the
+            # registrations and constituencies the assembly starts from (``--join`` takes the charter only)
+            for name in [f"node-{k}" for k in range(nodes)] + list(people):
+                self._seed_replica(name)
             expected, summary, planned_items = None, {}, [None] * nodes
         period = load_template(charter).get("period_ms", 1000) / 1000
         step = round_seconds if round_seconds is not None else period
@@ -222,7 +226,17 @@ class Testnet:
             raise TestnetError(f"The {charter!r} charter uses a public beacon; a testnet needs a dev beacon (try testnet or demo).")
         last_round = sim.legislature.cycle_start(cycles)
         # the charter and the acts the assembly starts from (registrations, constituencies, endorsements)
-        write_log(self.dir / "charter.log", [sim.charter_wire, *(sim.setup_acts() if constituents else [])])
+        person_keys = {}
+        if constituents:
+            # the testnet made the persons' profiles (dev keys under PASSPHRASE): it signs their
+            # joining their neighbours' constituency before the first boundary, as they would
+            from .. import profile
+
+            for folder in (self.home / "profiles").iterdir():
+                if (folder / "identity.json").exists() and _public_key(folder) in people:
+                    key = profile.unlock(profile.Profile(folder.name, folder), PASSPHRASE)
+                    person_keys[bytes(key.verify_key)] = key
+        write_log(self.dir / "charter.log", [sim.charter_wire, *(sim.setup_acts(person_keys) if constituents else [])])
         from consensus.beacon import encode_round
 
         write_log(self.dir / "beacon.log", [sim.charter_wire, *(encode_round(sim.dev.sign(n)) for n in range(1, last_round + 1))])
@@ -231,6 +245,18 @@ class Testnet:
                             indices=[i for i in range(reps) if i % nodes == k], proposals=sim.proposals_per_cycle,
                             people=people, start_round=start_round, typing=typing, constituents=constituents)
         return 1, last_round
+
+    def _seed_replica(self, name: str) -> None:
+        from ..logfile import LogDamage, read_items
+        from ..store import ReplicaStore
+
+        path = self.home / "profiles" / name / "replica.sqlite"
+        if path.exists():
+            return
+        items = [i[2] for i in read_items(self.dir / "charter.log") if not isinstance(i, LogDamage)]
+        with ReplicaStore.create(path, items[0]) as store:
+            for item in items[1:]:
+                store.add_item(item)
 
     def _start(self, k: int, extra: list[str], start_at: float, step: float, round_zero: int, name: str = "") -> dict:
         name = name or f"node-{k}"
