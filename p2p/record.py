@@ -111,7 +111,7 @@ def build(service, key: bytes, *, now: float | None = None) -> dict:
                     and value_id(r.body.value) == value][:1]
         used = set(decode_value(proposal[0].body.value)[0]) if proposal else set()
         cutoffs = [r for r in panel_msgs if r.kind == "cutoff" and r.id in used]
-        entry("seat", leg.cycle_start(cycle), f"Held a seat in cycle {cycle}, certified at the boundary of cycle {cycle - 1} by "
+        entry("seat", leg.cycle_start(cycle), f"Seated in cycle {cycle}, certified at the boundary of cycle {cycle - 1} by "
                                               f"{len(cert.signers)} of a {len(d.panel)}-member panel.",
               [wires[r.id] for r in proposal + precommits + cutoffs if r.id in wires],
               cycle=cycle, deadline=name.hex(), panel=[m.hex() for m in d.panel])

@@ -54,7 +54,9 @@ def run(name: str, *, observer: bool = False, on_close=None, title: str = "Klero
     p = profile.existing(name)
     started = None
     if control.connect(p.path) is None:
-        if passphrase is None and not observer:
+        if passphrase is None:
+            # an observer's node unlocks the key too: it is the node's identity, and it signs the
+            # person's constituency acts (joining, endorsing, asking), never legislation
             passphrase, ok = QInputDialog.getText(None, "Unlock your key", f"Passphrase of profile {name!r}:",
                                                   QLineEdit.EchoMode.Password)
             if not ok:
