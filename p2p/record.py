@@ -26,7 +26,7 @@ from collections import Counter
 from consensus.agreement import quorum_size, value_id
 from consensus.errors import InvalidInput, KleroError
 from consensus.events import decode_charter, event_id, parse_body, split_wire, verify_signature
-from consensus.panel import CutOff, decode_value, deadline_key, majority
+from consensus.panel import decode_value, deadline_key, majority
 
 FORMAT = "klero-record/1"
 ATOM = "http://www.w3.org/2005/Atom"

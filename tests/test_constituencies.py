@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nacl.signing import SigningKey
 
 from consensus.charter import DRAW, RANDOM, Charter, Representation
 from consensus.constituency import Roll
@@ -222,14 +223,12 @@ def test_seats_arise_from_constituencies_and_change_only_at_boundaries():
     leg = sim.legislature
     mid = leg.cycle_start(1) + 10
     group = []
-    sim_log = []
 
     def found_id():
         return next(r.id for r in sim.replica.records.values() if r.kind == "constituency.found" and r.author == sim.bots[0].public)
 
     constituent = n  # the first constituent bot (it joined bot 0's constituency)
     sim.plan_act(mid, constituent, "serve", {"answer": "yes"})
-    plan_after = []
     log = []
     for item in sim.run():
         log.append(item)
@@ -288,7 +287,6 @@ def test_unvouched_keys_wait_for_a_registrar_and_are_bounded():
 
 
 def test_a_flood_of_unregistered_keys_is_refused_without_penalty():
-    from nacl.signing import SigningKey
     from consensus.events import sign_event
 
     sim = sim_with(cycles=0, constituents=1)
@@ -361,7 +359,7 @@ def test_any_acts_in_any_order_keep_the_invariants(acts, rnd):
 # ---------------------------------------------------------------------- people: the service, the record
 
 
-ME = __import__("nacl.signing", fromlist=["SigningKey"]).SigningKey(b"\x42" * 32)
+ME = SigningKey(b"\x42" * 32)
 
 
 @pytest.fixture(scope="module")
