@@ -493,3 +493,24 @@ def test_the_evaluation_reuses_applied_acts_and_a_late_act_replays_them():
     fresh = Legislature(replica.charter, replica.charter_event.round).evaluate(dict(replica.records), replica.beacon)
     assert cached.representation_problems == fresh.representation_problems
     assert cached.representation_problems[-1]["code"] == "not_member"
+
+
+def test_the_charters_representation_round_trips_and_refuses_what_cannot_work():
+    from consensus.cbor import decode, encode
+    from consensus.errors import InvalidInput
+
+    rep = Representation(threshold=2, max_constituency=500, min_constituency=20, seat_rule=DRAW, term_cycles=3)
+    charter = Charter(name="c", registrars=tuple(REG), representation=rep)
+    body = decode(encode(charter.to_body()))
+    assert Charter.from_body(body) == charter
+    assert body["representation"] == {"seat_rule": "draw", "threshold": 2, "term_cycles": 3, "max_constituency": 500,
+                                      "min_constituency": 20}
+    assert "representation" not in Charter(name="old").to_body(), "charters without it keep their bytes and id"
+    for bad, said in ((dict(threshold=4), "names only 3"), (dict(min_constituency=2000), "above its max"),
+                      (dict(seat_rule="loudest"), "must be one of"), (dict(grouping=RANDOM, group_size=5, min_constituency=50),
+                                                                      "group_size must lie")):
+        body = Charter(name="c", registrars=tuple(REG)).to_body()
+        body["representation"] = {k: v for k, v in sorted({**Representation().to_body(), **bad}.items(),
+                                                          key=lambda kv: (len(kv[0]), kv[0]))}
+        with pytest.raises(InvalidInput, match=said):
+            Charter.from_body(body)
