@@ -403,20 +403,20 @@ class _RollCache:
         self.seen = 0
 
     @classmethod
-    def of(cls, charter: Charter, records, changes: list | None) -> "_RollCache":
-        if changes is None:  # records not from a replica: nothing to follow them by
+    def of(cls, charter: Charter, records, replica) -> "_RollCache":
+        if replica is None:  # records not from a replica: nothing to follow them by
             return cls(charter, records)
         cache = cls._all.get(id(records))
-        if cache is not None and cache.records is records and cache.charter is charter and cache.seen <= len(changes):
-            new = changes[cache.seen:]
-            if all(rnd >= cache.applied_before for rnd, _, _ in new):
+        if cache is not None and cache.records is records and cache.charter is charter:
+            new = replica.rep_since(cache.seen)
+            if new is not None and all(rnd >= cache.applied_before for rnd, _, _ in new):
                 last = {i: added for _, i, added in new}  # an id added then removed (a fork) ends removed
                 cache.roll.merge([records[i] for i, added in last.items() if added and i in records],
                                  [i for i, added in last.items() if not added])
-                cache.seen = len(changes)
+                cache.seen = replica.rep_version
                 return cache
         cache = cls(charter, records)
-        cache.seen = len(changes)
+        cache.seen = replica.rep_version
         if len(cls._all) >= 8:
             cls._all.pop(next(iter(cls._all)))
         cls._all[id(records)] = cache
@@ -516,11 +516,11 @@ class Legislature:
     def evaluate_replica(self, replica, *, explain: bool = True) -> Result:
         """:meth:`evaluate` on what a ``consensus.replica.Replica`` holds (its representation acts
         are applied once and reused by later evaluations: ``_RollCache``)."""
-        self._rep_changes = replica.rep_changes
+        self._replica = replica
         try:
             return self.evaluate(replica.records, replica.beacon, explain=explain, evidence=replica.evidence)
         finally:
-            self._rep_changes = None
+            self._replica = None
 
     def evaluate(self, records: Mapping[bytes, Record], beacon: Mapping[int, bytes], *, explain: bool = True,
                  evidence: Mapping[bytes, Record] = {}) -> Result:
@@ -543,7 +543,7 @@ class Legislature:
         self._local_seats = {}
         self.roll = None
         if represent:
-            self._cache = _RollCache.of(self.charter, records, getattr(self, "_rep_changes", None))
+            self._cache = _RollCache.of(self.charter, records, getattr(self, "_replica", None))
             self.roll = self._cache.roll
             result.rosters = self._rosters
         for r in sorted(inputs.subs, key=lambda r: (r.round, r.id)):

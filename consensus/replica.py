@@ -229,9 +229,12 @@ class Replica:
         #: keys with events held until a registrar vouches for them -> how many are held
         self.unvouched: dict[bytes, int] = {}
         self._releases: list[bytes] = []
-        #: (round, record id, added?) of every representation record applied or undone, in
-        #: order: lets an evaluation reuse the acts it already applied (``Legislature``'s cache)
-        self.rep_changes: list[tuple[int, bytes, bool]] = []
+        #: (round, record id, added?) of the representation records applied or undone lately, in
+        #: order: lets an evaluation reuse the acts it already applied (``Legislature``'s cache);
+        #: only the latest are kept (``rep_since``), a reader further behind starts over
+        self._rep_changes: list[tuple[int, bytes, bool]] = []
+        self._rep_base = 0
+        self._unvouched_total = 0
         self.proposals: dict[bytes, Proposal] = {}
         self.certified: set[tuple[bytes, bytes]] = set()
         #: applied events of the legislative kinds, by id: the legislature's input
@@ -408,6 +411,28 @@ class Replica:
             return self.charter_event  # the convenor's seq 1 is not an event inside the assembly
         return self._decode(stored.wire, check_signature=False)
 
+    #: representation changes kept for readers (``rep_since``); older ones are dropped
+    REP_CHANGES_KEPT = 1 << 16
+
+    def _note_rep(self, round_: int, rid: bytes, added: bool) -> None:
+        self._rep_changes.append((round_, rid, added))
+        if len(self._rep_changes) > self.REP_CHANGES_KEPT:
+            half = len(self._rep_changes) // 2
+            del self._rep_changes[:half]
+            self._rep_base += half
+
+    @property
+    def rep_version(self) -> int:
+        """How many representation changes there have been (a reader's position)."""
+        return self._rep_base + len(self._rep_changes)
+
+    def rep_since(self, position: int) -> list[tuple[int, bytes, bool]] | None:
+        """The representation changes since ``position`` (a ``rep_version``), or None if they
+        are no longer kept (the reader must start over from the records)."""
+        if position < self._rep_base or position > self.rep_version:
+            return None
+        return self._rep_changes[position - self._rep_base:]
+
     def _needs_voucher(self, author: bytes) -> bool:
         return self.charter.representation is not None and author not in self.roles and author not in self.vouched
 
@@ -415,7 +440,9 @@ class Replica:
         if subject in self.vouched:
             return
         self.vouched.add(subject)
-        if self.unvouched.pop(subject, None) is not None:
+        held = self.unvouched.pop(subject, None)
+        if held is not None:
+            self._unvouched_total -= held
             self._releases.append(subject)
 
     def _drain_releases(self) -> None:
@@ -468,13 +495,14 @@ class Replica:
         stored = self.ledger.get(author, seq)
         if stored is not None:
             return Outcome(DUPLICATE, ev.id) if stored.id == ev.id else self._equivocate(ev, stored)
-        if sum(self.unvouched.values()) >= self.limits.max_pending_ahead or seq > self.limits.max_pending_ahead:
+        if self._unvouched_total >= self.limits.max_pending_ahead or seq > self.limits.max_pending_ahead:
             return Outcome(REJECTED, ev.id, Rejection(
                 "not_certified", "No registrar has certified this key; its events are held only while few others wait, "
                 "and will be fetched again once a certification arrives.", fatal=False))
         self.ledger.put(author, seq, Stored(ev.id, ev.wire, PENDING))
         self.pending.setdefault(author, set()).add(seq)
         self.unvouched[author] = self.unvouched.get(author, 0) + 1
+        self._unvouched_total += 1
         return Outcome(PENDING, ev.id)
 
     def _after_fork(self, ev: Event, fork: int) -> Outcome:
@@ -601,7 +629,7 @@ class Replica:
             self.records[ev.id] = Record(ev.id, ev.author, ev.seq, ev.round, ev.round_prefix, ev.kind, body)
             self.changes.records.add(ev.id)
             if ev.kind in REPRESENTATION:
-                self.rep_changes.append((ev.round, ev.id, True))
+                self._note_rep(ev.round, ev.id, True)
         if isinstance(body, Submit):
             self.proposals[ev.id] = Proposal(ev.author)
             self.changes.proposals.add(ev.id)
@@ -623,7 +651,7 @@ class Replica:
         if self.records.pop(ev.id, None) is not None:
             self.changes.records.add(ev.id)
             if ev.kind in REPRESENTATION:
-                self.rep_changes.append((ev.round, ev.id, False))
+                self._note_rep(ev.round, ev.id, False)
         if isinstance(body, Submit):
             self.proposals.pop(ev.id, None)
             self.changes.proposals.add(ev.id)
@@ -767,6 +795,7 @@ class Replica:
             nxt = (head.seq if head else 0) + 1
             if self._needs_voucher(author):
                 self.unvouched[author] = len(waiting)
+                self._unvouched_total += len(waiting)
                 continue
             if nxt in waiting and author not in self.blocked:
                 event = self._trusted(self.ledger.get(author, nxt))

@@ -46,13 +46,12 @@ class ConstituentActs:
         order; a removal (a fork) rebuilds it.  The seats that count are the certified ones."""
         r = self.replica
         leg = self.leg
-        changes = r.rep_changes
         cached = getattr(self, "_roll_cache", None)
         now = leg.cycle_of(self.horizon)
-        if (cached is not None and cached["cycle"] == now and cached["seen"] <= len(changes)
-                and all(a for _, _, a in changes[cached["seen"]:])):
+        changes = r.rep_since(cached["seen"]) if cached is not None else None
+        if cached is not None and cached["cycle"] == now and changes is not None and all(a for _, _, a in changes):
             roll = cached["roll"]
-            new = {i for _, i, _ in changes[cached["seen"]:]}
+            new = {i for _, i, _ in changes}
             if new or cached["horizon"] != self.horizon:
                 roll.merge([r.records[i] for i in new if i in r.records], [])
                 roll.advance(self.horizon + 1, now, None, leg.cycle_of)
@@ -72,7 +71,7 @@ class ConstituentActs:
                 if cycle and cycle not in cached["settled"]:
                     roll.settle(roster, cycle)
                     cached["settled"].add(cycle)
-        cached.update(seen=len(changes), horizon=self.horizon)
+        cached.update(seen=r.rep_version, horizon=self.horizon)
         self._roll_cache = cached
         return roll
 
