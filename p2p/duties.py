@@ -113,9 +113,11 @@ class PanelDuties:
         panel_records, leased = self._index(replica)
         now = leg.cycle_of(horizon)
         if self.lease and now >= 0 and leg.decision("intake", now, 0) is not None:
-            # promised during cycle c, counted at the intake that opens cycle c + 1
+            # promised during cycle c, counted at the intake that opens cycle c + 1; with
+            # constituencies only by keys seated now or next (a constituent's node has no duties)
+            seated = set(leg.roster_of(now)) | set(leg.roster_of(now + 1))
             for m in sorted(self.members):
-                if (m, now + 2) not in leased:
+                if (m, now + 2) not in leased and (leg.charter.representation is None or m in seated):
                     hands.sign(m, "lease", {"cycle": now + 2})
                     self.signed["lease"] += 1
         for c in range(self._low, now + 1):
