@@ -253,7 +253,7 @@ def test_the_record_screen_shows_a_representatives_seats_and_exports_a_feed(qtbo
                     timeout=10_000)
     text = page.view.toPlainText()
     print(text[:1500])
-    assert "Seats held (3)" in text and "Held a seat in cycle 1" in text and "Votes (" in text and "Attendance (1)" in text
+    assert "Seats held (3)" in text and "Seated in cycle 1" in text and "Votes (" in text and "Attendance (1)" in text
     assert "naming the revision" in text and "signed event(s)" in text and "Member of Neighbourhood" in text
     # export: Atom, checked by a feed reader and by the record's own verifier
     out = tmp_path / "record.atom"

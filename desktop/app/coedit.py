@@ -87,7 +87,7 @@ class CoEditor(QPlainTextEdit):
         self.dirty = True
         self.pause.start()
         if now - self._dirty_since > MAX_BATCH_S and not self.sending:
-            QTimer.singleShot(0, self.flush_now)  # typing without a pause: sign what is there
+            QTimer.singleShot(0, self, self.flush_now)  # typing without a pause: sign what is there
 
     def flush_now(self) -> None:
         """Sign what the person typed since the last change (now, not after the pause)."""
@@ -225,4 +225,6 @@ class CoEditor(QPlainTextEdit):
             self._remote = False
         self._marks = marks
         self.setExtraSelections(marks)  # where others just wrote, for a moment
-        QTimer.singleShot(HIGHLIGHT_MS, lambda: self._marks is marks and self.setExtraSelections([]))
+        # with the editor as context: the timer dies with it (a closed window's editor fired into
+        # a deleted C++ object before)
+        QTimer.singleShot(HIGHLIGHT_MS, self, lambda: self._marks is marks and self.setExtraSelections([]))
