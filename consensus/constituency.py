@@ -41,22 +41,22 @@ def _order(r) -> tuple:
 def _waves(batch: list) -> list:
     """One round's acts (sorted by author and seq) in the order they apply: each author's in
     their chain order, and across authors by phase: in each wave, phase by phase, every author
-    whose next act has that phase takes it.  A function of the set of acts."""
-    queues: dict[bytes, list] = {}
+    whose next act has that phase takes it.  A function of the set of acts.
+
+    Computed in one pass: an author's act goes in the wave of their previous act if its phase is
+    not earlier, else in the next wave; then the acts sort by (wave, phase, author, seq)."""
+    keyed = []
+    author, wave, last = None, 0, -1
     for r in batch:
-        queues.setdefault(r.author, []).append(r)
-    heads = {a: 0 for a in queues}
-    authors = sorted(queues)
-    out: list = []
-    while len(out) < len(batch):
-        for phase in range(7):
-            for author in authors:
-                q, i = queues[author], heads[author]
-                while i < len(q) and _PHASE.get(q[i].kind, 6) == phase:
-                    out.append(q[i])
-                    i += 1
-                heads[author] = i
-    return out
+        phase = _PHASE.get(r.kind, 6)
+        if r.author != author:
+            author, wave, last = r.author, 0, -1
+        elif phase < last:
+            wave += 1
+        last = phase
+        keyed.append((wave, phase, r.author, r.seq, r))
+    keyed.sort(key=lambda k: k[:4])
+    return [k[4] for k in keyed]
 
 
 @dataclass
@@ -148,44 +148,43 @@ class Roll:
         self._acts: dict[tuple[bytes, int], int] = {}
         self.problems: list[Problem] = []
         self.duplicates: list[dict] = []
-        self._queue: list = []
-        self._next = 0
+        #: id -> act not applied yet (``advance`` applies those before a round, in order)
+        self._waiting: dict = {}
         self._groups_made = 0
 
     # ---- input
 
     def load(self, records: Iterable) -> None:
-        """The representation records of a replica (any order; sorted here)."""
-        self._queue = sorted((r for r in records if r.kind in REPRESENTATION), key=_order)
-        self._next = 0
+        """The representation records of a replica (any order: they are sorted when applied)."""
+        self._waiting = {r.id: r for r in records if r.kind in REPRESENTATION}
 
     def merge(self, added: Iterable, removed: Iterable[bytes]) -> None:
         """Records that arrived (or left) since :meth:`load`, all naming rounds not applied yet:
-        merged into the part of the queue still to apply, in the same order as ``load``."""
-        gone = set(removed)
-        tail = [r for r in self._queue[self._next:] if r.id not in gone]
-        held = {r.id for r in tail}
+        they join (or leave) the acts still waiting.  Cost: the records given, not the waiting."""
+        for rid in removed:
+            self._waiting.pop(rid, None)
         for r in added:
-            if r.kind in REPRESENTATION and r.id not in held:
-                tail.append(r)
-                held.add(r.id)
-        tail.sort(key=_order)
-        self._queue[self._next:] = tail
+            if r.kind in REPRESENTATION:
+                self._waiting[r.id] = r
 
     def advance(self, before: int, cycle: int, randomness: bytes | None, cycle_of: Callable[[int], int]) -> None:
         """Apply every act naming a round before ``before`` (the first round of ``cycle``); under
         random grouping, then place the newly certified by lot with ``randomness`` (round
         ``before``'s)."""
-        queue = self._queue
-        while self._next < len(queue) and queue[self._next].round < before:
-            end = self._next
-            rnd = queue[end].round
-            while end < len(queue) and queue[end].round == rnd:
+        waiting = self._waiting
+        due = [r for r in waiting.values() if r.round < before]
+        for r in due:
+            del waiting[r.id]
+        due.sort(key=_order)
+        start = 0
+        while start < len(due):
+            end, rnd = start, due[start].round
+            while end < len(due) and due[end].round == rnd:
                 end += 1
-            batch = queue[self._next:end]
+            batch = due[start:end]
             for r in (_waves(batch) if len(batch) > 1 else batch):
                 self._apply(r, cycle_of)
-            self._next = end
+            start = end
         if self.rep is not None and self.rep.grouping == RANDOM and randomness is not None:
             self._place(cycle, before, randomness)
 

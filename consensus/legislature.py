@@ -22,7 +22,7 @@ from typing import Iterable, Mapping
 from .agreement import quorum_size
 from .charter import Charter
 from .constituency import Roll, Seat
-from .kinds import PANEL_KINDS, Absence, Amend, DocChange, Lease, Submit, Vote, Withdraw
+from .kinds import PANEL_KINDS, REPRESENTATION, Amend, Submit, Vote, Withdraw
 from .panel import MAX_HEADS, ballot_key, deadline_key, draw_panel, find_decision, has_bit, parse_deadline_key
 from .parliament import AMEND, DECLARED, EDIT
 from .replica import Record
@@ -314,6 +314,10 @@ class Decision:
         return out
 
 
+#: record kinds the legislature's inputs skip (the Roll reads them)
+_SKIP = frozenset(REPRESENTATION)
+
+
 class _Inputs:
     """The records of one evaluation, grouped once.  ``evidence`` (what equivocators signed from
     their fork on) never counts for an open deadline; it is read only by id, where a certificate
@@ -334,29 +338,35 @@ class _Inputs:
         self.change_by_hash: dict[bytes, Record] = {}
         #: (what, cycle, stage) -> panel generations some message names
         self.generations: dict[tuple[str, int, int], set[int]] = defaultdict(set)
+        # one pass, dispatching on the kind (a city's constituents' acts are most of the records:
+        # they cost one dictionary lookup each here, not a row of type tests)
         for r in records.values():
+            kind = r.kind
+            if kind in _SKIP:
+                continue
             body = r.body
-            if isinstance(body, Submit):
-                self.subs.append(r)
-            elif isinstance(body, Withdraw):
-                self.withdrawals[body.proposal].append(r)
-            elif isinstance(body, Vote):
+            if kind in PANEL_KINDS:
+                self.panel[body.deadline].append(r)
+            elif kind == "vote":
                 self.votes[(body.proposal, body.cycle, body.stage, body.amendment)].append(r)
-            elif isinstance(body, Amend):
-                self.amends[(body.proposal, body.cycle)].append(r)
-            elif isinstance(body, Lease):
-                self.leases[body.cycle].append(r)
-            elif isinstance(body, Absence):
-                self.absences[body.cycle].append(r)
-            elif isinstance(body, DocChange):
+            elif kind == "doc.change":
                 self.changes[body.proposal].append(r)
                 self.change_by_hash.setdefault(body.hash, r)
-        for source in (records, evidence):
-            for r in source.values():
-                if r.kind in PANEL_KINDS:
-                    self.panel[r.body.deadline].append(r)
-                elif isinstance(r.body, DocChange):
-                    self.change_by_hash.setdefault(r.body.hash, r)
+            elif kind == "proposal.submit":
+                self.subs.append(r)
+            elif kind == "proposal.withdraw":
+                self.withdrawals[body.proposal].append(r)
+            elif kind == "amendment.propose":
+                self.amends[(body.proposal, body.cycle)].append(r)
+            elif kind == "lease":
+                self.leases[body.cycle].append(r)
+            elif kind == "absence":
+                self.absences[body.cycle].append(r)
+        for r in evidence.values():
+            if r.kind in PANEL_KINDS:
+                self.panel[r.body.deadline].append(r)
+            elif r.kind == "doc.change":
+                self.change_by_hash.setdefault(r.body.hash, r)
         for name, messages in self.panel.items():
             parsed = parse_deadline_key(name)
             # only a generation with enough precommitters could hold a certificate: a few keys
