@@ -216,3 +216,28 @@ def test_verify_workers_do_not_change_the_report(log):
     one = verify_log(log, workers=1).as_dict()
     two = verify_log(log, workers=2).as_dict()
     assert one == two
+
+
+def test_export_counts_events_and_rounds_status_does_not_judge_a_dev_beacon_by_its_genesis_and_join_names_one_assembly(
+        klero_home, tmp_path, capsys):
+    """Issue 16's findings that touch every person: numbers that add up, no false stall alarm, and
+    a --join of another assembly refused with a sentence instead of silently ignored."""
+    from p2p.tools.bots import AssemblySim, Behaviour
+
+    logs = []
+    for seed in (1, 2):
+        sim = AssemblySim("demo", seed=seed, cycles=1, behaviour=Behaviour(0, 0, 0, 0))
+        path = tmp_path / f"s{seed}.log"
+        write_log(path, sim.run())
+        logs.append(path)
+    env = {"KLERO_HOME": str(klero_home), "KLERO_PASSPHRASE": "correct horse battery"}
+    assert klero("init", "--profile", "a", "--kdf", "interactive", env=env).returncode == 0
+    assert klero("import", "--profile", "a", logs[0], env=env).returncode == 0
+    out = klero("export", "--profile", "a", tmp_path / "out.log", env=env)
+    held = items(tmp_path / "out.log")
+    rounds = sum(1 for i in held if i[:1] == b"\x83")
+    assert f"Wrote {len(held) - rounds:,} events and {rounds:,} beacon rounds" in out.stdout, out.stdout
+    status = klero("status", "--profile", "a", env=env).stdout
+    assert "a dev beacon" in status and "stopped arriving" not in status and "STALLED" not in status, status
+    refused = klero("node", "--profile", "a", "--join", logs[1], env=env)
+    assert refused.returncode == 2 and "founds another one" in refused.stderr, refused.stderr

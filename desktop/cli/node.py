@@ -31,6 +31,18 @@ def cmd_node(args) -> int:
             print(f"{args.join} must hold exactly one assembly's charter to join it.", file=sys.stderr)
             return 2
         ReplicaStore.create(p.replica_path, charters[0]).close()
+    elif args.join:
+        # the profile already holds an assembly: --join must name the same one, never be ignored
+        from consensus.events import event_id
+
+        charters = _leading_charter(args.join) or find_charters(args.join)
+        with ReplicaStore(p.replica_path) as store:
+            held, name = store.assembly, store.replica.charter.name
+        if not charters or event_id(charters[0]) != held:
+            print(f"Profile {p.name!r} already holds the assembly {name!r} ({held.hex()[:16]}…), and {args.join} "
+                  f"{'founds another one' if charters else 'holds no charter'}. A profile joins one assembly: create "
+                  "another profile (klero init) to join this one, or drop --join.", file=sys.stderr)
+            return 2
     logging.basicConfig(level=logging.WARNING if not args.verbose else logging.INFO, format="%(message)s")
     from p2p.node import Node, run_headless
 
