@@ -89,6 +89,41 @@ def test_testnet_commands_explain_what_is_missing(tmp_path):
     assert done.returncode == 2 and "There is no testnet" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_faults_on_demand_from_the_command_line(tmp_path):
+    """A tester pauses, resumes, kills and restarts nodes by name; status says which is paused and
+    where the beacon is; the restarted node is tracked (down stops it)."""
+    import time
+
+    folder = tmp_path / "net"
+    up = klero("testnet", "up", "--dir", folder, "--nodes", 2, "--reps", 6, "--cycles", 2, "--round-seconds", 0.3)
+    try:
+        assert up.returncode == 0, up.stderr
+        assert klero("testnet", "pause", "node-1", "--dir", folder).returncode == 0
+        status = klero("testnet", "status", "--dir", folder, "--json")
+        rows = {r["name"]: r for r in json.loads(status.stdout)["nodes"]}
+        assert rows["node-1"]["paused"] and rows["node-1"]["running"], rows
+        assert "paused" in klero("testnet", "status", "--dir", folder).stdout
+        assert klero("testnet", "resume", "node-1", "--dir", folder).returncode == 0
+        killed = klero("testnet", "kill", "1", "--dir", folder)
+        assert killed.returncode == 0 and "restart node-1" in killed.stdout, killed.stdout
+        rows = {r["name"]: r for r in json.loads(klero("testnet", "status", "--dir", folder, "--json").stdout)["nodes"]}
+        assert not rows["node-1"]["running"]
+        assert klero("testnet", "restart", "node-1", "--dir", folder).returncode == 0
+        unknown = klero("testnet", "kill", "node-9", "--dir", folder)
+        assert unknown.returncode == 2 and "its nodes are node-0, node-1" in unknown.stderr, unknown.stderr
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            rows = {r["name"]: r for r in json.loads(klero("testnet", "status", "--dir", folder, "--json").stdout)["nodes"]}
+            if rows["node-1"]["running"] and rows["node-1"]["peers"] >= 1:
+                break
+            time.sleep(0.5)
+        assert rows["node-1"]["running"] and rows["node-1"]["peers"] >= 1, rows
+    finally:
+        klero("testnet", "down", "--dir", folder)
+    rows = json.loads(klero("testnet", "status", "--dir", folder, "--json").stdout)["nodes"]
+    assert not any(r["running"] for r in rows), "down stops the restarted node too"
+
+
 def test_a_node_killed_mid_cycle_restarts_and_resumes_its_duties(tmp_path):
     """SIGKILL a node hosting bots and panel seats in the middle of cycle 1; restarted, it catches
     up, its bots and panel seats carry on without signing anything twice, and all converge."""

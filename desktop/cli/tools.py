@@ -133,7 +133,11 @@ def _testnet_behaviour(args):
 def _print_testnet(rows, expected: str | None) -> None:
     """One line a node; planned runs compare with the plan, reactive ones show the node's own work."""
     work = "published" if expected else "sent/panel"
-    print(f"{'node':8} {'run':4} {'peers':>5} {'events':>7} {'round':>6} {'lag':>4} {work:>10} {'cycles':>6}  state")
+    if rows:
+        print(f"Beacon: round {max(r['beacon_round'] for r in rows):,} of {rows[0]['round_of']:,} "
+              f"({rows[0]['round_seconds']:g} s a round). lag: rounds behind the round due now; sent: events published; "
+              "panel: panel messages its bots or person signed.")
+    print(f"{'node':8} {'run':6} {'peers':>5} {'events':>7} {'round':>6} {'lag':>4} {work:>10} {'cycles':>6}  state")
     hashes = {r["state_hash"] for r in rows}
     for r in rows:
         if expected:
@@ -141,7 +145,8 @@ def _print_testnet(rows, expected: str | None) -> None:
         else:
             signed = sum((r.get("duties") or {}).get("signed", {}).values())
             mark, done = ("= all" if len(hashes) == 1 and r["state_hash"] else ""), f"{r['published']:>5}/{signed:<4}"
-        print(f"{r['name']:8} {'yes' if r['running'] else 'no':4} {r['peers']:>5} {r['events']:>7} {r['beacon_round']:>6} "
+        run = ("paused" if r.get("paused") else "yes") if r["running"] else "no"
+        print(f"{r['name']:8} {run:6} {r['peers']:>5} {r['events']:>7} {r['beacon_round']:>6} "
               f"{r['lag_rounds']:>4} {done:>10} {r['cycles_decided'] if r['cycles_decided'] is not None else '-':>6}  "
               f"{r['state_hash'][:16]} {mark}")
 
@@ -150,6 +155,19 @@ def cmd_testnet(args) -> int:
     from p2p.tools.testnet import Testnet
 
     net = Testnet(args.dir)
+    if args.action in ("kill", "restart", "pause", "resume"):
+        k = net.index(args.node)
+        name = net.info()["nodes"][k]["name"]
+        if args.action == "kill":
+            net.kill(k)
+            print(f"{name} was killed (SIGKILL: no shutdown, nothing flushed); `klero testnet restart {name}` starts it again.")
+        elif args.action == "restart":
+            net.restart(k)
+            print(f"{name} runs again on its replica, with the arguments it first had.")
+        else:
+            net.pause(k, args.action == "pause")
+            print(f"{name} is {'paused (SIGSTOP: it holds its connections and answers nothing)' if args.action == 'pause' else 'running again'}.")
+        return 0
     if args.action == "up":
         net.up(nodes=args.nodes, reps=args.reps, charter=args.charter, cycles=args.cycles, seed=args.seed,
                round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args), planned=args.planned,
@@ -193,6 +211,10 @@ def cmd_testnet(args) -> int:
                     "total_s": round(time.time() - started, 1)},
         "dir": str(args.dir),
     }
+    # one final state is not enough: an assembly that decided fewer cycles than asked stalled
+    decided = summary["outcomes"].get("cycles", 0) if not info.get("expected_state_hash") else args.cycles
+    stalled = ok and decided < args.cycles and summary["outcomes"].get("waiting") != "Nothing is in the pipeline."
+    summary["stalled"] = stalled
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -204,7 +226,10 @@ def cmd_testnet(args) -> int:
             o = summary["outcomes"]
             print(f"Outcomes: {o['cycles']} cycles, {o['deadlines_decided']} deadlines settled by panels, proposals "
                   + ", ".join(f"{v} {k}" for k, v in o["proposals"].items()) + (f"; passed: {'; '.join(o['passed'])}" if o["passed"] else ""))
-    return 0 if ok else 1
+        if stalled:
+            print(f"STALLED: the assembly decided {decided} of the {args.cycles} cycles asked for. "
+                  f"{summary['outcomes'].get('waiting', '')}".rstrip())
+    return 0 if ok and not stalled else 1
 
 
 def register(sub, profile_arg) -> None:
@@ -236,10 +261,14 @@ def register(sub, profile_arg) -> None:
     tsub = testnet.add_subparsers(dest="action", metavar="ACTION", required=True)
     for action, text in (("up", "start the nodes and the bots"), ("run", "start, run the cycles, stop, summarise"),
                          ("status", "show each node's state hash, peers, lag and progress"),
-                         ("down", "stop every node (logs and replicas are kept)")):
+                         ("down", "stop every node (logs and replicas are kept)"),
+                         ("kill", "SIGKILL one node (no shutdown): a crash"), ("restart", "start a stopped or killed node again"),
+                         ("pause", "SIGSTOP one node: frozen, connections held"), ("resume", "SIGCONT a paused node")):
         t = tsub.add_parser(action, help=text)
         t.add_argument("--dir", default="testnet", help="folder of the testnet (default ./testnet)")
         t.add_argument("--json", action="store_true", help="machine-readable output")
+        if action in ("kill", "restart", "pause", "resume"):
+            t.add_argument("node", help="the node's name (node-3, a person's profile) or number")
         if action in ("up", "run"):
             t.add_argument("--nodes", type=int, default=5, help="node processes (default 5)")
             t.add_argument("--reps", type=int, default=25, help="bot representatives spread over the nodes (default 25)")

@@ -298,7 +298,8 @@ class Testnet:
                 "cycles_decided": s.get("cycles_decided"), "proposals": s.get("proposals", {}),
                 "refused": s.get("gossip_refused", 0) + s.get("sync_refused", 0),
                 "refusals": s.get("refusals", {}), "refusal_examples": s.get("refusal_examples", {}),
-                "duties": s.get("duties", {}),
+                "duties": s.get("duties", {}), "paused": bool(node.get("paused")),
+                "round_of": info["last_round"], "round_seconds": info["round_seconds"],
             })
         return rows
 
@@ -318,14 +319,35 @@ class Testnet:
         if _alive(node["pid"]):
             raise TestnetError(f"{node['name']} is still running.")
         fresh = self._start(k, node["extra"], info["start_at"], info["round_seconds"], info["round_zero"], name=node["name"])
-        info["nodes"][k] = {**fresh, "extra": node["extra"]}
+        info["nodes"][k] = {**node, **fresh, "paused": False}  # still tracked: status, down, kill
         self._save(info)
         return info["nodes"][k]
+
+    def index(self, ref: str | int) -> int:
+        """A node by its name (node-3, alice) or position."""
+        nodes = self.info()["nodes"]
+        for k, node in enumerate(nodes):
+            if str(ref) in (node["name"], str(k)):
+                return k
+        raise TestnetError(f"No node {ref!r} in this testnet; its nodes are {', '.join(n['name'] for n in nodes)}.")
+
+    def pause(self, k: int, paused: bool = True) -> None:
+        """SIGSTOP (or SIGCONT) node ``k``: a frozen process keeps its connections and answers
+        nothing, like a laptop put to sleep."""
+        info = self.info()
+        node = info["nodes"][k]
+        if not _alive(node["pid"]):
+            raise TestnetError(f"{node['name']} is not running.")
+        os.killpg(node["pid"], signal.SIGSTOP if paused else signal.SIGCONT)
+        node["paused"] = paused
+        self._save(info)
 
     def down(self, say=print) -> list[dict]:
         info = self.info()
         for node in info["nodes"]:
             if _alive(node["pid"]):
+                if node.get("paused"):
+                    os.killpg(node["pid"], signal.SIGCONT)  # a stopped process cannot act on SIGTERM
                 os.kill(node["pid"], signal.SIGTERM)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and any(_alive(n["pid"]) for n in info["nodes"]):
