@@ -241,3 +241,24 @@ def test_export_counts_events_and_rounds_status_does_not_judge_a_dev_beacon_by_i
     assert "a dev beacon" in status and "stopped arriving" not in status and "STALLED" not in status, status
     refused = klero("node", "--profile", "a", "--join", logs[1], env=env)
     assert refused.returncode == 2 and "founds another one" in refused.stderr, refused.stderr
+
+
+def test_verify_reads_like_a_report_titles_members_plenary_and_knock_ons_under_their_cause(tmp_path, capsys):
+    vector = ROOT / "tests" / "vectors" / "demo-run.log"
+    main(["verify", str(vector), "--details"])
+    out = capsys.readouterr().out
+    draw = next(line for line in out.splitlines() if line.startswith("  draw "))
+    assert "'Proposal" in draw and "members " in draw and "members from" not in draw, draw
+    assert "stage 4" not in out, "the plenary is named so, never stage 4"
+    deadlines = [line for line in out.splitlines() if line.startswith("  deadline cycle 1 ")]
+    assert any("stage 1 ballots" in line for line in deadlines) and any("stage 2 ballots" in line for line in deadlines)
+    rounds = [int(line.split("(round ")[1].split(")")[0]) for line in deadlines]
+    assert rounds == sorted(rounds), deadlines
+    flipped = bytearray(vector.read_bytes())
+    flipped[5000] ^= 1
+    (tmp_path / "flipped.log").write_bytes(bytes(flipped))
+    assert main(["verify", str(tmp_path / "flipped.log")]) == 1
+    out = capsys.readouterr().out
+    listed = [line for line in out.splitlines() if line.startswith("  item ")]
+    assert len(listed) == 1 and "bad_signature" in listed[0], out
+    assert "later event(s) that wait for an earlier event" in out

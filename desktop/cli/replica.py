@@ -121,10 +121,17 @@ def cmd_verify(args) -> int:
         print(f"Valid events: {report.events} ({report.duplicates} duplicate items ignored)")
         if report.rejected:
             print(f"Rejected items: {len(report.rejected)}")
-            for r in report.rejected[:200]:
+            # events that only wait for a rejected or missing predecessor are knock-ons: grouped
+            # under the causes, so one flipped byte does not bury its cause under a page of them
+            causes = [r for r in report.rejected if r["code"] != "missing_predecessor"]
+            knock_on = len(report.rejected) - len(causes)
+            for r in causes[:200]:
                 print(f"  item {r['index']}: {r['code']}: {r['reason']}")
-            if len(report.rejected) > 200:
-                print(f"  … and {len(report.rejected) - 200} more (use --json for all)")
+            if len(causes) > 200:
+                print(f"  … and {len(causes) - 200} more (use --json for all)")
+            if knock_on:
+                print(f"  and {knock_on} later event(s) that wait for an earlier event of their author the log lacks "
+                      f"(knock-ons of {'the rejections above' if causes else 'a gap in the log'}; --json lists them)")
         else:
             print("Rejected items: none")
         if report.equivocations:
@@ -211,26 +218,37 @@ def _print_legislature(report, details: bool) -> None:
             print(f"  votes on ballots that do not exist: {len(leg['stray_votes'])}")
         print("  (klero verify --details lists every draw, ballot, vote not counted and certificate)")
     else:
+        titles = {p["id"]: p["title"] for p in leg["proposals"]}
+        plenary = 1 + max([d["stage"] for d in leg["draws"]] + [b["stage"] for b in leg["ballots"] if b["kind"] != "plenary"], default=0)
+        plenary = min([b["stage"] for b in leg["ballots"] if b["kind"] == "plenary"], default=plenary)
+
+        def named(pid: str) -> str:
+            return f"{short(pid)} {titles.get(pid, '')[:40]!r}"
+
+        def stage_name(stage: int) -> str:
+            return "plenary" if stage == plenary else f"stage {stage}"
+
         for d in leg["draws"]:
-            print(f"  draw  cycle {d['cycle']} stage {d['stage']} proposal {short(d['proposal'])}: "
-                  f"{len(d['members'])} members from round {d['round']} (seed {d['seed'][:12]}…){' SHORT' if d['short'] else ''}")
+            print(f"  draw  cycle {d['cycle']} {stage_name(d['stage'])} {named(d['proposal'])}: members "
+                  f"{', '.join(short(m) for m in d['members'])} from round {d['round']} (seed {d['seed'][:12]}…)"
+                  f"{' SHORT' if d['short'] else ''}")
         for b in leg["ballots"]:
             counts = ", ".join(f"{v} {k}" for k, v in b["counts"].items())
             what = f"amendment {short(b['amendment'])} of " if b["amendment"] else ""
-            print(f"  ballot cycle {b['cycle']} stage {b['stage']} {what}proposal {short(b['proposal'])}: {counts or 'no votes'} "
+            print(f"  ballot cycle {b['cycle']} {stage_name(b['stage'])} {what}{named(b['proposal'])}: {counts or 'no votes'} "
                   f"-> {b['outcome'] or 'open'}{' (' + b['reason'] + ')' if b['reason'] else ''}")
             for n in b["neutralised"]:
                 print(f"      not counted: {short(n['author'])}: {n['reason']}")
-        for d in leg.get("deadlines", []):
+        for d in sorted(leg.get("deadlines", []), key=lambda d: (d["round"], d["stage"])):
             cert = d.get("certificate")
             if cert:
                 gen = d.get("generation", 0)
                 by = (f" (panel generation {gen}: the earlier panels had not decided within the charter's bound)" if gen else "")
-                print(f"  deadline cycle {d['cycle']} {d['what']} (round {d['round']}): certificate of agreement round "
+                print(f"  deadline cycle {d['cycle']} {_deadline_name(d, plenary)} (round {d['round']}): certificate of agreement round "
                       f"{cert['agreement_round']}, precommits by {len(cert['signers'])} of {len(d['panel'])} panel members "
                       f"({', '.join(short(x) for x in cert['signers'])}){by}; draws and tie-breaks use round {d['seed_round']}")
             else:
-                print(f"  deadline cycle {d['cycle']} {d['what']} (round {d['round']}): settled by the {d['rule']} rule")
+                print(f"  deadline cycle {d['cycle']} {_deadline_name(d, plenary)} (round {d['round']}): settled by the {d['rule']} rule")
         for e in leg.get("panel_equivocations", []):
             print(f"  panel equivocation: {short(e['author'])} signed two different {e['kind']} messages "
                   f"({', '.join(short(x) for x in e['events'])})")
@@ -245,6 +263,15 @@ def _print_legislature(report, details: bool) -> None:
         print(f"  {short(p['id'])} {p['title'][:50]!r}: {p['status']}{where}")
     if leg.get("waiting"):
         print(f"Next: {leg['waiting']}")
+
+
+def _deadline_name(d: dict, plenary: int) -> str:
+    """A deadline's name for a person: each of a cycle's ballot deadlines says which stage."""
+    if d["what"] == "ballots":
+        return f"stage {d['stage']} ballots"
+    if d["what"] in ("edit", "amendments", "amendment ballots"):
+        return f"stage {d['stage']} {d['what']}"
+    return d["what"]
 
 
 def cmd_rebuild(args) -> int:
