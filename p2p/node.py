@@ -862,14 +862,17 @@ class Node:
 
         r = self.store.replica
         try:
-            result = Legislature(r.charter, r.charter_event.round).evaluate_replica(r)
+            leg = Legislature(r.charter, r.charter_event.round)
+            result = leg.evaluate_replica(r)
+            result._leg = leg
         except Exception as exc:  # a status line must never stop the node
             log.warning("could not evaluate the legislature: %s", exc)
             return
         statuses: dict[str, int] = {}
         for p in result.proposals.values():
             statuses[p.status] = statuses.get(p.status, 0) + 1
-        self._legislature = {"cycles_decided": result.cycles, "proposals": dict(sorted(statuses.items()))}
+        self._legislature = {"cycles_decided": result.cycles, "proposals": dict(sorted(statuses.items())),
+                             "waiting": result.waiting, "waiting_on": _silent_panel(leg_of(result), r)}
 
     def write_status(self) -> None:
         if self.status_path is None:
@@ -1017,3 +1020,28 @@ def run_headless(node: Node, say: Callable[[str], None], *, publish: str | None 
             nursery.cancel_scope.cancel()
 
     trio.run(main)
+
+
+def leg_of(result):
+    return getattr(result, "_leg", None)
+
+
+def _silent_panel(leg, replica) -> list[str]:
+    """The members of the panel an open deadline waits for who have signed nothing for it yet
+    (keys in hex): what a tester needs to see why an assembly stopped."""
+    if leg is None or leg.waiting_at is None or leg.p.deadline_rule != "panel":
+        return []
+    from consensus.panel import deadline_key
+
+    what, cycle, stage, round_ = leg.waiting_at
+    horizon = max(replica.beacon, default=0)
+    if horizon < round_:
+        return []
+    gen = max(0, (horizon - round_) // leg.p.panel_rounds)
+    try:
+        panel = leg.panel_of(what, cycle, stage, round_, gen)
+    except Exception:  # the round that draws it is not here yet
+        return []
+    name = deadline_key(what, cycle, stage, gen)
+    spoke = {r.author for r in leg._inputs.panel.get(name, ())}  # the evaluation grouped them by deadline
+    return [m.hex() for m in panel if m not in spoke]

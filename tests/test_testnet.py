@@ -106,8 +106,17 @@ def test_faults_on_demand_from_the_command_line(tmp_path):
         assert klero("testnet", "resume", "node-1", "--dir", folder).returncode == 0
         killed = klero("testnet", "kill", "1", "--dir", folder)
         assert killed.returncode == 0 and "restart node-1" in killed.stdout, killed.stdout
-        rows = {r["name"]: r for r in json.loads(klero("testnet", "status", "--dir", folder, "--json").stdout)["nodes"]}
+        # half the representatives are down: the next deadline's panel cannot decide, and status
+        # says so, naming the silent members and where they are
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            rows = {r["name"]: r for r in json.loads(klero("testnet", "status", "--dir", folder, "--json").stdout)["nodes"]}
+            if any("on node-1 (down)" in who for who in rows["node-0"]["waiting_on"]):
+                break
+            time.sleep(0.5)
         assert not rows["node-1"]["running"]
+        assert "stays open" in rows["node-0"]["waiting"] and any("on node-1 (down)" in w for w in rows["node-0"]["waiting_on"]), rows["node-0"]
+        assert "Silent panel members: " in klero("testnet", "status", "--dir", folder).stdout
         assert klero("testnet", "restart", "node-1", "--dir", folder).returncode == 0
         unknown = klero("testnet", "kill", "node-9", "--dir", folder)
         assert unknown.returncode == 2 and "its nodes are node-0, node-1" in unknown.stderr, unknown.stderr

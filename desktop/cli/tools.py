@@ -149,6 +149,11 @@ def _print_testnet(rows, expected: str | None) -> None:
         print(f"{r['name']:8} {run:6} {r['peers']:>5} {r['events']:>7} {r['beacon_round']:>6} "
               f"{r['lag_rounds']:>4} {done:>10} {r['cycles_decided'] if r['cycles_decided'] is not None else '-':>6}  "
               f"{r['state_hash'][:16]} {mark}")
+    waiting = next((r for r in rows if r["running"] and r.get("waiting")), None)
+    if waiting:
+        silent = waiting.get("waiting_on") or []
+        print(f"Waiting ({waiting['name']}'s view): {waiting['waiting']}"
+              + (f" Silent panel members: {', '.join(silent)}." if silent else ""))
 
 
 def cmd_testnet(args) -> int:
@@ -176,12 +181,21 @@ def cmd_testnet(args) -> int:
         return 0
     if args.action == "status":
         info = net.info()
-        rows = net.status()
-        if args.json:
-            print(json.dumps({"expected_state_hash": info["expected_state_hash"], "nodes": rows}, indent=2))
-        else:
-            _print_testnet(rows, info["expected_state_hash"])
-        return 0
+        watch_until = time.monotonic() + 24 * 3600 if getattr(args, "watch", False) else 0
+        while True:
+            rows = net.status()
+            if args.json:
+                print(json.dumps({"expected_state_hash": info["expected_state_hash"], "nodes": rows}, indent=2))
+            else:
+                if watch_until:
+                    print("\033[2J\033[H", end="")  # a fresh screen each time, like watch(1)
+                _print_testnet(rows, info["expected_state_hash"])
+            if not watch_until or time.monotonic() > watch_until or not any(r["running"] for r in rows):
+                return 0
+            try:
+                time.sleep(2)
+            except KeyboardInterrupt:
+                return 0
     if args.action == "down":
         rows = net.down()
         if not args.json:
@@ -267,6 +281,8 @@ def register(sub, profile_arg) -> None:
         t = tsub.add_parser(action, help=text)
         t.add_argument("--dir", default="testnet", help="folder of the testnet (default ./testnet)")
         t.add_argument("--json", action="store_true", help="machine-readable output")
+        if action == "status":
+            t.add_argument("--watch", action="store_true", help="refresh every 2 s until the nodes stop (Ctrl-C ends it)")
         if action in ("kill", "restart", "pause", "resume"):
             t.add_argument("node", help="the node's name (node-3, a person's profile) or number")
         if action in ("up", "run"):

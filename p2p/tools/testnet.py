@@ -299,6 +299,7 @@ class Testnet:
                 "refused": s.get("gossip_refused", 0) + s.get("sync_refused", 0),
                 "refusals": s.get("refusals", {}), "refusal_examples": s.get("refusal_examples", {}),
                 "duties": s.get("duties", {}), "paused": bool(node.get("paused")),
+                "waiting": s.get("waiting", ""), "waiting_on": [self._who(key, info) for key in s.get("waiting_on", [])],
                 "round_of": info["last_round"], "round_seconds": info["round_seconds"],
             })
         return rows
@@ -322,6 +323,30 @@ class Testnet:
         info["nodes"][k] = {**node, **fresh, "paused": False}  # still tracked: status, down, kill
         self._save(info)
         return info["nodes"][k]
+
+    def _who(self, key: str, info: dict) -> str:
+        """A key as a tester knows it: "rep 17 on node-3 (down)", or a person's profile."""
+        who = getattr(self, "_keys", None)
+        if who is None:
+            import hashlib
+
+            from nacl.signing import SigningKey
+
+            who = {}
+            n = len([x for x in info["nodes"] if not x.get("person")]) or 1
+            for i in range(info.get("reps", 0)):
+                pub = bytes(SigningKey(hashlib.sha256(f"klero-sim/{info.get('seed', 1)}/rep/{i}".encode()).digest()).verify_key)
+                who[pub.hex()] = (f"rep {i}", i % n)
+            for k, node in enumerate(info["nodes"]):
+                if node.get("public_key"):
+                    who[node["public_key"]] = (node["name"], k)
+            self._keys = who
+        name, k = who.get(key, (key[:12] + "…", None))
+        if k is None:
+            return name
+        node = info["nodes"][k]
+        state = "down" if not _alive(node["pid"]) else "paused" if node.get("paused") else "up"
+        return name if node.get("person") else f"{name} on {node['name']} ({state})"
 
     def index(self, ref: str | int) -> int:
         """A node by its name (node-3, alice) or position."""
