@@ -32,6 +32,8 @@ class ProposalText:
     history: list[dict]
     #: the amendments proposed to it (links kept in the signed events, not in the document)
     amendments: list[dict]
+    #: where the assembly's decisions left it, in words ("passed in the plenary of cycle 3")
+    status: str = ""
 
 
 def replay_log(path: str | Path) -> Replica:
@@ -59,10 +61,15 @@ def proposal_text(replica: Replica, prefix: str, *, latest: bool = False) -> Pro
         raise KleroError(f"{len(found)} proposals' ids start with {prefix!r}; give more of the id.")
     pid = found[0]
     changes = [r for r in replica.records.values() if isinstance(r.body, DocChange) and r.body.proposal == pid]
+    result = Legislature(replica.charter, replica.charter_event.round).evaluate_replica(replica)
+    decided = result.proposals.get(pid)
+    status = _status(decided)
     if not changes:
-        raise KleroError(f"Proposal {pid.hex()[:16]} has no document: its text is its summary, {subs[pid].body.summary!r}.")
+        with_text = sorted({r.body.proposal for r in replica.records.values() if isinstance(r.body, DocChange)} & set(subs))
+        listed = "; ".join(f"{p.hex()[:12]} {subs[p].body.title!r}" for p in with_text[:10]) or "none"
+        raise KleroError(f"Proposal {pid.hex()[:12]} {subs[pid].body.title!r} ({status}) was submitted without a text "
+                         f"document: all it has is its summary, {subs[pid].body.summary!r}. Proposals with a document: {listed}.")
     doc, waiting = ProposalDocument.from_changes([r.body.change for r in changes])
-    decided = Legislature(replica.charter, replica.charter_event.round).evaluate_replica(replica).proposals.get(pid)
     by_hash = {r.body.hash: r for r in changes}
     which = "the latest revision"
     revision = doc.heads()
@@ -77,5 +84,16 @@ def proposal_text(replica: Replica, prefix: str, *, latest: bool = False) -> Pro
                   for r in sorted(replica.records.values(), key=lambda r: (r.round, r.id))
                   if isinstance(r.body, Amend) and r.body.proposal == pid]
     return ProposalText(pid, subs[pid].body.title, doc, revision, signers, max(by_hash[h].round for h in held), which,
-                        history, amendments)
+                        history, amendments, status)
+
+
+def _status(state) -> str:
+    """Where the assembly's decisions left a proposal, in words."""
+    if state is None:
+        return "submitted, not yet taken in"
+    if state.status in ("passed", "failed", "in plenary"):
+        cycle = state.history[-1][0] if state.history else "?"
+        return f"{state.status} {'in' if state.status != 'in plenary' else 'in the'} plenary of cycle {cycle}".replace("in plenary in the", "in the")
+    where = f" at stage {state.stage}" if state.stage else ""
+    return f"{state.status}{where}"
 

@@ -67,3 +67,16 @@ def test_a_long_bill_breaks_into_pages_each_with_its_footer(tmp_path, monkeypatc
 def test_document_errors_are_sentences(tmp_path, args, message):
     done = klero("document", VECTORS / "demo-run.log", *[a if a != "x.md" else tmp_path / a for a in args])
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_export_says_where_the_proposal_stands_and_a_summary_only_proposal_names_those_with_a_text(tmp_path, furthest):
+    out = tmp_path / "bill.md"
+    done = klero("document", VECTORS / "demo-run.log", "--proposal", furthest["id"][:12], "--out", out)
+    assert done.returncode == 0 and f"({furthest['status']}" in done.stdout, done.stdout
+    text = out.read_text()
+    assert "Status in the assembly: " + furthest["status"] in text and text.count("Signed by: ") == 1
+    listed = json.loads(klero("verify", VECTORS / "demo-run.log", "--json").stdout)["proposals"]
+    bare = [p for p in listed if p["revision"] in ([], [p["id"]])]
+    if bare:  # a proposal submitted without a document: said so, with those that have one
+        done = klero("document", VECTORS / "demo-run.log", "--proposal", bare[0]["id"][:12], "--out", tmp_path / "x.md")
+        assert done.returncode == 2 and "without a text document" in done.stderr and "Proposals with a document: " in done.stderr

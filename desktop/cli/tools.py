@@ -102,16 +102,20 @@ def cmd_document(args) -> int:
         return 2
     found = proposal_text(replay_log(args.log), args.proposal, latest=args.latest)
     signers = [k.hex()[:16] for k in found.signers]
+    status = f"Status in the assembly: {found.status}."
     if out.suffix.lower() == ".md":
-        out.write_text(to_markdown(found.document, found.revision, signers, found.beacon_round), encoding="utf-8")
+        text = to_markdown(found.document, found.revision, signers, found.beacon_round)
+        out.write_text(text.replace("\n---\n", f"\n---\n\n{status}\n", 1), encoding="utf-8")
         pages = ""
     else:
         from desktop.export import write_pdf
 
-        count = write_pdf(to_markdown(found.document, found.revision, signers, found.beacon_round),
-                          footer(found.revision, signers, found.beacon_round), out, title=found.title)
+        # the provenance goes in every page's footer, once; the body says where the proposal stands
+        text = to_markdown(found.document, found.revision, signers, found.beacon_round).split("\n---\n")[0]
+        count = write_pdf(text.rstrip() + f"\n\n{status}\n", footer(found.revision, signers, found.beacon_round), out,
+                          title=found.title)
         pages = f" ({count} page{'' if count == 1 else 's'})"
-    print(f"Wrote {found.which} of {found.title!r} to {out}{pages}.")
+    print(f"Wrote {found.which} of {found.title!r} ({found.status}) to {out}{pages}.")
     counted = sum(1 for h in found.history if h["in_revision"])
     rounds = [h["round"] for h in found.history]
     print(f"History: {len(found.history)} signed changes from beacon round {min(rounds)} to {max(rounds)}, "
