@@ -262,3 +262,18 @@ def test_verify_reads_like_a_report_titles_members_plenary_and_knock_ons_under_t
     listed = [line for line in out.splitlines() if line.startswith("  item ")]
     assert len(listed) == 1 and "bad_signature" in listed[0], out
     assert "later event(s) that wait for an earlier event" in out
+
+
+def test_a_run_warns_when_the_shares_make_panels_unlikely_to_decide():
+    from argparse import Namespace
+
+    from desktop.cli.tools import panel_odds, warn_about_panels
+
+    assert panel_odds(25, 0, 7) == 1.0 and panel_odds(7, 3, 7) == 0.0  # 4 of 7 present is below two thirds
+    assert panel_odds(25, 5, 7) > panel_odds(25, 8, 7) > panel_odds(25, 12, 7)
+    said = []
+    warn_about_panels(Namespace(reps=25, absent=0.2, equivocating=0.1, charter="testnet"), said.append)
+    assert said and "has two thirds present only" in said[0] and "may stall" in said[0], said
+    said.clear()
+    warn_about_panels(Namespace(reps=25, absent=0.0, equivocating=0.0, charter="testnet"), said.append)
+    assert not said

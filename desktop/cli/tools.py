@@ -125,6 +125,37 @@ def cmd_document(args) -> int:
     return 0
 
 
+def panel_odds(reps: int, silent: int, panel: int) -> float:
+    """The chance that a panel of ``panel`` drawn from ``reps`` representatives, ``silent`` of whom
+    never sign (absent or equivocating), has the two thirds it needs to decide (hypergeometric)."""
+    from math import comb
+
+    from consensus.agreement import quorum_size
+
+    n = min(panel, reps)
+    if n <= 0:
+        return 0.0
+    need = quorum_size(n)
+    ok = sum(comb(reps - silent, k) * comb(silent, n - k) for k in range(need, n + 1) if k <= reps - silent and n - k <= silent)
+    return ok / comb(reps, n)
+
+
+def warn_about_panels(args, say=print) -> None:
+    """Before a run: say when the shares make panels unlikely to decide (the run would stall)."""
+    from p2p.tools.bots import load_template
+
+    reps = args.reps
+    silent = round((args.absent + args.equivocating) * reps)
+    if not silent:
+        return
+    size = int(load_template(args.charter)["parliament"].get("panel_size", 31))
+    odds = panel_odds(reps, silent, size)
+    if odds < 0.9:
+        say(f"Warning: with {silent} of {reps} representatives absent or equivocating, a {min(size, reps)}-member panel has "
+            f"two thirds present only {odds:.0%} of the time; deadlines will wait for fresh panels drawn from those "
+            "present, and may stall.")
+
+
 def _testnet_behaviour(args):
     from p2p.tools.bots import Behaviour
 
@@ -207,6 +238,7 @@ def cmd_testnet(args) -> int:
         return 0
     # run: up, wait, down, summary
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    warn_about_panels(args, say)
     started = time.time()
     info = net.up(nodes=args.nodes, reps=args.reps, charter=args.charter, cycles=args.cycles, seed=args.seed,
                   round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args), say=say, planned=args.planned,
