@@ -190,8 +190,11 @@ class Node:
     def __init__(self, store: ReplicaStore, seed: bytes, *, port: int = 0, bootstrap: tuple[str, ...] = (),
                  observer: bool = False, sync_interval: float = 5.0, status_path: Path | None = None,
                  say: Callable[[str], None] = print, trace: Path | None = None, beacon_relays: tuple[str, ...] = (),
-                 mdns: bool = False, reactor=None):
+                 mdns: bool = False, reactor=None, host: str = "127.0.0.1"):
         self.store = store
+        #: the IPv4 address the node listens on: loopback by default (tests, the demo); a
+        #: testnet's network namespaces give each node its own
+        self.listen_host = host
         #: the hosted representatives' own work (``p2p.reactor.Reactor``): panel duties, bots
         self.reactor = reactor
         self.caught_up = False  # acts only once a first sync (or a lone start) says we are current
@@ -240,7 +243,7 @@ class Node:
     def _make_host(self):
         import multiaddr
 
-        self._listen = [multiaddr.Multiaddr(f"/ip4/127.0.0.1/tcp/{self.port}")]
+        self._listen = [multiaddr.Multiaddr(f"/ip4/{self.listen_host}/tcp/{self.port}")]
         return make_host(self.seed, self._listen, mdns=self.mdns)
 
     def _make_pubsub(self, host):

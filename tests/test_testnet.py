@@ -211,3 +211,53 @@ def test_a_sync_request_its_requester_abandons_is_no_refusal(tmp_path, small_log
     assert sum(status.refusals.values()) == 1 and "not_canonical" in status.refusals, (status.refusals, status.refusal_examples)
     assert status.sync_refused == 1 and status.gossip_refused == 0
     assert sum(v for k, v in status.sync_failures.items() if k.startswith("serving")) == 2, status.sync_failures
+
+
+def _netns_or_skip():
+    from p2p.tools.netns import usable
+
+    why = usable()
+    if why:
+        pytest.skip(f"real partitions need network namespaces: {why}")
+
+
+def test_a_partition_healed_and_a_node_killed_and_restarted_still_reach_one_state_with_every_cycle_decided(tmp_path):
+    """Issue 16: five nodes, each in its own network namespace; the network splits 3|2 during a
+    deadline, heals, and a panel member's node is killed and restarted.  Every node ends with one
+    state hash, and every cycle asked for is decided."""
+    _netns_or_skip()
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps({"steps": [
+        {"round": 20, "partition": [["node-0", "node-1", "node-2"], ["node-3", "node-4"]]},
+        {"round": 45, "heal": True}, {"round": 60, "kill": "node-4"}, {"round": 75, "restart": "node-4"}]}))
+    folder = tmp_path / "net"
+    done, summary = _run(folder, "--netns", "--nodes", 5, "--reps", 15, "--cycles", 2, "--round-seconds", 0.3,
+                         "--scenario", scenario)
+    said = done.stderr
+    assert "partitioned node-0, node-1, node-2 | node-3, node-4" in said and "healed" in said and "restart node-4" in said, said
+    assert done.returncode == 0 and summary["converged"] and not summary["stalled"], f"{summary}\n{said[-3000:]}\n{_diagnosis(folder)}"
+    assert len({n["state_hash"] for n in summary["nodes"].values()}) == 1, summary["nodes"]
+    assert summary["outcomes"]["cycles"] == 2, summary["outcomes"]
+    assert not subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.count("kln"), "namespaces left"
+
+
+def test_two_of_five_nodes_down_for_good_show_what_the_assembly_waits_for_and_run_says_stalled(tmp_path):
+    """The same testnet with two nodes (six of fifteen representatives) killed for good: the
+    status names the deadline it waits for and the silent members on the dead nodes, and `run`
+    exits non-zero saying it stalled (or decides everything, when fresh panels of those present
+    take over in time)."""
+    _netns_or_skip()
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps({"steps": [{"round": 8, "kill": "node-3"}, {"round": 8, "kill": "node-4"}]}))
+    folder = tmp_path / "net"
+    done, summary = _run(folder, "--netns", "--nodes", 5, "--reps", 15, "--cycles", 2, "--round-seconds", 0.3,
+                         "--scenario", scenario)
+    assert summary["converged"], f"{summary}\n{done.stderr[-3000:]}"
+    status = json.loads(klero("testnet", "status", "--dir", folder, "--json").stdout)["nodes"]
+    alive = next(r for r in status if r["name"] == "node-0")
+    if summary["stalled"]:
+        assert done.returncode == 1, done.stderr
+        assert "stays open" in alive["waiting"], alive
+        assert any("on node-3" in who or "on node-4" in who for who in alive["waiting_on"]), alive["waiting_on"]
+    else:
+        assert done.returncode == 0 and summary["outcomes"]["cycles"] == 2, summary["outcomes"]

@@ -68,7 +68,7 @@ def cmd_node(args) -> int:
                     sync_interval=args.sync_interval, status_path=p.path / "node-status.json", say=say,
                     trace=Path(args.trace) if args.trace else None,
                     beacon_relays=tuple(args.beacon_relay or settings.get("beacon_relays", ())),
-                    mdns=args.mdns or settings.get("mdns", False), reactor=reactor)
+                    mdns=args.mdns or settings.get("mdns", False), reactor=reactor, host=args.listen)
         from p2p.service import Service
 
         # the person's CLI and app act through this node while it runs (p2p.control)
@@ -94,6 +94,8 @@ def register(sub, profile_arg) -> None:
     p = sub.add_parser("node", help="run a headless peer-to-peer node for a profile's assembly")
     profile_arg(p)
     p.add_argument("--passphrase-file", help="read the passphrase from this file (else $KLERO_PASSPHRASE, else ask)")
+    p.add_argument("--listen", default="127.0.0.1", metavar="IPV4",
+                   help="the IPv4 address to listen on (default 127.0.0.1; a testnet's network namespaces give each node one)")
     p.add_argument("--port", type=int, help="TCP port on 127.0.0.1 (default: the profile's settings.json, else any free port)")
     p.add_argument("--bootstrap", action="append", metavar="ADDR", help="a peer's /ip4/.../tcp/.../p2p/... address (repeatable)")
     p.add_argument("--observer", action="store_true", help="validate, store and relay, never publish legislative events")

@@ -195,6 +195,14 @@ def cmd_testnet(args) -> int:
     from p2p.tools.testnet import Testnet
 
     net = Testnet(args.dir)
+    if args.action == "partition":
+        net.partition([side.split(",") for side in args.sides])
+        print(f"Partitioned: {' | '.join(args.sides)} (the two sides hear nothing of each other; `klero testnet heal` joins them).")
+        return 0
+    if args.action == "heal":
+        net.heal()
+        print("Healed: every node is on one network again.")
+        return 0
     if args.action in ("kill", "restart", "pause", "resume"):
         k = net.index(args.node)
         name = net.info()["nodes"][k]["name"]
@@ -211,7 +219,7 @@ def cmd_testnet(args) -> int:
     if args.action == "up":
         net.up(nodes=args.nodes, reps=args.reps, charter=args.charter, cycles=args.cycles, seed=args.seed,
                round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args), planned=args.planned,
-               bot_proposals=args.bot_proposals)
+               bot_proposals=args.bot_proposals, netns=args.netns)
         print(f"Watch it with: klero testnet status --dir {args.dir}")
         return 0
     if args.action == "status":
@@ -239,14 +247,17 @@ def cmd_testnet(args) -> int:
     # run: up, wait, down, summary
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
     warn_about_panels(args, say)
+    from p2p.tools.testnet import load_scenario
+
+    scenario = load_scenario(args.scenario) if args.scenario else []
     started = time.time()
     info = net.up(nodes=args.nodes, reps=args.reps, charter=args.charter, cycles=args.cycles, seed=args.seed,
                   round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args), say=say, planned=args.planned,
-                  bot_proposals=args.bot_proposals)
+                  bot_proposals=args.bot_proposals, netns=args.netns)
     planned_s = (info["last_round"] - info["round_zero"] + 1) * info["round_seconds"]
     ok = False
     try:
-        ok = net.wait(timeout=args.timeout or planned_s + 120, say=say)
+        ok = net.wait(timeout=args.timeout or planned_s + 120, say=say, scenario=scenario)
         converged = time.time()
     finally:
         rows = net.down(say=say)
@@ -313,10 +324,18 @@ def register(sub, profile_arg) -> None:
                          ("status", "show each node's state hash, peers, lag and progress"),
                          ("down", "stop every node (logs and replicas are kept)"),
                          ("kill", "SIGKILL one node (no shutdown): a crash"), ("restart", "start a stopped or killed node again"),
-                         ("pause", "SIGSTOP one node: frozen, connections held"), ("resume", "SIGCONT a paused node")):
+                         ("pause", "SIGSTOP one node: frozen, connections held"), ("resume", "SIGCONT a paused node"),
+                         ("partition", "split a --netns testnet in two: NODES,… NODES,…"), ("heal", "join a partition again")):
         t = tsub.add_parser(action, help=text)
         t.add_argument("--dir", default="testnet", help="folder of the testnet (default ./testnet)")
         t.add_argument("--json", action="store_true", help="machine-readable output")
+        if action == "partition":
+            t.add_argument("sides", nargs=2, metavar="SIDE", help="the nodes of one side, comma-separated (node-0,node-1,node-2)")
+        if action in ("up", "run"):
+            t.add_argument("--netns", action="store_true",
+                           help="each node in a network namespace of its own (needs root): real partitions (docs/testing.md)")
+        if action == "run":
+            t.add_argument("--scenario", metavar="FILE", help="faults to make as the beacon reaches their rounds (docs/testing.md)")
         if action == "status":
             t.add_argument("--watch", action="store_true", help="refresh every 2 s until the nodes stop (Ctrl-C ends it)")
         if action in ("kill", "restart", "pause", "resume"):

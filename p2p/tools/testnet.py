@@ -119,7 +119,7 @@ class Testnet:
 
     def up(self, *, nodes: int, reps: int, charter: str = "testnet", cycles: int = 4, seed: int = 1,
            round_seconds: float | None = None, behaviour=None, say=print, trace: bool = False, planned: bool = False,
-           people: tuple[str, ...] = (), bot_proposals: int = 4, typing: bool = False) -> dict:
+           people: tuple[str, ...] = (), bot_proposals: int = 4, typing: bool = False, netns: bool = False) -> dict:
         """Start the nodes.  By default the bots are *reactive*: each node hosts some and they act on
         what its replica holds, panels included (``p2p.reactive``); ``planned``: the nodes publish
         a precomputed simulation instead (every node must then reach its known state hash).
@@ -151,6 +151,18 @@ class Testnet:
             keys.append(_public_key(self.home / "profiles" / name))
         if planned and people:
             raise TestnetError("People join reactive testnets only (a planned one publishes a fixed log).")
+        board = None
+        if netns:
+            from .netns import Switchboard, usable
+
+            why = usable()
+            if why:
+                raise TestnetError(f"A testnet with real partitions needs network namespaces, but {why}.")
+            if people or planned:
+                raise TestnetError("A testnet in network namespaces runs reactive bots only (a person's app reaches its node "
+                                   "over 127.0.0.1, which a namespace hides).")
+            board = Switchboard(self.dir, nodes)
+            board.setup()
         seed_port = 0
         if planned:
             say(f"Planning {cycles} cycles of the {charter!r} charter with {reps} bot representatives ...")
@@ -163,7 +175,8 @@ class Testnet:
         else:
             # node 0 is the charter's seed peer: the others find it there, not on their command line
             seed_port = _free_port()
-            seed_peer = f"/ip4/127.0.0.1/tcp/{seed_port}/p2p/{_peer_id(self.home / 'profiles' / 'node-0')}"
+            seed_host = board.address(0) if board else "127.0.0.1"
+            seed_peer = f"/ip4/{seed_host}/tcp/{seed_port}/p2p/{_peer_id(self.home / 'profiles' / 'node-0')}"
             round_zero, last_round = self._reactive(charter, reps, nodes, cycles, seed, behaviour, (seed_peer,),
                                                     tuple(keys), bot_proposals, typing)
             # every replica starts from the charter log: the charter, and with constituencies the
@@ -176,7 +189,7 @@ class Testnet:
         start_at = time.time() + 4 + 0.6 * nodes  # every node is up before the first round is due
         info = {"charter": charter, "mode": "planned" if planned else "reactive", "nodes": [], "reps": reps,
                 "cycles": cycles, "seed": seed, "round_seconds": step, "round_zero": round_zero, "last_round": last_round,
-                "start_at": start_at, "expected_state_hash": expected, "expected": summary,
+                "start_at": start_at, "expected_state_hash": expected, "expected": summary, "netns": nodes if board else 0,
                 "planned_items": planned_items, "started": time.time()}
         for k in range(nodes):
             extra = []
@@ -191,7 +204,7 @@ class Testnet:
                 extra += ["--join", str(self.dir / "charter.log"), "--bots", str(self.dir / f"bots-{k}.json")]
                 if k == 0:
                     extra += ["--publish", str(self.dir / "beacon.log"), "--port", str(seed_port)]
-            node = self._start(k, extra, start_at, step, round_zero)
+            node = self._start(k, extra, start_at, step, round_zero, board=board)
             node["extra"] = extra
             info["nodes"].append(node)
             self._save(info)
@@ -258,10 +271,21 @@ class Testnet:
             for item in items[1:]:
                 store.add_item(item)
 
-    def _start(self, k: int, extra: list[str], start_at: float, step: float, round_zero: int, name: str = "") -> dict:
+    def _board(self, info: dict | None = None):
+        info = info or self.info()
+        if not info.get("netns"):
+            return None
+        from .netns import Switchboard
+
+        return Switchboard(self.dir, info["netns"])
+
+    def _start(self, k: int, extra: list[str], start_at: float, step: float, round_zero: int, name: str = "",
+               board=None) -> dict:
+        """Start node ``k`` (in its network namespace when ``board`` is given)."""
         name = name or f"node-{k}"
         out = open(self.dir / f"{name}.out", "ab")
-        args = [sys.executable, "-m", "desktop.cli", "node", "--profile", name, "--start-at", f"{start_at:.3f}",
+        prefix, listen = (board.prefix(k), ["--listen", board.address(k)]) if board is not None else ([], [])
+        args = [*prefix, sys.executable, "-m", "desktop.cli", "node", "--profile", name, *listen, "--start-at", f"{start_at:.3f}",
                 "--round-seconds", str(step), "--round-zero", str(round_zero), "--sync-interval", "3", *extra]
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
         status_path = self.home / "profiles" / name / "node-status.json"
@@ -319,7 +343,9 @@ class Testnet:
         node = info["nodes"][k]
         if _alive(node["pid"]):
             raise TestnetError(f"{node['name']} is still running.")
-        fresh = self._start(k, node["extra"], info["start_at"], info["round_seconds"], info["round_zero"], name=node["name"])
+        board = self._board(info) if not node.get("person") else None
+        fresh = self._start(k, node["extra"], info["start_at"], info["round_seconds"], info["round_zero"], name=node["name"],
+                            board=board)
         info["nodes"][k] = {**node, **fresh, "paused": False}  # still tracked: status, down, kill
         self._save(info)
         return info["nodes"][k]
@@ -382,19 +408,66 @@ class Testnet:
                 os.killpg(node["pid"], signal.SIGKILL)
                 say(f"{node['name']} ignored SIGTERM for 30 s and was killed.")
         rows = self.status()
+        board = self._board(info)
+        if board is not None:
+            board.teardown()  # the namespaces and their links go; replicas and logs stay
         say(f"Testnet in {self.dir} stopped; logs kept in {self.dir}/node-*.out and replicas in {self.home}.")
         return rows
 
-    def wait(self, timeout: float, say=print) -> bool:
+    def partition(self, groups: list[list[str | int]]) -> None:
+        """Split the network between two sides (node names or numbers): a real partition, at the
+        link layer, between network namespaces (``klero testnet up --netns``)."""
+        board = self._board()
+        if board is None:
+            raise TestnetError("Partitions need a testnet in network namespaces: start it with --netns.")
+        board.partition([[self.index(x) for x in group] for group in groups])
+
+    def heal(self) -> None:
+        board = self._board()
+        if board is None:
+            raise TestnetError("Partitions need a testnet in network namespaces: start it with --netns.")
+        board.heal()
+
+    def apply(self, step: dict) -> str:
+        """One step of a scenario (``load_scenario``); returns what it did, in words."""
+        if "partition" in step:
+            self.partition(step["partition"])
+            return "partitioned " + " | ".join(", ".join(map(str, g)) for g in step["partition"])
+        if step.get("heal"):
+            self.heal()
+            return "healed the partition"
+        for act in ("kill", "restart", "pause", "resume"):
+            if act in step:
+                k = self.index(step[act])
+                {"kill": self.kill, "restart": self.restart, "pause": lambda k: self.pause(k, True),
+                 "resume": lambda k: self.pause(k, False)}[act](k)
+                return f"{act} {self.info()['nodes'][k]['name']}"
+        raise TestnetError(f"Unknown scenario step {step!r}.")
+
+    def wait(self, timeout: float, say=print, scenario: list[dict] = ()) -> bool:
         """Until the run is over everywhere, False on timeout.  Planned: every node published its
         plan and holds the plan's state.  Reactive: every node saw the last round and all hold one
-        state that stayed the same for ``SETTLE_S`` seconds (the last panels have finished)."""
+        state that stayed the same for ``SETTLE_S`` seconds (the last panels have finished).
+        ``scenario``: faults to make as the beacon reaches their rounds; nodes a step stopped
+        (and no later step restarted) are left out of the end condition."""
         info = self.info()
         deadline = time.monotonic() + timeout
         last = 0.0
         stable_since, stable_hash = None, None
+        steps = sorted(scenario, key=lambda s: s["round"])
+        stopped: set[str] = set()
         while time.monotonic() < deadline:
             rows = self.status()
+            now = max((r["beacon_round"] for r in rows if r["running"]), default=0)
+            while steps and steps[0]["round"] <= now:
+                step = steps.pop(0)
+                say(f"  round {now}: {self.apply(step)}")
+                if "kill" in step:
+                    stopped.add(info["nodes"][self.index(step["kill"])]["name"])
+                if "restart" in step:
+                    stopped.discard(info["nodes"][self.index(step["restart"])]["name"])
+                rows = self.status()
+            rows = [r for r in rows if r["name"] not in stopped]
             if info.get("expected_state_hash"):
                 if all(r["published"] >= r["planned"] and r["state_hash"] == info["expected_state_hash"] for r in rows):
                     return True
@@ -415,6 +488,32 @@ class Testnet:
                 say("  " + "  ".join(f"{r['name']}: {r['events']} ev, round {r['beacon_round']}" for r in rows))
             time.sleep(0.5)
         return False
+
+
+SCENARIO_ACTS = ("partition", "heal", "kill", "restart", "pause", "resume")
+
+
+def load_scenario(path) -> list[dict]:
+    """A scenario file: ``{"steps": [{"round": 30, "partition": [["node-0", "node-1", "node-2"],
+    ["node-3", "node-4"]]}, {"round": 50, "heal": true}, {"round": 60, "kill": "node-2"},
+    {"round": 70, "restart": "node-2"}, ...]}``; each step happens once the beacon reaches its round."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.loads(f.read(1 << 20))
+    except (OSError, ValueError) as exc:
+        raise TestnetError(f"Cannot read the scenario {path}: {exc}.") from None
+    steps = data.get("steps") if isinstance(data, dict) else None
+    if not isinstance(steps, list) or not steps:
+        raise TestnetError(f"The scenario {path} needs a list of steps: {{\"steps\": [{{\"round\": 30, \"kill\": \"node-2\"}}]}}.")
+    for n, step in enumerate(steps, 1):
+        acts = [a for a in SCENARIO_ACTS if a in step] if isinstance(step, dict) else []
+        if (not isinstance(step, dict) or type(step.get("round")) is not int or step["round"] < 0 or len(acts) != 1
+                or set(step) != {"round", acts[0]}):
+            raise TestnetError(f"Step {n} of {path} must name a round and one of {', '.join(SCENARIO_ACTS)}.")
+        if acts[0] == "partition" and (not isinstance(step["partition"], list) or len(step["partition"]) != 2
+                                       or not all(isinstance(g, list) and g for g in step["partition"])):
+            raise TestnetError(f"Step {n} of {path}: a partition is two lists of nodes, e.g. [[\"node-0\"], [\"node-1\"]].")
+    return steps
 
 
 def outcomes_of(replica) -> dict:
