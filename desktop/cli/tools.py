@@ -169,10 +169,11 @@ def _print_testnet(rows, expected: str | None) -> None:
     """One line a node; planned runs compare with the plan, reactive ones show the node's own work."""
     work = "published" if expected else "sent/panel"
     if rows:
+        legend = ("published/planned: items of its plan it published" if expected
+                  else "sent: events published; panel: panel messages its bots or person signed")
         print(f"Beacon: round {max(r['beacon_round'] for r in rows):,} of {rows[0]['round_of']:,} "
-              f"({rows[0]['round_seconds']:g} s a round). lag: rounds behind the round due now; sent: events published; "
-              "panel: panel messages its bots or person signed.")
-    print(f"{'node':8} {'run':6} {'peers':>5} {'events':>7} {'round':>6} {'lag':>4} {work:>10} {'cycles':>6}  state")
+              f"({rows[0]['round_seconds']:g} s a round). lag: rounds (and seconds) behind the round due now; {legend}.")
+    print(f"{'node':8} {'run':6} {'peers':>5} {'events':>7} {'round':>6} {'lag':>4} {'lag s':>6} {work:>10} {'cycles':>6}  state")
     hashes = {r["state_hash"] for r in rows}
     for r in rows:
         if expected:
@@ -182,7 +183,8 @@ def _print_testnet(rows, expected: str | None) -> None:
             mark, done = ("= all" if len(hashes) == 1 and r["state_hash"] else ""), f"{r['published']:>5}/{signed:<4}"
         run = ("paused" if r.get("paused") else "yes") if r["running"] else "no"
         print(f"{r['name']:8} {run:6} {r['peers']:>5} {r['events']:>7} {r['beacon_round']:>6} "
-              f"{r['lag_rounds']:>4} {done:>10} {r['cycles_decided'] if r['cycles_decided'] is not None else '-':>6}  "
+              f"{r['lag_rounds']:>4} {r['lag_rounds'] * r.get('round_seconds', 0):>6.1f} {done:>10} "
+              f"{r['cycles_decided'] if r['cycles_decided'] is not None else '-':>6}  "
               f"{r['state_hash'][:16]} {mark}")
     waiting = next((r for r in rows if r["running"] and r.get("waiting")), None)
     if waiting:
