@@ -867,7 +867,6 @@ class Node:
         try:
             leg = Legislature(r.charter, r.charter_event.round)
             result = leg.evaluate_replica(r)
-            result._leg = leg
         except Exception as exc:  # a status line must never stop the node
             log.warning("could not evaluate the legislature: %s", exc)
             return
@@ -875,7 +874,7 @@ class Node:
         for p in result.proposals.values():
             statuses[p.status] = statuses.get(p.status, 0) + 1
         self._legislature = {"cycles_decided": result.cycles, "proposals": dict(sorted(statuses.items())),
-                             "waiting": result.waiting, "waiting_on": _silent_panel(leg_of(result), r)}
+                             "waiting": result.waiting, "waiting_on": _silent_panel(leg, r)}
 
     def write_status(self) -> None:
         if self.status_path is None:
@@ -1025,14 +1024,10 @@ def run_headless(node: Node, say: Callable[[str], None], *, publish: str | None 
     trio.run(main)
 
 
-def leg_of(result):
-    return getattr(result, "_leg", None)
-
-
 def _silent_panel(leg, replica) -> list[str]:
     """The members of the panel an open deadline waits for who have signed nothing for it yet
     (keys in hex): what a tester needs to see why an assembly stopped."""
-    if leg is None or leg.waiting_at is None or leg.p.deadline_rule != "panel":
+    if leg.waiting_at is None or leg.p.deadline_rule != "panel":
         return []
     from consensus.panel import deadline_key
 

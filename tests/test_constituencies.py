@@ -514,3 +514,32 @@ def test_the_charters_representation_round_trips_and_refuses_what_cannot_work():
                                                           key=lambda kv: (len(kv[0]), kv[0]))}
         with pytest.raises(InvalidInput, match=said):
             Charter.from_body(body)
+
+
+def test_a_constituent_on_the_command_line(assembly, tmp_path, klero_home, capsys):
+    """`klero constituency …` over a profile's replica (no node running): sentences, --json, and a
+    refusal that says what to do, with exit 2."""
+    from desktop.cli import main
+    from p2p import profile
+    from p2p.logfile import write_log
+
+    sim, log = assembly
+    path = tmp_path / "assembly.log"
+    write_log(path, log)
+    profile.create("me", "a long test passphrase", kdf="interactive", seed=b"\x42" * 32)
+    assert main(["import", "--profile", "me", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["constituency", "me", "--profile", "me"]) == 0
+    assert "Not a member of any constituency" in capsys.readouterr().out
+    assert main(["constituency", "join", "Neighbourhood 2", "--profile", "me"]) == 0
+    assert "Joined 'Neighbourhood 2'" in capsys.readouterr().out
+    assert main(["constituency", "join", "Neighbourhood 3", "--profile", "me"]) == 2
+    assert "leave it first" in capsys.readouterr().err
+    assert main(["constituency", "endorse", "me", "--profile", "me"]) == 0
+    assert main(["constituency", "ask", "When do we meet?", "--profile", "me"]) == 0
+    capsys.readouterr()
+    assert main(["constituency", "show", "--profile", "me", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["name"] == "Neighbourhood 2" and shown["thread"][0]["text"] == "When do we meet?"
+    assert main(["roster", "--profile", "me", "--cycle", "2"]) == 0
+    assert "certified by the panel of the boundary of cycle 1" in capsys.readouterr().out

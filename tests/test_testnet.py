@@ -89,11 +89,22 @@ def test_testnet_commands_explain_what_is_missing(tmp_path):
     assert done.returncode == 2 and "There is no testnet" in done.stderr and "Traceback" not in done.stderr
 
 
+def _status_until(folder, done, seconds: float) -> dict:
+    """`testnet status --json` by node name, polled until ``done(rows)`` or ``seconds`` pass (the
+    last rows either way: the caller asserts, and prints them)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        rows = {r["name"]: r for r in json.loads(klero("testnet", "status", "--dir", folder, "--json").stdout)["nodes"]}
+        if done(rows) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.5)
+
+
 def test_faults_on_demand_from_the_command_line(tmp_path):
     """A tester pauses, resumes, kills and restarts nodes by name; status says which is paused and
     where the beacon is; the restarted node is tracked (down stops it)."""
-    import time
-
     folder = tmp_path / "net"
     up = klero("testnet", "up", "--dir", folder, "--nodes", 2, "--reps", 6, "--cycles", 2, "--round-seconds", 0.3)
     try:
@@ -108,24 +119,14 @@ def test_faults_on_demand_from_the_command_line(tmp_path):
         assert killed.returncode == 0 and "restart node-1" in killed.stdout, killed.stdout
         # half the representatives are down: the next deadline's panel cannot decide, and status
         # says so, naming the silent members and where they are
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline:
-            rows = {r["name"]: r for r in json.loads(klero("testnet", "status", "--dir", folder, "--json").stdout)["nodes"]}
-            if any("on node-1 (down)" in who for who in rows["node-0"]["waiting_on"]):
-                break
-            time.sleep(0.5)
+        rows = _status_until(folder, lambda rows: any("on node-1 (down)" in w for w in rows["node-0"]["waiting_on"]), 40)
         assert not rows["node-1"]["running"]
         assert "stays open" in rows["node-0"]["waiting"] and any("on node-1 (down)" in w for w in rows["node-0"]["waiting_on"]), rows["node-0"]
         assert "Silent panel members: " in klero("testnet", "status", "--dir", folder).stdout
         assert klero("testnet", "restart", "node-1", "--dir", folder).returncode == 0
         unknown = klero("testnet", "kill", "node-9", "--dir", folder)
         assert unknown.returncode == 2 and "its nodes are node-0, node-1" in unknown.stderr, unknown.stderr
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            rows = {r["name"]: r for r in json.loads(klero("testnet", "status", "--dir", folder, "--json").stdout)["nodes"]}
-            if rows["node-1"]["running"] and rows["node-1"]["peers"] >= 1:
-                break
-            time.sleep(0.5)
+        rows = _status_until(folder, lambda rows: rows["node-1"]["running"] and rows["node-1"]["peers"] >= 1, 30)
         assert rows["node-1"]["running"] and rows["node-1"]["peers"] >= 1, rows
     finally:
         klero("testnet", "down", "--dir", folder)

@@ -202,41 +202,28 @@ def register(sub, profile_arg) -> None:
 
     c = sub.add_parser("constituency", help="constituencies: list, show, found, join, leave, endorse, serve, ask, me")
     cs = c.add_subparsers(dest="constituency_command", metavar="ACTION", required=True)
-    p = cs.add_parser("list", help="every constituency, its seat and what the next boundary will make of it")
-    common(p)
-    p.set_defaults(func=cmd_list)
-    p = cs.add_parser("show", help="one constituency (yours by default): members, endorsements, seat, thread")
-    p.add_argument("constituency", nargs="?", help="its id (first characters) or exact name")
-    common(p)
-    p.set_defaults(func=cmd_show)
-    p = cs.add_parser("me", help="your standing: certified, member of, endorsing, willing, seated")
-    common(p)
-    p.set_defaults(func=cmd_me)
-    p = cs.add_parser("found", help="found a constituency and become its first member")
-    p.add_argument("name")
-    p.add_argument("--statement", help="its statement of common interest")
-    common(p, True)
-    p.set_defaults(func=cmd_found)
-    p = cs.add_parser("join", help="join a constituency (one at a time)")
-    p.add_argument("constituency", help="its id (first characters) or exact name")
-    common(p, True)
-    p.set_defaults(func=cmd_join)
-    p = cs.add_parser("leave", help="leave your constituency")
-    common(p, True)
-    p.set_defaults(func=cmd_leave)
-    p = cs.add_parser("endorse", help="endorse (or, under the draw rule, nominate) a member: a key, or 'me'")
-    p.add_argument("member")
-    common(p, True)
-    p.set_defaults(func=cmd_endorse)
-    p = cs.add_parser("serve", help="say whether you are willing to hold the seat: yes or no")
-    p.add_argument("answer", choices=("yes", "no"))
-    common(p, True)
-    p.set_defaults(func=cmd_serve)
-    p = cs.add_parser("ask", help="post in your constituency's thread (signed and public); --reply ID answers a post")
-    p.add_argument("text")
-    p.add_argument("--reply", help="the id (first characters) of the post this answers")
-    common(p, True)
-    p.set_defaults(func=cmd_ask)
+    ref = ("constituency", {"help": "its id (first characters) or exact name"})
+    # (action, help, positional/optional arguments, handler, signs?)
+    for action, text, arguments, func, act in (
+        ("list", "every constituency, its seat and what the next boundary will make of it", (), cmd_list, False),
+        ("show", "one constituency (yours by default): members, endorsements, seat, thread",
+         (("constituency", {"nargs": "?", "help": "its id (first characters) or exact name"}),), cmd_show, False),
+        ("me", "your standing: certified, member of, endorsing, willing, seated", (), cmd_me, False),
+        ("found", "found a constituency and become its first member",
+         (("name", {}), ("--statement", {"help": "its statement of common interest"})), cmd_found, True),
+        ("join", "join a constituency (one at a time)", (ref,), cmd_join, True),
+        ("leave", "leave your constituency", (), cmd_leave, True),
+        ("endorse", "endorse (or, under the draw rule, nominate) a member: a key, or 'me'", (("member", {}),), cmd_endorse, True),
+        ("serve", "say whether you are willing to hold the seat: yes or no",
+         (("answer", {"choices": ("yes", "no")}),), cmd_serve, True),
+        ("ask", "post in your constituency's thread (signed and public); --reply ID answers a post",
+         (("text", {}), ("--reply", {"help": "the id (first characters) of the post this answers"})), cmd_ask, True),
+    ):
+        p = cs.add_parser(action, help=text)
+        for name, options in arguments:
+            p.add_argument(name, **options)
+        common(p, act)
+        p.set_defaults(func=func)
 
     p = sub.add_parser("absent", help="declare absence for a coming cycle: its committee draws skip you")
     p.add_argument("cycle", type=int)

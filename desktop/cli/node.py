@@ -90,11 +90,21 @@ def cmd_node(args) -> int:
     return 0
 
 
+def _ipv4(text: str) -> str:
+    import argparse
+    import ipaddress
+
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address (like 127.0.0.1 or 10.1.2.3)") from None
+
+
 def register(sub, profile_arg) -> None:
     p = sub.add_parser("node", help="run a headless peer-to-peer node for a profile's assembly")
     profile_arg(p)
     p.add_argument("--passphrase-file", help="read the passphrase from this file (else $KLERO_PASSPHRASE, else ask)")
-    p.add_argument("--listen", default="127.0.0.1", metavar="IPV4",
+    p.add_argument("--listen", default="127.0.0.1", metavar="IPV4", type=_ipv4,
                    help="the IPv4 address to listen on (default 127.0.0.1; a testnet's network namespaces give each node one)")
     p.add_argument("--port", type=int, help="TCP port on 127.0.0.1 (default: the profile's settings.json, else any free port)")
     p.add_argument("--bootstrap", action="append", metavar="ADDR", help="a peer's /ip4/.../tcp/.../p2p/... address (repeatable)")
