@@ -132,6 +132,53 @@ class HttpRelay:
         return data
 
 
+# -------------------------------------------------------------------- is the beacon alive?
+
+
+def beacon_health(chain: Chain, latest: int, now: float, *, schedule: tuple[float, int, float] | None = None,
+                  quiet_s: float | None = None, grace_rounds: int = 2) -> dict:
+    """What a node tells its owner about the beacon: ``{"round", "expected", "behind", "stalled",
+    "sentence"}``.  Display only: no deadline ever closes on a clock.
+
+    Each kind of chain is judged by what says when its rounds are due:
+
+    * a public chain (quicknet, mainnet) by its genesis and period (``now`` is Unix time);
+    * a dev chain run on a known schedule (a testnet: round ``round_zero`` due at ``start_at``,
+      one every ``round_seconds``) by that schedule;
+    * any other dev chain by when its rounds arrive (``quiet_s``: seconds since the latest new
+      round came): its genesis says nothing, its operator starts it whenever they like.
+
+    Stalled means more than ``grace_rounds`` rounds are overdue (for arrival: no new round for
+    three periods and two seconds)."""
+    from consensus.beacon import beacon_status
+
+    period = chain.period_ms / 1000
+    if not chain.dev:
+        status = beacon_status(chain, latest, now, grace_rounds)
+        return {"round": latest, "expected": status.expected_round, "behind": max(0, status.expected_round - latest),
+                "stalled": status.stalled, "sentence": status.sentence()}
+    if schedule is not None:
+        start_at, round_zero, round_seconds = schedule
+        if now < start_at:
+            return {"round": latest, "expected": None, "behind": 0, "stalled": False,
+                    "sentence": f"The testnet's first round ({round_zero}) is due in {start_at - now:.0f} s."}
+        expected = round_zero + int((now - start_at) / round_seconds)
+        behind = max(0, expected - latest)
+        stalled = behind > grace_rounds
+        sentence = (f"The testnet's beacon has stalled: the latest round is {latest:,}, but round {expected:,} is due "
+                    f"({behind:,} behind, {behind * round_seconds:.0f} s). Deadlines wait until rounds arrive again."
+                    if stalled else f"Testnet beacon round {latest:,} of {expected:,} due (one every {round_seconds:g} s).")
+        return {"round": latest, "expected": expected, "behind": behind, "stalled": stalled, "sentence": sentence}
+    quiet = quiet_s or 0.0
+    if latest == 0:
+        return {"round": 0, "expected": None, "behind": 0, "stalled": False,
+                "sentence": "No beacon round has been received yet; deadlines wait until rounds arrive."}
+    stalled = quiet > 3 * period + 2
+    sentence = (f"The dev beacon has stalled: no new round for {quiet:.0f} s (one is due every {period:g} s)."
+                if stalled else f"Dev beacon round {latest:,} (one every {period:g} s).")
+    return {"round": latest, "expected": None, "behind": None, "stalled": stalled, "sentence": sentence}
+
+
 # -------------------------------------------------------------------- dev beacon
 
 
@@ -161,6 +208,11 @@ class DevBeacon:
             dev=True,
         )
         return chain, bytes(scalar.to_le_bytes())
+
+    @property
+    def secret(self) -> bytes:
+        """The secret key, as :func:`read_dev_secret` reads it (dev chains only: nothing of value)."""
+        return bytes(self._scalar.to_le_bytes())
 
     def sign(self, round_number: int) -> BeaconRound:
         hm = G1Point.hash_to_curve(round_message(UNCHAINED_G1, round_number), DST_G1)

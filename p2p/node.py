@@ -218,6 +218,9 @@ class Node:
         self.router = None
         self.address = ""
         self.beacon_relays = tuple(beacon_relays)
+        #: (start_at, round_zero, round_seconds) when the beacon runs on a known schedule (a
+        #: testnet's dev beacon): stalls are judged by it rather than by the rounds' arrival
+        self.beacon_schedule: tuple[float, int, float] | None = None
         self.mdns = mdns
         self._mdns_tried: dict = {}
         self.beacon_problem = ""
@@ -645,34 +648,30 @@ class Node:
                 self.beacon_problem = exc.message
             else:
                 self.beacon_problem = ""
-                item = encode_round(rnd)
-                if self._accept(item, "relay") not in (None, "duplicate"):
-                    await self.pubsub.publish(self.rounds_topic, item)
+                await self.offer_round(encode_round(rnd))
             await trio.sleep(period)
 
+    async def offer_round(self, item: bytes) -> bool:
+        """A beacon round from outside the network (a relay, or the dev beacon this node runs):
+        verified through the replica and gossiped when it is new; True if it was."""
+        if self._accept(item, "relay") in (None, "duplicate"):
+            return False
+        await self.pubsub.publish(self.rounds_topic, item)
+        return True
+
     def beacon(self) -> dict:
-        """The beacon as this node sees it: latest verified round, the round due now, stalled?"""
-        from consensus.beacon import beacon_status
+        """The beacon as this node sees it: latest verified round, the round due now, stalled?
+        (``p2p.beacon.beacon_health``: public chains by their schedule, a testnet's dev chain by
+        the testnet's, any other dev chain by when its rounds arrive.)"""
+        from .beacon import beacon_health
 
         r = self.store.replica
         latest = max(r.beacon) if r.beacon else 0
-        chain = r.charter.beacon
-        if chain.dev:
-            # a dev chain runs on whatever clock started it (a testnet's schedule, not its
-            # genesis): judge it by when its rounds arrive here, never by its genesis
-            now = time.monotonic()
-            if latest != getattr(self, "_beacon_latest", None):
-                self._beacon_latest, self._beacon_seen = latest, now
-            quiet, period = now - self._beacon_seen, chain.period_ms / 1000
-            stalled = latest > 0 and quiet > 3 * period + 2
-            sentence = (f"The dev beacon has stalled: no new round for {quiet:.0f} s (one is due every {period:g} s)."
-                        if stalled else f"Dev beacon round {latest:,} (one every {period:g} s).")
-            out = {"round": latest, "expected": None, "stalled": stalled, "sentence": sentence}
-            if self.beacon_problem:
-                out["relay_problem"] = self.beacon_problem
-            return out
-        status = beacon_status(chain, latest, time.time())
-        out = {"round": latest, "expected": status.expected_round, "stalled": status.stalled, "sentence": status.sentence()}
+        now = time.monotonic()
+        if latest != getattr(self, "_beacon_latest", None):
+            self._beacon_latest, self._beacon_seen = latest, now
+        out = beacon_health(r.charter.beacon, latest, time.time(), schedule=self.beacon_schedule,
+                            quiet_s=now - self._beacon_seen)
         if self.beacon_problem:
             out["relay_problem"] = self.beacon_problem
         return out
@@ -892,7 +891,7 @@ class Node:
                 self._evaluate()
                 s = self.status()
                 beacon = s["beacon"]
-                behind = f", {beacon['expected'] - beacon['round']} behind" if beacon["expected"] is not None else ""
+                behind = f", {beacon['behind']} behind" if beacon.get("behind") else ""
                 self.say(f"state {s['state_hash'][:16]}  events {s['events']} ({s['pending']} pending)  "
                          f"peers {s['peers']}  beacon round {beacon['round']}" + (f" (STALLED{behind})" if beacon["stalled"] else "")
                          + f"  refused {s['gossip_refused'] + s['sync_refused']}")
@@ -968,12 +967,19 @@ class Node:
 
 
 def run_headless(node: Node, say: Callable[[str], None], *, publish: str | None = None, pace: float = 0.0,
-                 schedule: tuple[float, int, float] | None = None) -> None:
+                 schedule: tuple[float, int, float] | None = None, dev_beacon: bytes | None = None,
+                 beacon_until: str | None = None) -> None:
     """Run ``node`` in this thread until SIGINT or SIGTERM (``klero node``).
 
     ``publish``: a log whose items the node publishes (testing and testnets), one every ``pace``
     seconds, or, with ``schedule = (start_at, round_zero, round_seconds)``, each when the beacon
     reaches the round it names (round ``round_zero`` is due at Unix time ``start_at``).
+
+    ``dev_beacon``: the secret of the charter's dev beacon; the node signs each round when the
+    ``schedule`` says it is due and gossips it, for as long as it runs (a testnet's beacon), after
+    first publishing any due round its replica lacks (a restart catches up).  ``beacon_until``: a
+    file that, once it holds a round number, stops the beacon after that round (how a testnet
+    ends its run: the state stops changing once the rounds do).
     """
     import signal
 
@@ -1014,14 +1020,53 @@ def run_headless(node: Node, say: Callable[[str], None], *, publish: str | None 
                     await trio.sleep(pace)
             say(f"Published {count} items of {publish}.")
 
+        async def beacon() -> None:
+            from consensus.beacon import encode_round
+
+            from .beacon import DevBeacon
+
+            signer = DevBeacon(node.store.replica.charter.beacon, dev_beacon)
+            start_at, round_zero, round_seconds = schedule
+            while not node.address:
+                await trio.sleep(0.05)
+            n = 1
+            while True:
+                last = _round_in(beacon_until)
+                if last is not None and n > last:
+                    say(f"The dev beacon stopped after round {last:,} (as {beacon_until} asks).")
+                    return
+                due = start_at + (n - round_zero) * round_seconds
+                if due > time.time():
+                    await trio.sleep(min(due - time.time(), 1.0))  # re-read the stop file at least once a second
+                    continue
+                if n not in node.store.replica.beacon:
+                    await node.offer_round(encode_round(signer.sign(n)))
+                    if n % 10 == 0:
+                        await trio.sleep(0)  # a restart catching up lets the node breathe between rounds
+                n += 1
+
         async with trio.open_nursery() as nursery:
             nursery.start_soon(signals)
             if publish:
                 nursery.start_soon(feed)
+            if dev_beacon is not None:
+                nursery.start_soon(beacon)
             await node.run(ready=ready, stop=stop)
             nursery.cancel_scope.cancel()
 
     trio.run(main)
+
+
+def _round_in(path: str | None) -> int | None:
+    """The round number a stop file holds, or None (no file yet, or not a number yet)."""
+    if not path:
+        return None
+    try:
+        with open(path, encoding="ascii") as f:
+            text = f.read(32).strip()
+        return int(text) if text.isdigit() else None
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _silent_panel(leg, replica) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -164,6 +165,98 @@ def test_beacon_time_and_stalls():
     stalled = beacon_status(chain, 400, now)
     assert stalled.stalled and stalled.since == chain.time_of(401)
     assert "stalled" in stalled.sentence()
+
+
+@pytest.mark.parametrize("name", ["quicknet", "mainnet"])
+def test_a_public_chain_is_judged_by_its_genesis_and_period(name):
+    """Issue 16: quicknet (3 s) and mainnet (30 s) are due by their own schedule."""
+    from p2p.beacon import beacon_health
+
+    chain = {"quicknet": QUICKNET, "mainnet": MAINNET}[name]
+    now = chain.time_of(10_000) + 0.5
+    live = beacon_health(chain, 9_999, now, quiet_s=10 ** 6)  # arrival does not matter for a public chain
+    assert not live["stalled"] and live["expected"] == 10_000 and live["behind"] == 1, live
+    late = beacon_health(chain, 9_990, now)
+    assert late["stalled"] and late["behind"] == 10 and "round 10000 is already due" in late["sentence"], late
+    assert not beacon_health(chain, 9_998, now)["stalled"], "two rounds of grace"
+
+
+def test_a_testnets_dev_chain_is_judged_by_the_testnets_schedule_not_its_genesis():
+    """A testnet's dev chain has a genesis years ago and ticks on the testnet's own clock."""
+    from p2p.beacon import beacon_health
+
+    start_at, step = 1_900_000_000.0, 0.25
+    schedule = (start_at, 1, step)
+    early = beacon_health(DEV_CHAIN, 0, start_at - 5, schedule=schedule)
+    assert not early["stalled"] and "due in 5 s" in early["sentence"], early
+    on_time = beacon_health(DEV_CHAIN, 40, start_at + 40 * step, schedule=schedule)
+    assert not on_time["stalled"] and on_time["expected"] == 41 and on_time["behind"] == 1, on_time
+    behind = beacon_health(DEV_CHAIN, 40, start_at + 80 * step, schedule=schedule)
+    assert behind["stalled"] and behind["behind"] == 41 and "41 behind, 10 s" in behind["sentence"], behind
+
+
+def test_a_dev_chain_without_a_schedule_is_judged_by_when_its_rounds_arrive():
+    from p2p.beacon import beacon_health
+
+    far_future = DEV_CHAIN.genesis_time + 10 ** 8  # its genesis says nothing
+    assert not beacon_health(DEV_CHAIN, 7, far_future, quiet_s=1.0)["stalled"]
+    quiet = beacon_health(DEV_CHAIN, 7, far_future, quiet_s=60.0)
+    assert quiet["stalled"] and "no new round for 60 s" in quiet["sentence"], quiet
+    assert "No beacon round" in beacon_health(DEV_CHAIN, 0, far_future, quiet_s=60.0)["sentence"]
+
+
+def test_a_node_running_a_dev_beacon_signs_rounds_on_schedule_until_told_to_stop(tmp_path):
+    """``klero node --dev-beacon`` (a testnet's node 0): rounds come as the schedule makes them
+    due, the node says the beacon is live, and once ``--beacon-until`` names a round it signs
+    no further one, and then says the beacon stalled (it has: the run ended it)."""
+    from p2p.beacon import write_dev_chain
+    from p2p.tools.bots import AssemblySim
+
+    sim = AssemblySim("testnet", reps=4, seed=5)
+    home = tmp_path / "home"
+    env = {**os.environ, "KLERO_HOME": str(home), "KLERO_PASSPHRASE": "dev-beacon-test"}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "desktop.cli", *map(str, a)], env=env, capture_output=True,
+                                    text=True, timeout=120)
+    assert run("init", "--profile", "b", "--kdf", "interactive").returncode == 0
+    from p2p.logfile import write_log
+
+    write_log(tmp_path / "charter.log", [sim.charter_wire])
+    write_dev_chain(tmp_path / "beacon.json", sim.dev.chain, sim.dev.secret)
+    wrong = tmp_path / "wrong.secret"
+    wrong.write_text(DEV_SECRET.hex() + "\n")
+    refused = run("node", "--profile", "b", "--join", tmp_path / "charter.log", "--dev-beacon", wrong, "--start-at", time.time())
+    assert refused.returncode == 2 and "does not belong to this chain" in refused.stderr, refused.stderr
+    until = tmp_path / "beacon.last"
+    status_path = home / "profiles" / "b" / "node-status.json"
+    proc = subprocess.Popen([sys.executable, "-m", "desktop.cli", "node", "--profile", "b", "--join", tmp_path / "charter.log",
+                             "--dev-beacon", tmp_path / "beacon.json.secret", "--beacon-until", until, "--start-at",
+                             str(time.time() + 1), "--round-seconds", "0.2", "--round-zero", "1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def status():
+            try:
+                return json.loads(status_path.read_text())
+            except (OSError, ValueError):
+                return {}
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and status().get("beacon_round", 0) < 15:
+            time.sleep(0.2)
+        s = status()
+        assert s.get("beacon_round", 0) >= 15 and not s["beacon"]["stalled"], s.get("beacon")
+        assert "Testnet beacon round" in s["beacon"]["sentence"], s["beacon"]
+        until.write_text(f"{s['beacon_round'] + 2}\n")
+        stop_round = s["beacon_round"] + 2
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not status().get("beacon", {}).get("stalled"):
+            time.sleep(0.2)
+        s = status()
+        assert s["beacon_round"] == stop_round and s["beacon"]["stalled"], s.get("beacon")
+        assert "has stalled" in s["beacon"]["sentence"], s["beacon"]
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0]
+    assert f"stopped after round {stop_round}" in out, out[-2000:]
 
 
 def test_relay_fetches_from_a_dev_beacon_over_http():

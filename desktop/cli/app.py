@@ -56,7 +56,7 @@ def register(sub, profile_arg) -> None:
     p.add_argument("--dir", default=DEMO_DIR,
                    help="folder for the demo's nodes and logs (default ~/.cache/kleroterion-demo)")
     p.add_argument("--reps", type=int, default=9, help="bot representatives (default 9)")
-    p.add_argument("--cycles", type=int, default=10, help="cycles the dev beacon runs for (default 10, 20 minutes)")
+    p.add_argument("--cycles", type=int, default=10, help="cycles the bots plan for (default 10, about 20 minutes; the dev beacon ticks while the demo runs)")
     p.add_argument("--screenshot", metavar="PNG", help=argparse_hidden())
     p.set_defaults(func=cmd_demo)
 

@@ -20,6 +20,18 @@ def cmd_node(args) -> int:
     if observer and args.publish:
         print("An observer never publishes events: drop --observer (or the setting) or --publish.", file=sys.stderr)
         return 2
+    if args.dev_beacon and args.start_at is None:
+        print("--dev-beacon needs the beacon's schedule: give --start-at (and --round-zero, --round-seconds).", file=sys.stderr)
+        return 2
+    dev_secret = None
+    if args.dev_beacon:
+        from p2p.beacon import BeaconError, read_dev_secret
+
+        try:
+            dev_secret = read_dev_secret(args.dev_beacon)
+        except BeaconError as exc:
+            print(exc.message, file=sys.stderr)
+            return 2
     key = profile.unlock(p, profile.read_passphrase(args.passphrase_file))
     if not p.replica_path.exists():
         if not args.join:
@@ -50,6 +62,14 @@ def cmd_node(args) -> int:
         print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
 
     with ReplicaStore(p.replica_path) as store:
+        if dev_secret is not None:
+            from p2p.beacon import BeaconError, DevBeacon
+
+            try:
+                DevBeacon(store.replica.charter.beacon, dev_secret)
+            except BeaconError as exc:
+                print(f"{args.dev_beacon}: {exc.message} Use the secret written with this assembly's charter.", file=sys.stderr)
+                return 2
         reactor = None
         if not observer:
             from p2p.reactor import Reactor
@@ -83,8 +103,11 @@ def cmd_node(args) -> int:
         node.service.readiness = lambda: "" if node.caught_up else (
             f"{CATCHING_UP} with the assembly; it acts once it is current, in a few seconds. Try again then.")
 
-        run_headless(node, say, publish=args.publish, pace=args.pace,
-                     schedule=(args.start_at, args.round_zero, args.round_seconds) if args.start_at is not None else None)
+        schedule = (args.start_at, args.round_zero, args.round_seconds) if args.start_at is not None else None
+        if store.replica.charter.beacon.dev:
+            node.beacon_schedule = schedule  # stalls are then judged by the schedule the rounds keep
+        run_headless(node, say, publish=args.publish, pace=args.pace, schedule=schedule, dev_beacon=dev_secret,
+                     beacon_until=args.beacon_until)
         node.write_status()
         say(f"Stopped; state {store.state_hash().hex()}")
     return 0
@@ -116,6 +139,10 @@ def register(sub, profile_arg) -> None:
                    "published when the beacon reaches the round it names (testnets)")
     p.add_argument("--round-zero", type=int, default=0, help="the round due at --start-at")
     p.add_argument("--round-seconds", type=float, default=1.0, help="seconds per beacon round for --start-at (default 1)")
+    p.add_argument("--dev-beacon", metavar="SECRET", help="sign and gossip the charter's dev beacon rounds on the "
+                   "--start-at schedule, for as long as the node runs (testnets; the file holds the dev secret)")
+    p.add_argument("--beacon-until", metavar="FILE", help="with --dev-beacon: stop after the round this file names, "
+                   "once it exists (how a testnet ends its run)")
     p.add_argument("--sync-interval", type=float, default=5.0, help="seconds between syncs with every peer (default 5)")
     p.add_argument("--verbose", action="store_true", help="log connection and sync details")
     p.add_argument("--mdns", action="store_true", help="find peers on the local network with mDNS")

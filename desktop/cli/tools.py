@@ -171,8 +171,16 @@ def _print_testnet(rows, expected: str | None) -> None:
     if rows:
         legend = ("published/planned: items of its plan it published" if expected
                   else "sent: events published; panel: panel messages its bots or person signed")
-        print(f"Beacon: round {max(r['beacon_round'] for r in rows):,} of {rows[0]['round_of']:,} "
-              f"({rows[0]['round_seconds']:g} s a round). lag: rounds (and seconds) behind the round due now; {legend}.")
+        top, r0 = max(r["beacon_round"] for r in rows), rows[0]
+        if expected:
+            where = f"round {top:,} of {r0['round_of']:,}"
+        else:
+            end = r0.get("beacon_end")
+            where = (f"round {top:,}; the {r0.get('cycles_asked', 'planned')} cycles asked for were planned to end at round {r0['round_of']:,}; "
+                     + (f"the run is over and the beacon stopped after round {end:,}" if end is not None
+                        else "the beacon goes on until every node has decided them"))
+        print(f"Beacon: {where} ({r0['round_seconds']:g} s a round). lag: rounds (and seconds) behind the round "
+              f"due now; {legend}.")
     print(f"{'node':8} {'run':6} {'peers':>5} {'events':>7} {'round':>6} {'lag':>4} {'lag s':>6} {work:>10} {'cycles':>6}  state")
     hashes = {r["state_hash"] for r in rows}
     for r in rows:
@@ -257,12 +265,15 @@ def cmd_testnet(args) -> int:
                   round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args), say=say, planned=args.planned,
                   bot_proposals=args.bot_proposals, netns=args.netns)
     planned_s = (info["last_round"] - info["round_zero"] + 1) * info["round_seconds"]
-    ok = False
+    # the run's bound: the plan, the extra cycle a reactive run may take before it counts as stalled, and slack
+    bound_s = planned_s + (0 if info.get("expected_state_hash") else net.extra_rounds(info) * info["round_seconds"]) + 120
+    outcome = None
     try:
-        ok = net.wait(timeout=args.timeout or planned_s + 120, say=say, scenario=scenario)
+        outcome = net.wait(timeout=args.timeout or bound_s, say=say, scenario=scenario)
         converged = time.time()
     finally:
         rows = net.down(say=say)
+    ok = bool(outcome)
     summary = {
         "converged": ok,
         "expected_state_hash": info["expected_state_hash"],
@@ -274,16 +285,18 @@ def cmd_testnet(args) -> int:
                     "total_s": round(time.time() - started, 1)},
         "dir": str(args.dir),
     }
+    if outcome.why:
+        summary["why"] = outcome.why
     # one final state is not enough: an assembly that decided fewer cycles than asked stalled
     decided = summary["outcomes"].get("cycles", 0) if not info.get("expected_state_hash") else args.cycles
-    stalled = ok and decided < args.cycles and summary["outcomes"].get("waiting") != "Nothing is in the pipeline."
+    stalled = outcome.stalled or (ok and decided < args.cycles)
     summary["stalled"] = stalled
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         _print_testnet(rows, info["expected_state_hash"])
         goal = "the plan's state" if info.get("expected_state_hash") else "one final state"
-        print((f"Every node reached {goal}" if ok else f"The nodes did NOT all reach {goal}")
+        print((f"Every node reached {goal}" if ok else f"The nodes did NOT all reach {goal} ({outcome.why})")
               + f" ({summary['timings']['until_converged_s']} s after the first round was due).")
         if not info.get("expected_state_hash"):
             o = summary["outcomes"]

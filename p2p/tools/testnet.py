@@ -6,16 +6,20 @@ How the bots act (the default, *reactive*): each node hosts some of the bot repr
 legislature on its own replica; its bots submit, draft, comment, amend and vote in the
 committees they were drawn to, and take their panel duties (leases, cut-offs, agreement
 messages, ``p2p.duties``) as any representative's node does.  Nothing is signed ahead: what a
-panel decides, and when, follows from what the network delivered.  Node 0 publishes the dev
-beacon's rounds as they come due.  The run is over when every node saw the last round and all
-hold one state that no longer changes.
+panel decides, and when, follows from what the network delivered.  Node 0 runs the dev beacon:
+it signs each round as it comes due, for as long as it runs, so a deadline a fault holds open
+still closes.  A run is over once every node has decided the cycles asked for: the beacon then
+stops (``beacon.last``) and every node must settle on one state that no longer changes.  If the
+cycles are not decided within ``extra`` rounds after the plan's last one, the run has stalled:
+the beacon stops all the same and the nodes must still agree on where they stand.
 
 With ``--planned`` the nodes instead publish a precomputed simulation (``p2p.bots``), each
 item when the beacon reaches the round it names: every node must then reach the plan's known
 state hash (useful to measure the network alone).
 
 Layout of a testnet folder: ``testnet.json`` (nodes, pids, addresses, schedule), ``charter.log``,
-``beacon.log`` (the rounds node 0 publishes) and ``bots-K.json`` (who node K hosts), or
+``beacon.json`` and ``beacon.json.secret`` (the dev beacon node 0 runs), ``beacon.last`` (once
+the run is over: the last round node 0 signs) and ``bots-K.json`` (who node K hosts), or
 ``plan.log`` and ``node-K.plan`` when planned; ``node-K.out`` (each node's output) and ``home/``
 (the nodes' profiles and replicas).
 """
@@ -203,7 +207,8 @@ class Testnet:
             else:
                 extra += ["--join", str(self.dir / "charter.log"), "--bots", str(self.dir / f"bots-{k}.json")]
                 if k == 0:
-                    extra += ["--publish", str(self.dir / "beacon.log"), "--port", str(seed_port)]
+                    extra += ["--dev-beacon", str(self.dir / "beacon.json.secret"), "--beacon-until", str(self.dir / "beacon.last"),
+                              "--port", str(seed_port)]
             node = self._start(k, extra, start_at, step, round_zero, board=board)
             node["extra"] = extra
             info["nodes"].append(node)
@@ -250,9 +255,12 @@ class Testnet:
                     key = profile.unlock(profile.Profile(folder.name, folder), PASSPHRASE)
                     person_keys[bytes(key.verify_key)] = key
         write_log(self.dir / "charter.log", [sim.charter_wire, *(sim.setup_acts(person_keys) if constituents else [])])
-        from consensus.beacon import encode_round
+        # node 0 runs the dev beacon: it signs each round when due, for as long as the run needs
+        # (a deadline a fault holds open still closes); the run ends it by writing beacon.last
+        from ..beacon import write_dev_chain
 
-        write_log(self.dir / "beacon.log", [sim.charter_wire, *(encode_round(sim.dev.sign(n)) for n in range(1, last_round + 1))])
+        write_dev_chain(self.dir / "beacon.json", sim.dev.chain, sim.dev.secret)
+        (self.dir / "beacon.last").unlink(missing_ok=True)
         for k in range(nodes):
             write_bots_file(self.dir / f"bots-{k}.json", template=charter, reps=reps, seed=seed, behaviour=asdict(behaviour),
                             indices=[i for i in range(reps) if i % nodes == k], proposals=sim.proposals_per_cycle,
@@ -312,19 +320,23 @@ class Testnet:
         rows = []
         now = time.time()
         due = int((now - info["start_at"]) / info["round_seconds"]) + info["round_zero"] if now > info["start_at"] else 0
+        # the beacon goes on past the plan (reactive runs) until the run ends it; planned runs end at their plan
+        stopped_at = self.beacon_end() if info.get("mode") == "reactive" else info["last_round"]
+        end = due if stopped_at is None else stopped_at
         for k, node in enumerate(info["nodes"]):
             s = _read_json(Path(node["status"])) or {}
             rows.append({
                 "name": node["name"], "running": _alive(node["pid"]), "state_hash": s.get("state_hash", ""),
                 "peers": s.get("peers", 0), "events": s.get("events", 0), "beacon_round": s.get("beacon_round", 0),
-                "lag_rounds": max(0, min(due, info["last_round"]) - s.get("beacon_round", 0)) if due else 0,
+                "lag_rounds": max(0, min(due, end) - s.get("beacon_round", 0)) if due else 0,
                 "published": s.get("published", 0), "planned": (info["planned_items"] + [None] * len(info["nodes"]))[k],
                 "cycles_decided": s.get("cycles_decided"), "proposals": s.get("proposals", {}),
                 "refused": s.get("gossip_refused", 0) + s.get("sync_refused", 0),
                 "refusals": s.get("refusals", {}), "refusal_examples": s.get("refusal_examples", {}),
                 "duties": s.get("duties", {}), "paused": bool(node.get("paused")),
                 "waiting": s.get("waiting", ""), "waiting_on": [self._who(key, info) for key in s.get("waiting_on", [])],
-                "round_of": info["last_round"], "round_seconds": info["round_seconds"],
+                "round_of": info["last_round"], "round_seconds": info["round_seconds"], "beacon_end": stopped_at,
+                "cycles_asked": info["cycles"],
             })
         return rows
 
@@ -444,10 +456,36 @@ class Testnet:
                 return f"{act} {self.info()['nodes'][k]['name']}"
         raise TestnetError(f"Unknown scenario step {step!r}.")
 
-    def wait(self, timeout: float, say=print, scenario: list[dict] = ()) -> bool:
-        """Until the run is over everywhere, False on timeout.  Planned: every node published its
-        plan and holds the plan's state.  Reactive: every node saw the last round and all hold one
-        state that stayed the same for ``SETTLE_S`` seconds (the last panels have finished).
+    def extra_rounds(self, info: dict | None = None) -> int:
+        """Rounds a reactive run waits past the plan's last round for the cycles to be decided
+        before it calls the assembly stalled: one cycle's worth."""
+        info = info or self.info()
+        return max(10, (info["last_round"] - info["round_zero"]) // max(1, info["cycles"]))
+
+    def stop_beacon(self, after: int) -> None:
+        """Node 0 signs no round after ``after`` (it reads ``beacon.last`` once a second)."""
+        tmp = self.dir / "beacon.last.tmp"
+        tmp.write_text(f"{after}\n")
+        os.replace(tmp, self.dir / "beacon.last")
+
+    def beacon_end(self) -> int | None:
+        """The last round node 0 signs, once the run has ended the beacon."""
+        try:
+            text = (self.dir / "beacon.last").read_text().strip()
+            return int(text) if text.isdigit() else None
+        except OSError:
+            return None
+
+    def wait(self, timeout: float, say=print, scenario: list[dict] = (), extra_rounds: int | None = None) -> "Outcome":
+        """Until the run is over everywhere; the result is true when every node agrees.
+
+        Planned: every node published its plan and holds the plan's state.  Reactive: every node
+        has decided the cycles asked for (and the scenario is played out); the beacon then stops,
+        and every node must hold one state that stays the same for ``SETTLE_S`` seconds.  If the
+        beacon passes the plan's last round (or the scenario's) by ``extra_rounds`` (default: one
+        cycle) with cycles still undecided, the assembly has *stalled*: the beacon stops all the
+        same and the nodes must still agree on where they stand.
+
         ``scenario``: faults to make as the beacon reaches their rounds; nodes a step stopped
         (and no later step restarted) are left out of the end condition."""
         info = self.info()
@@ -455,7 +493,11 @@ class Testnet:
         last = 0.0
         stable_since, stable_hash = None, None
         steps = sorted(scenario, key=lambda s: s["round"])
+        give_up = max([info["last_round"]] + [s["round"] for s in steps]) + (
+            self.extra_rounds(info) if extra_rounds is None else extra_rounds)
         stopped: set[str] = set()
+        ending = self.beacon_end()
+        stalled = False
         while time.monotonic() < deadline:
             rows = self.status()
             now = max((r["beacon_round"] for r in rows if r["running"]), default=0)
@@ -470,24 +512,49 @@ class Testnet:
             rows = [r for r in rows if r["name"] not in stopped]
             if info.get("expected_state_hash"):
                 if all(r["published"] >= r["planned"] and r["state_hash"] == info["expected_state_hash"] for r in rows):
-                    return True
+                    return Outcome(True)
+            elif ending is None:
+                decided = min((r["cycles_decided"] or 0 for r in rows), default=0)
+                if (decided >= info["cycles"] and not steps) or now >= give_up:
+                    stalled, ending = decided < info["cycles"], now
+                    self.stop_beacon(ending)
+                    say(f"  round {now}: " + (f"every node decided the {info['cycles']} cycles asked for" if not stalled else
+                                              f"STALLED: {decided} of {info['cycles']} cycles decided {now - info['last_round']} "
+                                              f"rounds after the plan's last round")
+                        + f"; the beacon stops after round {ending} and the nodes settle.")
             else:
                 hashes = {r["state_hash"] for r in rows}
-                if len(hashes) == 1 and all(r["beacon_round"] >= info["last_round"] for r in rows):
+                if len(hashes) == 1 and all(r["beacon_round"] >= ending for r in rows):
                     if stable_hash != next(iter(hashes)):
                         stable_hash, stable_since = next(iter(hashes)), time.monotonic()
                     elif time.monotonic() - stable_since >= SETTLE_S:
-                        return True
+                        return Outcome(True, stalled)
                 else:
                     stable_hash = None
             if not all(r["running"] for r in rows):
                 say("A node stopped unexpectedly: " + ", ".join(r["name"] for r in rows if not r["running"]))
-                return False
+                return Outcome(False, stalled, "a node stopped unexpectedly")
             if time.monotonic() - last > 10:
                 last = time.monotonic()
-                say("  " + "  ".join(f"{r['name']}: {r['events']} ev, round {r['beacon_round']}" for r in rows))
+                say("  " + "  ".join(f"{r['name']}: {r['events']} ev, round {r['beacon_round']}, "
+                                     f"{r['cycles_decided'] if r['cycles_decided'] is not None else '-'} cycles" for r in rows))
             time.sleep(0.5)
-        return False
+        if not info.get("expected_state_hash") and ending is None:
+            self.stop_beacon(max((r["beacon_round"] for r in self.status()), default=0))
+        return Outcome(False, stalled, f"no end within {timeout:.0f} s")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: ``converged`` (every node holds one final state; the object is true
+    then), ``stalled`` (fewer cycles decided than asked), and why it did not converge."""
+
+    converged: bool
+    stalled: bool = False
+    why: str = ""
+
+    def __bool__(self) -> bool:
+        return self.converged
 
 
 SCENARIO_ACTS = ("partition", "heal", "kill", "restart", "pause", "resume")
