@@ -872,7 +872,9 @@ class Node:
         statuses: dict[str, int] = {}
         for p in result.proposals.values():
             statuses[p.status] = statuses.get(p.status, 0) + 1
-        self._legislature = {"cycles_decided": result.cycles, "proposals": dict(sorted(statuses.items())),
+        horizon = max(r.beacon, default=0)
+        self._legislature = {"cycles_decided": result.cycles, "cycle": leg.cycle_of(horizon) if horizon else None,
+                             "proposals": dict(sorted(statuses.items())),
                              "waiting": result.waiting, "waiting_on": _silent_panel(leg, r)}
 
     def write_status(self) -> None:

@@ -115,6 +115,9 @@ def test_faults_on_demand_from_the_command_line(tmp_path):
         assert rows["node-1"]["paused"] and rows["node-1"]["running"], rows
         assert "paused" in klero("testnet", "status", "--dir", folder).stdout
         assert klero("testnet", "resume", "node-1", "--dir", folder).returncode == 0
+        # delay and loss are made between network namespaces: without them, a sentence says so
+        slow = klero("testnet", "delay", "node-0", "node-1", "--ms", 100, "--dir", folder)
+        assert slow.returncode == 2 and "start it with --netns" in slow.stderr and "Traceback" not in slow.stderr, slow.stderr
         killed = klero("testnet", "kill", "1", "--dir", folder)
         assert killed.returncode == 0 and "restart node-1" in killed.stdout, killed.stdout
         # half the representatives are down: the next deadline's panel cannot decide, and status
@@ -223,19 +226,24 @@ def _netns_or_skip():
 
 
 def test_a_partition_healed_and_a_node_killed_and_restarted_still_reach_one_state_with_every_cycle_decided(tmp_path):
-    """Issue 16: five nodes, each in its own network namespace; the network splits 3|2 during a
-    deadline, heals, and a panel member's node is killed and restarted.  Every node ends with one
+    """Issue 16: five nodes, each in its own network namespace; links are delayed, the network
+    splits 3|2 during a deadline, heals, loses segments, and a panel member's node is killed and
+    restarted.  Every node ends with one
     state hash, and every cycle asked for is decided."""
     _netns_or_skip()
     scenario = tmp_path / "scenario.json"
     scenario.write_text(json.dumps({"steps": [
+        {"round": 8, "delay": [["node-0", "node-1"], ["node-2", "node-3", "node-4"]], "ms": 120},
         {"round": 20, "partition": [["node-0", "node-1", "node-2"], ["node-3", "node-4"]]},
-        {"round": 45, "heal": True}, {"round": 60, "kill": "node-4"}, {"round": 75, "restart": "node-4"}]}))
+        {"round": 45, "heal": True}, {"round": 50, "loss": [["node-0"], ["node-1", "node-2"]], "percent": 10},
+        {"round": 60, "kill": "node-4"}, {"round": 75, "restart": "node-4"}, {"round": 90, "heal": True}]}))
     folder = tmp_path / "net"
     done, summary = _run(folder, "--netns", "--nodes", 5, "--reps", 15, "--cycles", 2, "--round-seconds", 0.3,
                          "--scenario", scenario)
     said = done.stderr
     assert "partitioned node-0, node-1, node-2 | node-3, node-4" in said and "healed" in said and "restart node-4" in said, said
+    assert "120 ms delay between node-0, node-1 | node-2, node-3, node-4" in said and "10 % loss between node-0" in said, said
+    assert json.loads((folder / "node-0.links.json").read_text()) == {"links": {}}, "healed: no fault left"
     assert done.returncode == 0 and summary["converged"] and not summary["stalled"], f"{summary}\n{said[-3000:]}\n{_diagnosis(folder)}"
     assert len({n["state_hash"] for n in summary["nodes"].values()}) == 1, summary["nodes"]
     assert summary["outcomes"]["cycles"] == 2, summary["outcomes"]

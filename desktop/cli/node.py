@@ -56,6 +56,10 @@ def cmd_node(args) -> int:
                   "another profile (klero init) to join this one, or drop --join.", file=sys.stderr)
             return 2
     logging.basicConfig(level=logging.WARNING if not args.verbose else logging.INFO, format="%(message)s")
+    if args.link_faults:
+        from p2p.linkfaults import install
+
+        install(args.link_faults)  # before any connection exists (testnets: emulated delay and loss)
     from p2p.node import Node, run_headless
 
     def say(line: str) -> None:
@@ -143,6 +147,8 @@ def register(sub, profile_arg) -> None:
                    "--start-at schedule, for as long as the node runs (testnets; the file holds the dev secret)")
     p.add_argument("--beacon-until", metavar="FILE", help="with --dev-beacon: stop after the round this file names, "
                    "once it exists (how a testnet ends its run)")
+    p.add_argument("--link-faults", metavar="FILE", help="emulate delay and loss on links to the peers this JSON file "
+                   "names, re-read as it changes (testnets: `klero testnet delay|loss`)")
     p.add_argument("--sync-interval", type=float, default=5.0, help="seconds between syncs with every peer (default 5)")
     p.add_argument("--verbose", action="store_true", help="log connection and sync details")
     p.add_argument("--mdns", action="store_true", help="find peers on the local network with mDNS")

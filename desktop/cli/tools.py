@@ -179,7 +179,11 @@ def _print_testnet(rows, expected: str | None) -> None:
             where = (f"round {top:,}; the {r0.get('cycles_asked', 'planned')} cycles asked for were planned to end at round {r0['round_of']:,}; "
                      + (f"the run is over and the beacon stopped after round {end:,}" if end is not None
                         else "the beacon goes on until every node has decided them"))
-        print(f"Beacon: {where} ({r0['round_seconds']:g} s a round). lag: rounds (and seconds) behind the round "
+        cycle = max((r["cycle"] for r in rows if r.get("cycle") is not None), default=None)
+        left = (r0["round_of"] - max(top, r0.get("due_round") or 0)) * r0["round_seconds"]
+        when = (f" Cycle {cycle}." if cycle is not None and cycle >= 0 else "") + (
+            f" About {left:.0f} s of the plan left." if left > 0 and r0.get("beacon_end") is None else "")
+        print(f"Beacon: {where} ({r0['round_seconds']:g} s a round).{when} lag: rounds (and seconds) behind the round "
               f"due now; {legend}.")
     print(f"{'node':8} {'run':6} {'peers':>5} {'events':>7} {'round':>6} {'lag':>4} {'lag s':>6} {work:>10} {'cycles':>6}  state")
     hashes = {r["state_hash"] for r in rows}
@@ -194,6 +198,9 @@ def _print_testnet(rows, expected: str | None) -> None:
               f"{r['lag_rounds']:>4} {r['lag_rounds'] * r.get('round_seconds', 0):>6.1f} {done:>10} "
               f"{r['cycles_decided'] if r['cycles_decided'] is not None else '-':>6}  "
               f"{r['state_hash'][:16]} {mark}")
+    faults = rows[0].get("faults") if rows else None
+    if faults:
+        print("Link faults: " + "; ".join(faults) + ".")
     waiting = next((r for r in rows if r["running"] and r.get("waiting")), None)
     if waiting:
         silent = waiting.get("waiting_on") or []
@@ -211,7 +218,17 @@ def cmd_testnet(args) -> int:
         return 0
     if args.action == "heal":
         net.heal()
-        print("Healed: every node is on one network again.")
+        print("Healed: every node is on one network again, with no delay or loss.")
+        return 0
+    if args.action in ("delay", "loss"):
+        sides = [side.split(",") for side in args.sides]
+        if args.action == "delay":
+            net.degrade(sides, delay_ms=args.ms)
+        else:
+            net.degrade(sides, loss=args.percent / 100)
+        faults = net.faults()
+        print("Links now: " + ("; ".join(faults) if faults else "no delay or loss") + ". (Emulated inside the nodes: this "
+              "kernel has no netem; see docs/testing.md. `klero testnet heal` ends them.)")
         return 0
     if args.action in ("kill", "restart", "pause", "resume"):
         k = net.index(args.node)
@@ -340,12 +357,19 @@ def register(sub, profile_arg) -> None:
                          ("down", "stop every node (logs and replicas are kept)"),
                          ("kill", "SIGKILL one node (no shutdown): a crash"), ("restart", "start a stopped or killed node again"),
                          ("pause", "SIGSTOP one node: frozen, connections held"), ("resume", "SIGCONT a paused node"),
-                         ("partition", "split a --netns testnet in two: NODES,… NODES,…"), ("heal", "join a partition again")):
+                         ("partition", "split a --netns testnet in two: NODES,… NODES,…"),
+                         ("delay", "delay every link between two sides of a --netns testnet (emulated: no netem here)"),
+                         ("loss", "lose TCP segments between two sides of a --netns testnet (emulated: no netem here)"),
+                         ("heal", "join a partition again and end every delay and loss")):
         t = tsub.add_parser(action, help=text)
         t.add_argument("--dir", default="testnet", help="folder of the testnet (default ./testnet)")
         t.add_argument("--json", action="store_true", help="machine-readable output")
-        if action == "partition":
+        if action in ("partition", "delay", "loss"):
             t.add_argument("sides", nargs=2, metavar="SIDE", help="the nodes of one side, comma-separated (node-0,node-1,node-2)")
+        if action == "delay":
+            t.add_argument("--ms", type=float, required=True, help="milliseconds added each way (0 ends the delay)")
+        if action == "loss":
+            t.add_argument("--percent", type=float, required=True, help="share of TCP segments lost, 0 to 90 (0 ends the loss)")
         if action in ("up", "run"):
             t.add_argument("--netns", action="store_true",
                            help="each node in a network namespace of its own (needs root): real partitions (docs/testing.md)")

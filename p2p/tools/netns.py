@@ -4,10 +4,11 @@ the others through a bridge in a "switch" namespace (docs/testing.md).
 * **Partitions** are real: a node's link moves to another bridge, and packets between the two
   sides stop at layer 2, as when a city's network splits.  Healing moves it back.
 * **What this machine allows** (probed by :func:`probe`, measured here): namespaces, veth pairs
-  and bridges work as root; the kernel has no ``netem`` queueing discipline, so delay and loss
-  cannot be made with ``tc`` here, and there is no iptables or nft for dropping packets.  Delay and
-  loss are therefore not offered; the probe says so, and a tester on a kernel with ``sch_netem``
-  could add them with ``tc qdisc add dev … root netem delay … loss …`` on the switch side.
+  and bridges work as root; the kernel has no ``netem`` queueing discipline (only tbf, htb and
+  pfifo) and no traffic classifiers, and there is no iptables or nft for dropping packets.  So
+  delay and loss are emulated inside the nodes instead (``p2p.linkfaults``), and say so; on a
+  kernel with ``sch_netem`` they could be made with ``tc qdisc add dev … root netem delay … loss …``
+  on the switch side.
 
 Everything made is named after a short tag of the testnet's folder, and :meth:`Switchboard.teardown`
 deletes it (deleting a namespace deletes its links).

@@ -202,6 +202,8 @@ class Testnet:
                     extra += ["--bootstrap", info["nodes"][j]["address"]]
             if trace:
                 extra += ["--trace", str(self.dir / f"node-{k}.trace")]
+            if board is not None:  # delay and loss between namespaces: emulated in the node (p2p.linkfaults)
+                extra += ["--link-faults", str(self.dir / f"node-{k}.links.json")]
             if planned:
                 extra += ["--join", str(self.dir / "plan.log"), "--publish", str(self.dir / f"node-{k}.plan")]
             else:
@@ -322,6 +324,7 @@ class Testnet:
         due = int((now - info["start_at"]) / info["round_seconds"]) + info["round_zero"] if now > info["start_at"] else 0
         # the beacon goes on past the plan (reactive runs) until the run ends it; planned runs end at their plan
         stopped_at = self.beacon_end() if info.get("mode") == "reactive" else info["last_round"]
+        faults = self.faults(info)
         end = due if stopped_at is None else stopped_at
         for k, node in enumerate(info["nodes"]):
             s = _read_json(Path(node["status"])) or {}
@@ -330,13 +333,13 @@ class Testnet:
                 "peers": s.get("peers", 0), "events": s.get("events", 0), "beacon_round": s.get("beacon_round", 0),
                 "lag_rounds": max(0, min(due, end) - s.get("beacon_round", 0)) if due else 0,
                 "published": s.get("published", 0), "planned": (info["planned_items"] + [None] * len(info["nodes"]))[k],
-                "cycles_decided": s.get("cycles_decided"), "proposals": s.get("proposals", {}),
+                "cycles_decided": s.get("cycles_decided"), "cycle": s.get("cycle"), "proposals": s.get("proposals", {}),
                 "refused": s.get("gossip_refused", 0) + s.get("sync_refused", 0),
                 "refusals": s.get("refusals", {}), "refusal_examples": s.get("refusal_examples", {}),
                 "duties": s.get("duties", {}), "paused": bool(node.get("paused")),
                 "waiting": s.get("waiting", ""), "waiting_on": [self._who(key, info) for key in s.get("waiting_on", [])],
-                "round_of": info["last_round"], "round_seconds": info["round_seconds"], "beacon_end": stopped_at,
-                "cycles_asked": info["cycles"],
+                "round_of": info["last_round"], "round_seconds": info["round_seconds"], "beacon_end": stopped_at, "due_round": due,
+                "cycles_asked": info["cycles"], "faults": faults,
             })
         return rows
 
@@ -435,10 +438,57 @@ class Testnet:
         board.partition([[self.index(x) for x in group] for group in groups])
 
     def heal(self) -> None:
-        board = self._board()
+        """Join a partition again and take away every delay and loss."""
+        info = self.info()
+        board = self._board(info)
         if board is None:
-            raise TestnetError("Partitions need a testnet in network namespaces: start it with --netns.")
+            raise TestnetError("Partitions, delay and loss need a testnet in network namespaces: start it with --netns.")
         board.heal()
+        info["links"] = {}
+        self._save(info)
+        self._write_links(info)
+
+    def degrade(self, groups: list[list[str | int]], *, delay_ms: float | None = None, loss: float | None = None) -> None:
+        """Delay (milliseconds, each way) or loss (a share of TCP segments) on every link between
+        the two sides; what is not given stays as it was.  Emulated in the nodes
+        (``p2p.linkfaults``: this kernel has no netem), between network namespaces."""
+        info = self.info()
+        if self._board(info) is None:
+            raise TestnetError("Delay and loss need a testnet in network namespaces: start it with --netns.")
+        if delay_ms is not None and not 0 <= delay_ms <= 10_000:
+            raise TestnetError("A delay is 0 to 10,000 ms.")
+        if loss is not None and not 0 <= loss <= 0.9:
+            raise TestnetError("Loss is 0 to 90 %.")
+        a, b = ([self.index(x) for x in group] for group in groups)
+        links = info.setdefault("links", {})
+        for left, right in [(i, j) for i in a for j in b] + [(j, i) for i in a for j in b]:
+            if left == right:
+                continue
+            fault = links.setdefault(str(left), {}).setdefault(str(right), {"delay_ms": 0, "loss": 0})
+            if delay_ms is not None:
+                fault["delay_ms"] = delay_ms
+            if loss is not None:
+                fault["loss"] = loss
+        self._save(info)
+        self._write_links(info)
+
+    def _write_links(self, info: dict) -> None:
+        from ..linkfaults import write
+
+        board = self._board(info)
+        for k in range(info["netns"]):
+            mine = (info.get("links") or {}).get(str(k), {})
+            write(self.dir / f"node-{k}.links.json", {board.address(int(j)): f for j, f in mine.items() if f["delay_ms"] or f["loss"]})
+
+    def faults(self, info: dict | None = None) -> list[str]:
+        """The link faults in force, in words ("node-0 ↔ node-3: 200 ms delay each way, 5 % loss")."""
+        info = info or self.info()
+        names = [n["name"] for n in info["nodes"]]
+        links = info.get("links") or {}
+        return [f"{names[int(i)]} ↔ {names[int(j)]}: " + ", ".join(
+                    ([f"{f['delay_ms']:g} ms delay each way"] if f["delay_ms"] else []) + ([f"{f['loss']:.0%} loss"] if f["loss"] else []))
+                for i, row in sorted(links.items(), key=lambda kv: int(kv[0])) for j, f in sorted(row.items(), key=lambda kv: int(kv[0]))
+                if int(i) < int(j) and (f["delay_ms"] or f["loss"])]
 
     def apply(self, step: dict) -> str:
         """One step of a scenario (``load_scenario``); returns what it did, in words."""
@@ -447,7 +497,16 @@ class Testnet:
             return "partitioned " + " | ".join(", ".join(map(str, g)) for g in step["partition"])
         if step.get("heal"):
             self.heal()
-            return "healed the partition"
+            return "healed the network (no partition, delay or loss)"
+        if "delay" in step or "loss" in step:
+            groups = step.get("delay") or step.get("loss")
+            if "delay" in step:
+                self.degrade(groups, delay_ms=step["ms"])
+                what = f"{step['ms']:g} ms delay"
+            else:
+                self.degrade(groups, loss=step["percent"] / 100)
+                what = f"{step['percent']:g} % loss"
+            return f"{what} between " + " | ".join(", ".join(map(str, g)) for g in groups)
         for act in ("kill", "restart", "pause", "resume"):
             if act in step:
                 k = self.index(step[act])
@@ -557,13 +616,17 @@ class Outcome:
         return self.converged
 
 
-SCENARIO_ACTS = ("partition", "heal", "kill", "restart", "pause", "resume")
+SCENARIO_ACTS = ("partition", "heal", "kill", "restart", "pause", "resume", "delay", "loss")
+#: what a step with each act carries besides its round
+SCENARIO_EXTRA = {"delay": "ms", "loss": "percent"}
 
 
 def load_scenario(path) -> list[dict]:
     """A scenario file: ``{"steps": [{"round": 30, "partition": [["node-0", "node-1", "node-2"],
     ["node-3", "node-4"]]}, {"round": 50, "heal": true}, {"round": 60, "kill": "node-2"},
-    {"round": 70, "restart": "node-2"}, ...]}``; each step happens once the beacon reaches its round."""
+    {"round": 70, "restart": "node-2"}, {"round": 80, "delay": [["node-0"], ["node-1"]], "ms": 200},
+    {"round": 90, "loss": [["node-0"], ["node-1"]], "percent": 5}, ...]}``; each step happens once
+    the beacon reaches its round (``heal`` also ends delay and loss)."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.loads(f.read(1 << 20))
@@ -574,12 +637,17 @@ def load_scenario(path) -> list[dict]:
         raise TestnetError(f"The scenario {path} needs a list of steps: {{\"steps\": [{{\"round\": 30, \"kill\": \"node-2\"}}]}}.")
     for n, step in enumerate(steps, 1):
         acts = [a for a in SCENARIO_ACTS if a in step] if isinstance(step, dict) else []
+        extra = {SCENARIO_EXTRA[acts[0]]} if len(acts) == 1 and acts[0] in SCENARIO_EXTRA else set()
         if (not isinstance(step, dict) or type(step.get("round")) is not int or step["round"] < 0 or len(acts) != 1
-                or set(step) != {"round", acts[0]}):
-            raise TestnetError(f"Step {n} of {path} must name a round and one of {', '.join(SCENARIO_ACTS)}.")
-        if acts[0] == "partition" and (not isinstance(step["partition"], list) or len(step["partition"]) != 2
-                                       or not all(isinstance(g, list) and g for g in step["partition"])):
-            raise TestnetError(f"Step {n} of {path}: a partition is two lists of nodes, e.g. [[\"node-0\"], [\"node-1\"]].")
+                or set(step) != {"round", acts[0], *extra}):
+            raise TestnetError(f"Step {n} of {path} must name a round and one of {', '.join(SCENARIO_ACTS)} "
+                               "(a delay with its \"ms\", a loss with its \"percent\").")
+        if acts[0] in ("partition", "delay", "loss") and (not isinstance(step[acts[0]], list) or len(step[acts[0]]) != 2
+                                                         or not all(isinstance(g, list) and g for g in step[acts[0]])):
+            raise TestnetError(f"Step {n} of {path}: a {acts[0]} is between two lists of nodes, e.g. [[\"node-0\"], [\"node-1\"]].")
+        for key in extra:
+            if type(step[key]) not in (int, float) or not 0 <= step[key] <= (10_000 if key == "ms" else 90):
+                raise TestnetError(f"Step {n} of {path}: \"{key}\" is a number from 0 to {10_000 if key == 'ms' else 90}.")
     return steps
 
 
