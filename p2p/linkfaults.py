@@ -6,12 +6,13 @@ machine's kernel has no ``netem`` queueing discipline and no packet classifiers
 are made *in the node process*, on the TCP byte streams that carry libp2p's connections:
 
 * **delay** ``d``: bytes the node reads from a peer's connection are handed to libp2p no sooner
-  than ``d`` after they were read from the socket.  Each read waits, so a steady stream sees
-  between ``d`` and ``2d``; a testnet applies it at both ends, so a round trip takes ``2d`` more.
+  than ``d`` after they were read from the socket.  What arrives while a chunk is held waits
+  in the kernel until the next read, so a steady stream sees between ``d`` and ``2d``; a
+  testnet applies it at both ends, so a round trip takes ``2d`` more.
 * **loss** ``p``: a lost TCP segment is not lost to the application; it is sent again after the
-  retransmission timeout, and the reader stalls.  So each read stalls, with probability ``p``,
-  for 200 ms, doubling while the resend is lost too (at most three times): what loss does to a
-  TCP connection, which is all libp2p ever sees of it.
+  retransmission timeout, and the reader stalls.  So each chunk read stalls, with probability
+  ``p``, for 200 ms, doubling while the resend is lost too (at most three times): what loss
+  does to a TCP connection, which is all libp2p ever sees of it.
 
 The faults are read from a JSON file the testnet writes and changes while the node runs:
 ``{"links": {"10.201.7.4": {"delay_ms": 200, "loss": 0.05}}}``, keyed by the peer's IPv4
@@ -115,14 +116,38 @@ def install(path: str | os.PathLike) -> LinkFaults:
     faults = LinkFaults(path)
 
     class FaultyTCPStream(TrioTCPStream):
+        """Reads whole chunks off the socket, holds each until its delay (and any resend stall)
+        has passed, then hands it out in the pieces libp2p asks for: yamux reads a 12-byte
+        header, then the body, and a wait on every small read would cap the link at a few
+        frames a second instead of delaying it."""
+
+        def __init__(self, stream) -> None:
+            super().__init__(stream)
+            self._held = bytearray()
+            self._ready_at = 0.0
+            self._shim_lock = trio.Lock()
+
         async def read(self, n: int | None = None) -> bytes:
-            data = await super().read(n)
-            if data:
-                remote = self.get_remote_address()
-                wait = faults.stall(remote[0]) if remote else 0.0
-                if wait:
+            async with self._shim_lock:
+                if not self._held:
+                    remote = self.get_remote_address()
+                    if remote is None or faults.towards(remote[0]) == (0.0, 0.0):
+                        return await super().read(n)
+                    data = await super().read(None)  # what has arrived, up to trio's default chunk
+                    if not data:
+                        return data
+                    self._held += data
+                    self._ready_at = trio.current_time() + faults.stall(remote[0])
+                wait = self._ready_at - trio.current_time()
+                if wait > 0:
                     await trio.sleep(wait)
-            return data
+                if n is None or n >= len(self._held):
+                    out = bytes(self._held)
+                    self._held.clear()
+                else:
+                    out = bytes(self._held[:n])
+                    del self._held[:n]
+                return out
 
     tcp_module.TrioTCPStream = FaultyTCPStream
     return faults

@@ -15,9 +15,9 @@ import trio
 from p2p import linkfaults
 
 
-def _read_times(faults_file, messages: int = 3) -> list[float]:
-    """Seconds each of ``messages`` one-byte writes took to be read, over libp2p's TCP transport
-    (dialled after the shim is installed)."""
+def _read_times(faults_file, messages: int = 3, burst: int = 1) -> list[float]:
+    """Seconds each of ``messages`` writes of ``burst`` bytes took to be read one byte at a time,
+    over libp2p's TCP transport (dialled after the shim is installed)."""
     from libp2p.transport.tcp.tcp import TCP
 
     took: list[float] = []
@@ -27,8 +27,9 @@ def _read_times(faults_file, messages: int = 3) -> list[float]:
 
         async def handler(stream) -> None:
             for _ in range(messages):
-                data = await stream.read(1)
-                assert data == b"x"
+                for _ in range(burst):
+                    data = await stream.read(1)
+                    assert data == b"x"
                 took.append(time.monotonic() - sent_at[len(took)])
             await trio.sleep_forever()
 
@@ -39,7 +40,7 @@ def _read_times(faults_file, messages: int = 3) -> list[float]:
             conn = await transport.dial(listener.get_addrs()[0])
             for _ in range(messages):
                 sent_at.append(time.monotonic())
-                await conn.write(b"x")
+                await conn.write(b"x" * burst)
                 with trio.fail_after(60):
                     while len(took) < len(sent_at):
                         await trio.sleep(0.01)
@@ -63,6 +64,18 @@ def test_a_delayed_link_hands_over_what_it_reads_no_sooner_than_the_delay(faults
     linkfaults.write(faults_file, {"127.0.0.1": {"delay_ms": 300, "loss": 0}})
     took = _read_times(faults_file)
     assert min(took) >= 0.3, took
+
+
+def test_a_delayed_link_holds_a_chunk_once_not_each_small_read(faults_file, monkeypatch):
+    """yamux reads a 12-byte header, then the body: a wait on every read would cap a delayed link
+    at a few frames a second.  A chunk read off the socket is held once and handed out in pieces."""
+    linkfaults.write(faults_file, {"127.0.0.1": {"delay_ms": 200, "loss": 0}})
+    faults = linkfaults.LinkFaults(faults_file)
+    stalls = []
+    monkeypatch.setattr(linkfaults.LinkFaults, "stall", lambda self, host: stalls.append(host) or 0.2)
+    took = _read_times(faults_file, messages=2, burst=100)
+    assert len(stalls) <= 4 and min(took) >= 0.2, (stalls, took)  # 200 one-byte reads, a stall or two per write
+    assert faults.towards("127.0.0.1") == (0.2, 0.0)
 
 
 def test_a_lossy_link_stalls_like_tcp_resending(faults_file):

@@ -84,6 +84,22 @@ def test_a_planned_testnet_reaches_the_plans_state(tmp_path):
     assert all(n["published"] == n["planned"] for n in summary["nodes"].values())
 
 
+def test_a_run_whose_panels_cannot_decide_says_stalled_and_exits_non_zero(tmp_path):
+    """Half of six representatives down for good: no panel (all six) can have two thirds present.
+    The beacon goes on a few rounds past the plan, then the run stops it, checks the nodes still
+    agree, says STALLED with what the assembly waits for, and exits 1."""
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps({"steps": [{"round": 3, "kill": "node-1"}]}))
+    folder = tmp_path / "net"
+    done = klero("testnet", "run", "--dir", folder, "--nodes", 2, "--reps", 6, "--cycles", 1, "--round-seconds", 0.2,
+                 "--scenario", scenario, "--patience", 5)
+    out = done.stdout
+    assert done.returncode == 1, f"{out[-3000:]}\n{done.stderr[-2000:]}"
+    assert "STALLED: 0 of 1 cycle(s) decided" in out and "the beacon stops after round" in out, out[-3000:]
+    assert "Every node still running reached one final state" in out, out[-3000:]
+    assert "STALLED: the assembly decided 0 of the 1 cycle asked for" in out and "stays open" in out, out[-3000:]
+
+
 def test_testnet_commands_explain_what_is_missing(tmp_path):
     done = klero("testnet", "status", "--dir", tmp_path / "nothing")
     assert done.returncode == 2 and "There is no testnet" in done.stderr and "Traceback" not in done.stderr

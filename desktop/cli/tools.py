@@ -176,7 +176,8 @@ def _print_testnet(rows, expected: str | None) -> None:
             where = f"round {top:,} of {r0['round_of']:,}"
         else:
             end = r0.get("beacon_end")
-            where = (f"round {top:,}; the {r0.get('cycles_asked', 'planned')} cycles asked for were planned to end at round {r0['round_of']:,}; "
+            asked = r0.get("cycles_asked", 0)
+            where = (f"round {top:,}; the {asked} cycle{'s' if asked != 1 else ''} asked for {'were' if asked != 1 else 'was'} planned to end at round {r0['round_of']:,}; "
                      + (f"the run is over and the beacon stopped after round {end:,}" if end is not None
                         else "the beacon goes on until every node has decided them"))
         cycle = max((r["cycle"] for r in rows if r.get("cycle") is not None), default=None)
@@ -283,10 +284,12 @@ def cmd_testnet(args) -> int:
                   bot_proposals=args.bot_proposals, netns=args.netns)
     planned_s = (info["last_round"] - info["round_zero"] + 1) * info["round_seconds"]
     # the run's bound: the plan, the extra cycle a reactive run may take before it counts as stalled, and slack
-    bound_s = planned_s + (0 if info.get("expected_state_hash") else net.extra_rounds(info) * info["round_seconds"]) + 120
+    extra = args.patience if args.patience is not None else net.extra_rounds(info)
+    last_step = max([info["last_round"]] + [s["round"] for s in scenario])
+    bound_s = (last_step - info["round_zero"] + 1 + (0 if info.get("expected_state_hash") else extra)) * info["round_seconds"] + 120
     outcome = None
     try:
-        outcome = net.wait(timeout=args.timeout or bound_s, say=say, scenario=scenario)
+        outcome = net.wait(timeout=args.timeout or bound_s, say=say, scenario=scenario, extra_rounds=extra)
         converged = time.time()
     finally:
         rows = net.down(say=say)
@@ -313,14 +316,15 @@ def cmd_testnet(args) -> int:
     else:
         _print_testnet(rows, info["expected_state_hash"])
         goal = "the plan's state" if info.get("expected_state_hash") else "one final state"
-        print((f"Every node reached {goal}" if ok else f"The nodes did NOT all reach {goal} ({outcome.why})")
+        everyone = "Every node" if all(r["state_hash"] == rows[0]["state_hash"] for r in rows) else "Every node still running"
+        print((f"{everyone} reached {goal}" if ok else f"The nodes did NOT all reach {goal} ({outcome.why})")
               + f" ({summary['timings']['until_converged_s']} s after the first round was due).")
         if not info.get("expected_state_hash"):
             o = summary["outcomes"]
             print(f"Outcomes: {o['cycles']} cycles, {o['deadlines_decided']} deadlines settled by panels, proposals "
                   + ", ".join(f"{v} {k}" for k, v in o["proposals"].items()) + (f"; passed: {'; '.join(o['passed'])}" if o["passed"] else ""))
         if stalled:
-            print(f"STALLED: the assembly decided {decided} of the {args.cycles} cycles asked for. "
+            print(f"STALLED: the assembly decided {decided} of the {args.cycles} cycle{'s' if args.cycles != 1 else ''} asked for. "
                   f"{summary['outcomes'].get('waiting', '')}".rstrip())
     return 0 if ok and not stalled else 1
 
@@ -375,6 +379,8 @@ def register(sub, profile_arg) -> None:
                            help="each node in a network namespace of its own (needs root): real partitions (docs/testing.md)")
         if action == "run":
             t.add_argument("--scenario", metavar="FILE", help="faults to make as the beacon reaches their rounds (docs/testing.md)")
+            t.add_argument("--patience", type=int, metavar="ROUNDS", help="beacon rounds past the plan's last round (or the "
+                           "scenario's) to wait for the cycles before calling the assembly stalled (default: one cycle)")
         if action == "status":
             t.add_argument("--watch", action="store_true", help="refresh every 2 s until the nodes stop (Ctrl-C ends it)")
         if action in ("kill", "restart", "pause", "resume"):

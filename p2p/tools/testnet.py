@@ -577,8 +577,8 @@ class Testnet:
                 if (decided >= info["cycles"] and not steps) or now >= give_up:
                     stalled, ending = decided < info["cycles"], now
                     self.stop_beacon(ending)
-                    say(f"  round {now}: " + (f"every node decided the {info['cycles']} cycles asked for" if not stalled else
-                                              f"STALLED: {decided} of {info['cycles']} cycles decided {now - info['last_round']} "
+                    say(f"  round {now}: " + (f"every node decided the cycles asked for ({info['cycles']})" if not stalled else
+                                              f"STALLED: {decided} of {info['cycles']} cycle(s) decided {now - info['last_round']} "
                                               f"rounds after the plan's last round")
                         + f"; the beacon stops after round {ending} and the nodes settle.")
             else:
