@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -286,3 +288,53 @@ def test_two_of_five_nodes_down_for_good_show_what_the_assembly_waits_for_and_ru
         assert any("on node-3" in who or "on node-4" in who for who in alive["waiting_on"]), alive["waiting_on"]
     else:
         assert done.returncode == 0 and summary["outcomes"]["cycles"] == 2, summary["outcomes"]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("not json", "Cannot read the scenario"),
+    ('{"steps": []}', "needs a list of steps"),
+    ('{"steps": [{"round": 3}]}', "must name a round and one of"),
+    ('{"steps": [{"round": -1, "kill": "node-1"}]}', "must name a round"),
+    ('{"steps": [{"round": 3, "kill": "node-1", "heal": true}]}', "must name a round"),
+    ('{"steps": [{"round": 3, "delay": [["node-0"], ["node-1"]]}]}', "a delay with its \"ms\""),
+    ('{"steps": [{"round": 3, "delay": [["node-0"], ["node-1"]], "ms": -5}]}', "\"ms\" is a number from 0 to 10000"),
+    ('{"steps": [{"round": 3, "loss": [["node-0"], ["node-1"]], "percent": 95}]}', "\"percent\" is a number from 0 to 90"),
+    ('{"steps": [{"round": 3, "loss": [["node-0"]], "percent": 5}]}', "between two lists of nodes"),
+    ('{"steps": [{"round": 3, "partition": "node-0"}]}', "between two lists of nodes"),
+    ('{"steps": [{"round": 3, "heal": false}]}', 'write "heal": true'),
+    ('{"steps": [{"round": 3, "kill": [1]}]}', 'name the node to kill'),
+])
+def test_a_bad_scenario_file_is_refused_with_a_sentence(tmp_path, text, words):
+    from p2p.tools.testnet import TestnetError, load_scenario
+
+    path = tmp_path / "scenario.json"
+    path.write_text(text)
+    with pytest.raises(TestnetError) as refused:
+        load_scenario(path)
+    assert words in refused.value.message, refused.value.message
+
+
+def test_a_scenario_naming_a_node_the_testnet_lacks_is_refused_before_it_starts(tmp_path):
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps({"steps": [{"round": 5, "delay": [["node-0"], ["node-7"]], "ms": 50}]}))
+    done = klero("testnet", "run", "--dir", tmp_path / "net", "--nodes", 3, "--scenario", path)
+    assert done.returncode == 2 and "names node-7, but this testnet has node-0 to node-2" in done.stderr, done.stderr
+    assert not (tmp_path / "net").exists(), "nothing started"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+                        st.sampled_from(["steps", "round", "kill", "delay", "loss", "ms", "percent", "partition", "heal"]),
+                        inner, max_size=4), max_leaves=20))
+def test_any_scenario_file_gives_steps_or_a_sentence(tmp_path, data):
+    from p2p.tools.testnet import TestnetError, load_scenario
+
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps(data))
+    try:
+        steps = load_scenario(path)
+    except TestnetError as exc:
+        assert exc.message.endswith(".")
+    else:
+        assert all(type(s["round"]) is int and s["round"] >= 0 for s in steps)

@@ -275,9 +275,10 @@ def cmd_testnet(args) -> int:
     # run: up, wait, down, summary
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
     warn_about_panels(args, say)
-    from p2p.tools.testnet import load_scenario
+    from p2p.tools.testnet import check_scenario, load_scenario
 
     scenario = load_scenario(args.scenario) if args.scenario else []
+    check_scenario(scenario, args.nodes)
     started = time.time()
     info = net.up(nodes=args.nodes, reps=args.reps, charter=args.charter, cycles=args.cycles, seed=args.seed,
                   round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args), say=say, planned=args.planned,

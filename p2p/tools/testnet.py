@@ -645,10 +645,27 @@ def load_scenario(path) -> list[dict]:
         if acts[0] in ("partition", "delay", "loss") and (not isinstance(step[acts[0]], list) or len(step[acts[0]]) != 2
                                                          or not all(isinstance(g, list) and g for g in step[acts[0]])):
             raise TestnetError(f"Step {n} of {path}: a {acts[0]} is between two lists of nodes, e.g. [[\"node-0\"], [\"node-1\"]].")
+        if acts[0] == "heal" and step["heal"] is not True:
+            raise TestnetError(f"Step {n} of {path}: write \"heal\": true.")
+        if acts[0] in ("kill", "restart", "pause", "resume") and not isinstance(step[acts[0]], (str, int)):
+            raise TestnetError(f"Step {n} of {path}: name the node to {acts[0]} (\"node-2\").")
         for key in extra:
             if type(step[key]) not in (int, float) or not 0 <= step[key] <= (10_000 if key == "ms" else 90):
                 raise TestnetError(f"Step {n} of {path}: \"{key}\" is a number from 0 to {10_000 if key == 'ms' else 90}.")
     return steps
+
+
+def check_scenario(steps: list[dict], nodes: int) -> None:
+    """Every node a scenario names exists in a testnet of ``nodes`` nodes (a typo found before the
+    run, not in its middle)."""
+    names = {f"node-{k}" for k in range(nodes)} | {str(k) for k in range(nodes)}
+    for n, step in enumerate(steps, 1):
+        for act in ("partition", "delay", "loss", "kill", "restart", "pause", "resume"):
+            if act in step:
+                refs = [x for group in step[act] for x in group] if act in ("partition", "delay", "loss") else [step[act]]
+                unknown = [str(x) for x in refs if str(x) not in names]
+                if unknown:
+                    raise TestnetError(f"Step {n} names {', '.join(unknown)}, but this testnet has node-0 to node-{nodes - 1}.")
 
 
 def outcomes_of(replica) -> dict:
