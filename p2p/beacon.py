@@ -167,7 +167,7 @@ def beacon_health(chain: Chain, latest: int, now: float, *, schedule: tuple[floa
         stalled = behind > grace_rounds
         sentence = (f"The testnet's beacon has stalled: the latest round is {latest:,}, but round {expected:,} is due "
                     f"({behind:,} behind, {behind * round_seconds:.0f} s). Deadlines wait until rounds arrive again."
-                    if stalled else f"Testnet beacon round {latest:,} of {expected:,} due (one every {round_seconds:g} s).")
+                    if stalled else f"Dev beacon round {latest:,}, on schedule (one every {round_seconds:g} s).")
         return {"round": latest, "expected": expected, "behind": behind, "stalled": stalled, "sentence": sentence}
     quiet = quiet_s or 0.0
     if latest == 0:
