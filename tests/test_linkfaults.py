@@ -1,4 +1,4 @@
-"""Emulated delay and loss on a node's links (``p2p.linkfaults``, issue 16): this kernel has no
+"""Emulated delay and loss on a node's links (``p2p.tools.linkfaults``, issue 16): this kernel has no
 netem, so testnets make them in the node, on the TCP streams under libp2p.  Tested on py-libp2p's
 own TCP transport over 127.0.0.1; the testnet scenario in test_testnet plays them between
 network namespaces."""
@@ -12,7 +12,7 @@ import multiaddr
 import pytest
 import trio
 
-from p2p import linkfaults
+from p2p.tools import linkfaults
 
 
 def _read_times(faults_file, messages: int = 3, burst: int = 1) -> list[float]:

@@ -57,7 +57,7 @@ def cmd_node(args) -> int:
             return 2
     logging.basicConfig(level=logging.WARNING if not args.verbose else logging.INFO, format="%(message)s")
     if args.link_faults:
-        from p2p.linkfaults import install
+        from p2p.tools.linkfaults import install
 
         install(args.link_faults)  # before any connection exists (testnets: emulated delay and loss)
     from p2p.node import Node, run_headless

@@ -6,7 +6,7 @@ the others through a bridge in a "switch" namespace (docs/testing.md).
 * **What this machine allows** (probed by :func:`probe`, measured here): namespaces, veth pairs
   and bridges work as root; the kernel has no ``netem`` queueing discipline (only tbf, htb and
   pfifo) and no traffic classifiers, and there is no iptables or nft for dropping packets.  So
-  delay and loss are emulated inside the nodes instead (``p2p.linkfaults``), and say so; on a
+  delay and loss are emulated inside the nodes instead (``p2p.tools.linkfaults``), and say so; on a
   kernel with ``sch_netem`` they could be made with ``tc qdisc add dev … root netem delay … loss …``
   on the switch side.
 

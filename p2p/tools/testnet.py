@@ -202,7 +202,7 @@ class Testnet:
                     extra += ["--bootstrap", info["nodes"][j]["address"]]
             if trace:
                 extra += ["--trace", str(self.dir / f"node-{k}.trace")]
-            if board is not None:  # delay and loss between namespaces: emulated in the node (p2p.linkfaults)
+            if board is not None:  # delay and loss between namespaces: emulated in the node (p2p.tools.linkfaults)
                 extra += ["--link-faults", str(self.dir / f"node-{k}.links.json")]
             if planned:
                 extra += ["--join", str(self.dir / "plan.log"), "--publish", str(self.dir / f"node-{k}.plan")]
@@ -451,7 +451,7 @@ class Testnet:
     def degrade(self, groups: list[list[str | int]], *, delay_ms: float | None = None, loss: float | None = None) -> None:
         """Delay (milliseconds, each way) or loss (a share of TCP segments) on every link between
         the two sides; what is not given stays as it was.  Emulated in the nodes
-        (``p2p.linkfaults``: this kernel has no netem), between network namespaces."""
+        (``p2p.tools.linkfaults``: this kernel has no netem), between network namespaces."""
         info = self.info()
         if self._board(info) is None:
             raise TestnetError("Delay and loss need a testnet in network namespaces: start it with --netns.")
@@ -473,7 +473,7 @@ class Testnet:
         self._write_links(info)
 
     def _write_links(self, info: dict) -> None:
-        from ..linkfaults import write
+        from .linkfaults import write
 
         board = self._board(info)
         for k in range(info["netns"]):
