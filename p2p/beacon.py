@@ -15,13 +15,14 @@ the gossip transport that carries them arrives with the libp2p node (issue 7).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import secrets
 import threading
 import time
 import urllib.error
-import urllib.request
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources as importlib_resources
 from pathlib import Path
@@ -66,15 +67,20 @@ def load_chain(spec: str) -> Chain:
 
 
 def parse_round_json(chain: Chain, data: bytes, expected_round: int | None = None) -> BeaconRound:
-    """Turn a relay's JSON answer into a verified round (or raise BeaconError with a reason)."""
+    """Turn a relay's JSON answer into a verified round (or raise BeaconError with a reason).
+    Any bytes at all give a round or a reason: a relay is a stranger."""
+    if not data.lstrip()[:1] == b"{":
+        # a drand answer is one flat object: anything else (60 KB of "[" would make json recurse
+        # until Python gives up) is refused before it is parsed
+        raise BeaconError("The relay's answer is not a drand round (JSON with round and signature).")
     try:
         obj = json.loads(data)
         number = obj["round"]
         signature = bytes.fromhex(obj["signature"])
         previous = bytes.fromhex(obj["previous_signature"]) if obj.get("previous_signature") else None
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         raise BeaconError("The relay's answer is not a drand round (JSON with round and signature).") from None
-    if type(number) is not int:
+    if type(number) is not int or number < 1:
         raise BeaconError("The relay's answer names no round number.")
     if expected_round is not None and number != expected_round:
         raise BeaconError(f"The relay answered round {number} when asked for round {expected_round}.")
@@ -90,16 +96,28 @@ def parse_round_json(chain: Chain, data: bytes, expected_round: int | None = Non
 
 
 class HttpRelay:
-    """Fetch verified rounds from one or more drand HTTP relays."""
+    """Fetch verified rounds from one or more drand HTTP relays.
 
-    def __init__(self, chain: Chain, urls: list[str], *, timeout: float = 5.0, retries: int = 2, backoff: float = 0.5):
+    Every request is bounded in time as a whole (``deadline``, default twice ``timeout``), not
+    only per socket operation: a relay that sends one byte every second would otherwise hold a
+    fetch for ever.  A public chain's "latest" round must be recent by the chain's schedule (a
+    relay serving round 1 as the latest is stale or lying, and the next relay is asked)."""
+
+    def __init__(self, chain: Chain, urls: list[str], *, timeout: float = 5.0, retries: int = 2, backoff: float = 0.5,
+                 deadline: float | None = None, clock: Callable[[], float] = time.time):
         if not urls:
             raise BeaconError("No relay URL given.")
+        for url in urls:
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise BeaconError(f"{url!r} is not a relay address: give one like https://api.drand.sh.")
         self.chain = chain
         self.urls = [u.rstrip("/") for u in urls]
         self.timeout = timeout
+        self.deadline = deadline if deadline is not None else 2 * timeout
         self.retries = retries
         self.backoff = backoff
+        self.clock = clock
 
     def fetch(self, round_number: int | None = None) -> BeaconRound:
         """Round ``round_number`` (or the latest), verified.  Tries every relay, each with retries."""
@@ -109,24 +127,57 @@ class HttpRelay:
             for attempt in range(self.retries + 1):
                 try:
                     data = self._get(url + path)
-                    return parse_round_json(self.chain, data, round_number)
+                    rnd = parse_round_json(self.chain, data, round_number)
+                    if round_number is None and not self.chain.dev:
+                        due = self.chain.round_at(self.clock())
+                        if rnd.round < due - 2:
+                            raise BeaconError(f"The relay's latest round is {rnd.round}, but round {due} is due: it is stale.")
+                    return rnd
                 except BeaconError as exc:
                     problems.append(f"{url}: {exc.message}")
-                    if "invalid" in exc.message or "claims" in exc.message:
-                        break  # a relay that serves forged rounds is not retried
-                except (urllib.error.URLError, OSError, TimeoutError) as exc:
+                    if "invalid" in exc.message or "claims" in exc.message or "stale" in exc.message:
+                        break  # a relay that serves forged or stale rounds is not retried
+                except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
                     reason = getattr(exc, "reason", exc)
-                    problems.append(f"{url}: {reason}")
+                    problems.append(f"{url}: {reason or type(exc).__name__}")
                 if attempt < self.retries:
                     time.sleep(self.backoff * (2**attempt))
         raise BeaconError("No relay gave a valid round. " + "; ".join(problems[-4:]))
 
     def _get(self, url: str) -> bytes:
-        request = urllib.request.Request(url, headers={"User-Agent": "kleroterion"})
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+        """One GET, bounded in time as a whole: a timer closes the socket at the deadline."""
+        parts = urllib.parse.urlsplit(url)
+        make = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        conn = make(parts.hostname, parts.port, timeout=self.timeout)
+        expired = threading.Event()
+
+        def cut() -> None:
+            expired.set()
+            sock = conn.sock
+            if sock is not None:
+                try:
+                    sock.shutdown(2)
+                except OSError:
+                    pass
+
+        timer = threading.Timer(self.deadline, cut)
+        timer.daemon = True
+        timer.start()
+        try:
+            conn.request("GET", parts.path or "/", headers={"User-Agent": "kleroterion"})
+            response = conn.getresponse()
             if response.status != 200:
                 raise BeaconError(f"HTTP {response.status}")
             data = response.read(MAX_RESPONSE + 1)
+        except (OSError, http.client.HTTPException) as exc:
+            if expired.is_set():
+                raise TimeoutError(f"no whole answer within {self.deadline:g} s") from None
+            raise exc
+        finally:
+            timer.cancel()
+            conn.close()
+        if expired.is_set():
+            raise TimeoutError(f"no whole answer within {self.deadline:g} s")
         if len(data) > MAX_RESPONSE:
             raise BeaconError("The relay's answer is too large.")
         return data

@@ -642,10 +642,13 @@ class Node:
         while True:
             try:
                 rnd = await trio.to_thread.run_sync(relay.fetch, abandon_on_cancel=True)
-            except BeaconError as exc:
-                if self.beacon_problem != exc.message:
-                    self.say(f"Beacon relays unreachable or wrong: {exc.message}")
-                self.beacon_problem = exc.message
+            except Exception as exc:  # no answer of any shape from a relay may stop the node
+                problem = exc.message if isinstance(exc, BeaconError) else f"the relay's answer broke the client ({type(exc).__name__})"
+                if not isinstance(exc, BeaconError):
+                    log.exception("a beacon relay's answer made the client fail")
+                if self.beacon_problem != problem:
+                    self.say(f"Beacon relays unreachable or wrong: {problem}")
+                self.beacon_problem = problem
             else:
                 self.beacon_problem = ""
                 await self.offer_round(encode_round(rnd))

@@ -285,11 +285,23 @@ class _Hostile(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.mode == "slow":
             time.sleep(1.5)
+        if self.mode == "drip":  # a byte every 0.2 s: never slow enough for a per-read timeout
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            try:
+                for _ in range(100):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass
+            return
         body = {
             "garbage": b"\x00\xffnot json",
             "forged": json.dumps({"round": 5, "signature": "ab" * 48}).encode(),
             "wrong_round": json.dumps({"round": 6, "signature": DEV.sign(6).signature.hex()}).encode(),
             "huge": b"[" * (200 * 1024),
+            "nested": b"[" * (60 * 1024),
+            "nested_object": b'{"round": ' + b"[" * (60 * 1024),
             "slow": b"{}",
         }[self.mode]
         self.send_response(200)
@@ -303,7 +315,8 @@ class _Hostile(BaseHTTPRequestHandler):
 
 @pytest.mark.parametrize("mode, words", [
     ("garbage", "not a drand round"), ("forged", "invalid"), ("wrong_round", "asked for round 5"),
-    ("huge", "too large"), ("slow", "timed out"),
+    ("huge", "too large"), ("slow", "timed out"), ("nested", "not a drand round"), ("nested_object", "not a drand round"),
+    ("drip", "no whole answer within 1 s"),
 ])
 def test_bad_relays_are_survived_with_a_reason(mode, words):
     handler = type("H", (_Hostile,), {"mode": mode})
@@ -320,6 +333,35 @@ def test_bad_relays_are_survived_with_a_reason(mode, words):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_relay_serving_an_old_round_as_the_latest_is_not_believed():
+    """A real quicknet round, served as "latest" long after it was due: stale (or lying)."""
+    rnd, raw = next(rounds("quicknet"))
+    body = json.dumps({"round": rnd.round, "signature": rnd.signature.hex()}).encode()
+    handler = type("H", (_Hostile,), {"do_GET": lambda self: (self.send_response(200), self.send_header("Content-Length", str(len(body))),
+                                                              self.end_headers(), self.wfile.write(body))})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        fresh = HttpRelay(QUICKNET, [url], timeout=2, retries=0, clock=lambda: QUICKNET.time_of(rnd.round) + 1)
+        assert fresh.fetch().round == rnd.round
+        late = HttpRelay(QUICKNET, [url], timeout=2, retries=0, clock=lambda: QUICKNET.time_of(rnd.round + 100))
+        with pytest.raises(BeaconError) as info:
+            late.fetch()
+        assert f"latest round is {rnd.round}, but round {rnd.round + 100} is due" in info.value.message, info.value.message
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("url", ["not-a-url", "ftp://x", "http://"])
+def test_a_relay_address_that_is_no_url_gets_a_sentence(url):
+    with pytest.raises(BeaconError) as info:
+        HttpRelay(QUICKNET, [url])
+    assert "is not a relay address" in info.value.message
 
 
 def test_dead_relay_falls_back_to_the_next():

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import signal
 from pathlib import Path
 
 import pytest
@@ -141,11 +139,13 @@ def test_a_node_follows_the_beacon_relay_and_gossips_rounds_to_peers_without_one
     beacon = seeded_dev_beacon(11, chain.period_ms)
     assert beacon.chain.hash == chain.hash, "the golden demo log's beacon is the seed-11 dev beacon"
     server = serve(beacon)
+    hostile = _nested_json_relay()  # issue 17: 60 KB of "[" made json recurse until the node died
     try:
         url = "http://127.0.0.1:%d" % server.server_address[1]
         a = net.start("a", "--join", LOG, "--beacon-relay", url)
         net.start("b", "--join", LOG, "--bootstrap", a)
         net.start("c", "--join", LOG, "--bootstrap", a, "--beacon-relay", "http://127.0.0.1:9")  # nothing listens there
+        net.start("d", "--join", LOG, "--bootstrap", a, "--beacon-relay", "http://127.0.0.1:%d" % hostile.server_address[1])
 
         def live(s):
             return s["beacon"]["round"] >= chain.round_at(time.time()) - 3 and not s["beacon"]["stalled"]
@@ -155,9 +155,34 @@ def test_a_node_follows_the_beacon_relay_and_gossips_rounds_to_peers_without_one
         assert "No relay gave a valid round" in c["beacon"]["relay_problem"]
         first = net.status("b")["beacon"]["round"]
         net.wait_for("b", lambda s: s["beacon"]["round"] >= first + 2, 30, "new rounds to keep arriving")
+        d = net.wait_for("d", lambda s: "relay_problem" in s["beacon"] and live(s), 60, "d to survive its relay and say so")["d"]
+        assert "not a drand round" in d["beacon"]["relay_problem"], d["beacon"]
     finally:
-        server.shutdown()
-        server.server_close()
+        for httpd in (server, hostile):
+            httpd.shutdown()
+            httpd.server_close()
+
+
+def _nested_json_relay():
+    """An HTTP relay on 127.0.0.1 that answers every request with 60 KB of "[" (a hostile relay)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Nested(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            body = b"[" * (60 * 1024)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Nested)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
 
 
 def test_two_nodes_find_each_other_on_the_local_network_with_mdns(net, expected):

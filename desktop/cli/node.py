@@ -74,6 +74,15 @@ def cmd_node(args) -> int:
             except BeaconError as exc:
                 print(f"{args.dev_beacon}: {exc.message} Use the secret written with this assembly's charter.", file=sys.stderr)
                 return 2
+        relays = tuple(args.beacon_relay or settings.get("beacon_relays", ()))
+        if relays:
+            from p2p.beacon import BeaconError, HttpRelay
+
+            try:
+                HttpRelay(store.replica.charter.beacon, list(relays))  # checks every address before the node starts
+            except BeaconError as exc:
+                print(exc.message, file=sys.stderr)
+                return 2
         reactor = None
         if not observer:
             from p2p.reactor import Reactor
@@ -91,7 +100,7 @@ def cmd_node(args) -> int:
                     bootstrap=tuple(args.bootstrap or settings.get("bootstrap", ())), observer=observer,
                     sync_interval=args.sync_interval, status_path=p.path / "node-status.json", say=say,
                     trace=Path(args.trace) if args.trace else None,
-                    beacon_relays=tuple(args.beacon_relay or settings.get("beacon_relays", ())),
+                    beacon_relays=relays,
                     mdns=args.mdns or settings.get("mdns", False), reactor=reactor, host=args.listen)
         from p2p.service import Service
 
