@@ -275,6 +275,8 @@ def write_dev_chain(path: str | os.PathLike, chain: Chain, secret: bytes) -> Pat
     path = Path(path)
     secret_path = path.with_name(path.name + ".secret")
     fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if os.name == "posix":
+        os.fchmod(fd, 0o600)  # O_CREAT's mode applies only to a new file: an existing one keeps its own
     with os.fdopen(fd, "w") as out:
         out.write(secret.hex() + "\n")
     path.write_text(json.dumps(chain.to_info(), indent=2) + "\n")

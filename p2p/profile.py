@@ -265,16 +265,38 @@ def _read_identity(p: Profile) -> dict:
     return record
 
 
+def _hold_secrets() -> None:
+    """No core dumps from a process about to hold an unlocked key (POSIX)."""
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def read_passphrase(passphrase_file: str | None, *, confirm: bool = False) -> str:
-    """The passphrase from ``--passphrase-file``, ``$KLERO_PASSPHRASE`` or the terminal, in that order."""
+    """The passphrase from ``--passphrase-file``, ``$KLERO_PASSPHRASE`` or the terminal, in that order.
+
+    From then on this process holds a secret: it makes no core dump (which would write the
+    unlocked key to disk).  A passphrase file that other users can read is used, with a warning
+    that says how to fix it.  (``klero node`` also takes ``$KLERO_PASSPHRASE`` out of its
+    environment, so the signature workers it starts do not inherit it.)"""
+    _hold_secrets()
     if passphrase_file:
         try:
             text = Path(passphrase_file).read_text(encoding="utf-8")
+            loose = os.name == "posix" and Path(passphrase_file).stat().st_mode & 0o077
         except (OSError, UnicodeDecodeError) as exc:
             raise ProfileError(f"Cannot read the passphrase file {passphrase_file}: {exc.strerror or exc}.") from None
         lines = text.splitlines()
         if not lines or not lines[0]:
             raise ProfileError(f"The passphrase file {passphrase_file} is empty.")
+        if loose:
+            import sys
+
+            print(f"Warning: other users can read the passphrase file {passphrase_file}; make it yours alone with "
+                  f"`chmod 600 {passphrase_file}`.", file=sys.stderr)
         return lines[0]
     env = os.environ.get(PASSPHRASE_ENV)
     if env:

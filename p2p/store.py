@@ -89,6 +89,22 @@ class StoreError(KleroError):
     """The replica file cannot be used as asked."""
 
 
+def _owner_only(path: Path) -> None:
+    """The replica is readable by its owner only (0600), as are the WAL and shared-memory files
+    SQLite makes beside it (they take the database file's mode): it holds the person's drafts
+    before they are published, and who they are.  A looser existing file is tightened."""
+    if os.name != "posix":
+        return
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}.lock")):
+        try:
+            if p.stat().st_mode & 0o077:
+                os.chmod(p, 0o600)
+        except OSError:  # not there yet, or not ours (a read-only copy): nothing to tighten
+            pass
+
+
 class ReplicaStore:
     """A :class:`consensus.replica.Ledger` on SQLite, with the replica built over it.
 
@@ -106,6 +122,7 @@ class ReplicaStore:
         self._lock = _lock_file(Path(str(self.path) + ".lock"))
         conn = None
         try:
+            _owner_only(self.path)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")

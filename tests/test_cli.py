@@ -277,3 +277,22 @@ def test_a_run_warns_when_the_shares_make_panels_unlikely_to_decide():
     said.clear()
     warn_about_panels(Namespace(reps=25, absent=0.0, equivocating=0.0, charter="testnet"), said.append)
     assert not said
+
+
+def test_a_passphrase_file_others_can_read_is_used_with_a_warning_and_no_core_dumps(klero_home, tmp_path, capsys):
+    """Issue 17: a world-readable passphrase file was used silently; a process holding an
+    unlocked key could dump it to disk in a core file."""
+    import os
+    import resource
+
+    pw = tmp_path / "pw"
+    pw.write_text("a long test passphrase\n")
+    os.chmod(pw, 0o644)
+    from p2p import profile
+
+    assert profile.read_passphrase(str(pw)) == "a long test passphrase"
+    assert "chmod 600" in capsys.readouterr().err
+    assert resource.getrlimit(resource.RLIMIT_CORE)[0] == 0
+    os.chmod(pw, 0o600)
+    profile.read_passphrase(str(pw))
+    assert "chmod" not in capsys.readouterr().err

@@ -122,3 +122,34 @@ def test_an_event_waiting_for_its_round_survives_a_restart(tmp_path):
         memory.add(second)
         memory.add(first)
         assert store.state_hash() == memory.state_hash()
+
+
+def test_the_replica_and_its_wal_are_readable_by_their_owner_only(tmp_path, small_log):
+    """Issue 17: replica, WAL and shared-memory files were 0644 (any local user could read a
+    person's unpublished drafts); a looser file found on disk is tightened when opened."""
+    import os
+    import stat
+
+    path = tmp_path / "r.sqlite"
+    with ReplicaStore.create(path, small_log[0]) as store:
+        for item in small_log[1:20]:
+            store.add_item(item)
+        store.flush()
+        for p in (path, tmp_path / "r.sqlite-wal", tmp_path / "r.sqlite-shm"):
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600, (p, oct(p.stat().st_mode))
+    os.chmod(path, 0o644)
+    with ReplicaStore(path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_dev_beacon_secret_is_owner_only_even_over_an_existing_file(tmp_path):
+    import os
+    import stat
+
+    from p2p.beacon import DevBeacon, write_dev_chain
+
+    chain, secret = DevBeacon.create(1000, 1_700_000_000)
+    (tmp_path / "b.json.secret").write_text("old\n")
+    os.chmod(tmp_path / "b.json.secret", 0o644)
+    path = write_dev_chain(tmp_path / "b.json", chain, secret)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

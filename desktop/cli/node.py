@@ -33,6 +33,9 @@ def cmd_node(args) -> int:
             print(exc.message, file=sys.stderr)
             return 2
     key = profile.unlock(p, profile.read_passphrase(args.passphrase_file))
+    import os
+
+    os.environ.pop(profile.PASSPHRASE_ENV, None)  # the node's worker processes must not inherit it
     if not p.replica_path.exists():
         if not args.join:
             print(f"Profile {p.name!r} has no replica yet: import a log (klero import) or give --join LOG "
