@@ -338,3 +338,27 @@ def test_any_scenario_file_gives_steps_or_a_sentence(tmp_path, data):
         assert exc.message.endswith(".")
     else:
         assert all(type(s["round"]) is int and s["round"] >= 0 for s in steps)
+
+
+def test_down_never_signals_a_process_that_is_not_the_node_it_started(tmp_path):
+    """Issue 17: `testnet down` signalled whatever process ids testnet.json listed.  A process id
+    is reused once its process is gone, and the file may be edited: an unrelated process stays."""
+    folder = tmp_path / "net"
+    folder.mkdir()
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (folder / "testnet.json").write_text(json.dumps({
+            "charter": "testnet", "mode": "reactive", "reps": 2, "cycles": 1, "seed": 1, "round_seconds": 1, "round_zero": 1,
+            "last_round": 10, "start_at": 0, "expected_state_hash": None, "expected": {}, "netns": 0, "planned_items": [None],
+            "nodes": [{"name": "node-0", "pid": stranger.pid, "address": "", "status": str(folder / "none.json")}]}))
+        done = klero("testnet", "down", "--dir", folder)
+        assert done.returncode == 0, done.stderr
+        assert f"Process {stranger.pid} is no longer node-0" in done.stdout, done.stdout
+        assert stranger.poll() is None, "the unrelated process was signalled"
+        killed = klero("testnet", "kill", "node-0", "--dir", folder)
+        assert killed.returncode == 0 and "was not running" in killed.stdout and stranger.poll() is None, killed.stdout
+        paused = klero("testnet", "pause", "node-0", "--dir", folder)
+        assert paused.returncode == 2 and "not running" in paused.stderr, paused.stderr
+    finally:
+        stranger.kill()
+        stranger.wait()

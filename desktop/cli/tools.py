@@ -235,7 +235,9 @@ def cmd_testnet(args) -> int:
         k = net.index(args.node)
         name = net.info()["nodes"][k]["name"]
         if args.action == "kill":
-            net.kill(k)
+            if not net.kill(k):
+                print(f"{name} was not running; nothing to kill.")
+                return 0
             print(f"{name} was killed (SIGKILL: no shutdown, nothing flushed); `klero testnet restart {name}` starts it again.")
         elif args.action == "restart":
             net.restart(k)

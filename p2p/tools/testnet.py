@@ -135,7 +135,7 @@ class Testnet:
             raise TestnetError("A testnet has 1 to 64 nodes and at least 2 representatives.")
         if cycles < 1:
             raise TestnetError("A testnet runs at least one cycle.")
-        if self.info_path.exists() and any(_alive(n.get("pid")) for n in self.info().get("nodes", [])):
+        if self.info_path.exists() and any(_ours(n) for n in self.info().get("nodes", [])):
             raise TestnetError(f"A testnet is already running in {self.dir}; stop it with `klero testnet down --dir {self.dir}`.")
         self.dir.mkdir(parents=True, exist_ok=True)
         from .bots import Behaviour, load_template
@@ -329,7 +329,7 @@ class Testnet:
         for k, node in enumerate(info["nodes"]):
             s = _read_json(Path(node["status"])) or {}
             rows.append({
-                "name": node["name"], "running": _alive(node["pid"]), "state_hash": s.get("state_hash", ""),
+                "name": node["name"], "running": _ours(node), "state_hash": s.get("state_hash", ""),
                 "peers": s.get("peers", 0), "events": s.get("events", 0), "beacon_round": s.get("beacon_round", 0),
                 "lag_rounds": max(0, min(due, end) - s.get("beacon_round", 0)) if due else 0,
                 "published": s.get("published", 0), "planned": (info["planned_items"] + [None] * len(info["nodes"]))[k],
@@ -343,20 +343,22 @@ class Testnet:
             })
         return rows
 
-    def kill(self, k: int) -> None:
-        """SIGKILL node ``k`` (fault tests: no shutdown, no flush)."""
+    def kill(self, k: int) -> bool:
+        """SIGKILL node ``k`` (fault tests: no shutdown, no flush); False if it was not running."""
         node = self.info()["nodes"][k]
-        if _alive(node["pid"]):
-            os.killpg(node["pid"], signal.SIGKILL)
+        if not _ours(node):
+            return False
+        os.killpg(node["pid"], signal.SIGKILL)
         deadline = time.monotonic() + 10
         while _alive(node["pid"]) and time.monotonic() < deadline:
             time.sleep(0.05)
+        return True
 
     def restart(self, k: int) -> dict:
         """Start node ``k`` again on its replica, with the arguments it first had."""
         info = self.info()
         node = info["nodes"][k]
-        if _alive(node["pid"]):
+        if _ours(node):
             raise TestnetError(f"{node['name']} is still running.")
         board = self._board(info) if not node.get("person") else None
         fresh = self._start(k, node["extra"], info["start_at"], info["round_seconds"], info["round_zero"], name=node["name"],
@@ -386,7 +388,7 @@ class Testnet:
         if k is None:
             return name
         node = info["nodes"][k]
-        state = "down" if not _alive(node["pid"]) else "paused" if node.get("paused") else "up"
+        state = "down" if not _ours(node) else "paused" if node.get("paused") else "up"
         return name if node.get("person") else f"{name} on {node['name']} ({state})"
 
     def index(self, ref: str | int) -> int:
@@ -402,7 +404,7 @@ class Testnet:
         nothing, like a laptop put to sleep."""
         info = self.info()
         node = info["nodes"][k]
-        if not _alive(node["pid"]):
+        if not _ours(node):
             raise TestnetError(f"{node['name']} is not running.")
         os.killpg(node["pid"], signal.SIGSTOP if paused else signal.SIGCONT)
         node["paused"] = paused
@@ -410,15 +412,19 @@ class Testnet:
 
     def down(self, say=print) -> list[dict]:
         info = self.info()
+        ours = []
         for node in info["nodes"]:
-            if _alive(node["pid"]):
+            if _ours(node):
+                ours.append(node)
                 if node.get("paused"):
                     os.killpg(node["pid"], signal.SIGCONT)  # a stopped process cannot act on SIGTERM
                 os.kill(node["pid"], signal.SIGTERM)
+            elif _alive(node["pid"]):
+                say(f"Process {node['pid']} is no longer {node['name']} (its id was reused): left alone.")
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(_alive(n["pid"]) for n in info["nodes"]):
+        while time.monotonic() < deadline and any(_alive(n["pid"]) for n in ours):
             time.sleep(0.1)
-        for node in info["nodes"]:
+        for node in ours:
             if _alive(node["pid"]):
                 os.killpg(node["pid"], signal.SIGKILL)
                 say(f"{node['name']} ignored SIGTERM for 30 s and was killed.")
@@ -721,6 +727,23 @@ def _read_json(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def _ours(node: dict) -> bool:
+    """Is the process ``testnet.json`` names for ``node`` still the node this testnet started?
+    A process id is reused once its process is gone: the file alone must never make us signal
+    an unrelated process.  (Where /proc is missing, the id is trusted.)"""
+    pid = node.get("pid")
+    if not _alive(pid):
+        return False
+    try:
+        with open(f"/proc/{int(pid)}/cmdline", "rb") as f:
+            args = f.read(1 << 16).split(b"\0")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except (OSError, ValueError):
+        return False
+    return b"desktop.cli" in args and b"node" in args and node.get("name", "").encode() in args
 
 
 def _alive(pid) -> bool:
