@@ -294,6 +294,68 @@ def read_dev_secret(path: str | os.PathLike) -> bytes:
     return secret
 
 
+#: a dev beacon server's bounds: connections served at once (one thread each), seconds a
+#: connection may stay silent, and seconds a whole request may take
+SERVE_MAX_CONNECTIONS = 64
+SERVE_IDLE_S = 5.0
+SERVE_REQUEST_S = 15.0
+
+
+class _BoundedHTTPServer(ThreadingHTTPServer):
+    """At most ``SERVE_MAX_CONNECTIONS`` connections at once (more are closed at once, so 300
+    idle sockets cannot make 300 threads), each cut after ``SERVE_REQUEST_S`` even if it keeps
+    sending a byte now and then (one watchdog thread checks them every second)."""
+
+    daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 leaves a burst of clients retrying their SYNs for seconds
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(SERVE_MAX_CONNECTIONS)
+        self._open: dict = {}  # request socket -> when it was accepted
+        self._open_lock = threading.Lock()
+        self._closing = threading.Event()
+        threading.Thread(target=self._watch, name="klero-dev-beacon-watchdog", daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self._closing.wait(1.0):
+            now = time.monotonic()
+            with self._open_lock:
+                late = [r for r, since in self._open.items() if now - since > SERVE_REQUEST_S]
+            for request in late:
+                try:
+                    request.shutdown(2)
+                except OSError:
+                    pass
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        with self._open_lock:
+            self._open[request] = time.monotonic()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._forget(request)
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._forget(request)
+
+    def _forget(self, request) -> None:
+        with self._open_lock:
+            if self._open.pop(request, None) is not None:
+                self._slots.release()
+
+    def server_close(self) -> None:
+        self._closing.set()
+        super().server_close()
+
+
 def serve(
     beacon: DevBeacon,
     host: str = "127.0.0.1",
@@ -320,6 +382,8 @@ def serve(
         return json.dumps({"round": number, "randomness": rnd.randomness.hex(), "signature": rnd.signature.hex()}).encode()
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = SERVE_IDLE_S  # per socket operation: an idle connection is closed
+
         def log_message(self, *args) -> None:  # quiet: the CLI reports what matters
             pass
 
@@ -352,8 +416,7 @@ def serve(
                 return self._send(200, round_json(number))
             return self._send(404, b'{"error": "not found"}')
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    server = _BoundedHTTPServer((host, port), Handler)
     thread = threading.Thread(target=server.serve_forever, name="klero-dev-beacon", daemon=True)
     thread.start()
     return server

@@ -429,3 +429,58 @@ def test_cli_dev_chain_serve_and_fetch(tmp_path):
             proc.kill()
             proc.wait()
     assert proc.returncode == 0
+
+
+def test_the_dev_beacon_server_bounds_idle_connections_and_keeps_serving(monkeypatch):
+    """Issue 17: `klero beacon serve` made a thread for each of 300 idle connections and kept
+    them for ever.  Connections beyond the cap are closed at once; idle ones are cut after the
+    idle timeout, after which an honest relay client is served again."""
+    import socket
+
+    import p2p.beacon as beacon_module
+
+    monkeypatch.setattr(beacon_module, "SERVE_IDLE_S", 1.0)
+    monkeypatch.setattr(beacon_module, "SERVE_MAX_CONNECTIONS", 8)
+    chain, secret = DevBeacon.create(1000, int(time.time()) - 5)
+    server = serve(DevBeacon(chain, secret))
+    idle = []
+    try:
+        before = threading.active_count()
+        for _ in range(100):
+            idle.append(socket.create_connection(server.server_address, timeout=5))
+        time.sleep(0.5)
+        assert threading.active_count() - before <= 8 + 1, threading.active_count() - before  # and the watchdog
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        relay = HttpRelay(chain, [url], timeout=2, retries=3, backoff=0.5)
+        assert relay.fetch(2).round == 2  # once the idle ones are cut (1 s), a slot is free
+    finally:
+        for s in idle:
+            s.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_dev_beacon_server_cuts_a_request_that_drips_for_ever(monkeypatch):
+    """A client that sends a header byte every 0.2 s never trips the idle timeout; the whole
+    request's deadline cuts it."""
+    import socket
+
+    import p2p.beacon as beacon_module
+
+    monkeypatch.setattr(beacon_module, "SERVE_REQUEST_S", 1.0)
+    chain, secret = DevBeacon.create(1000, int(time.time()) - 5)
+    server = serve(DevBeacon(chain, secret))
+    try:
+        with socket.create_connection(server.server_address, timeout=5) as s:
+            cut = False
+            for n in range(150):  # 30 s at most
+                try:
+                    s.sendall(b"GET /info HTTP/1.1\r\nX: "[n:n + 1] or b"a")
+                    time.sleep(0.2)
+                except OSError:
+                    cut = True
+                    break
+            assert cut, "the dripping request was never cut"
+    finally:
+        server.shutdown()
+        server.server_close()
