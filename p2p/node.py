@@ -52,6 +52,12 @@ EVALUATE_EVERY = 1.0
 ALONE_AFTER = 10.0
 #: refusals of one code kept as examples (with the item and the reason) for the status file
 REFUSAL_EXAMPLES = 5
+#: sync requests served at once: by the whole node, and from any one peer (an honest peer asks
+#: one at a time; more are reset unread, before their up to 4 MiB are decoded)
+SYNC_SERVING = 4
+SYNC_SERVING_PER_PEER = 1
+#: peers remembered with a negative score (``penalised``, ``score_causes``): the status stays bounded
+PENALISED_KEPT = 256
 
 
 @dataclass
@@ -225,11 +231,13 @@ class Node:
         self._mdns_tried: dict = {}
         self.beacon_problem = ""
         self._syncing: set = set()
+        self._serving: dict[str, int] = {}  # sync requests being served, by peer
+        self._sync_slots = trio.CapacityLimiter(SYNC_SERVING)
         self._pool = None
         self._no_pool = False
         self._dirty = False
         self._legislature: dict = {}
-        self.penalised: set[str] = set()
+        self.penalised: dict[str, None] = {}  # an ordered set: the oldest are forgotten first
         #: what made a peer's gossip score negative, per component (the last time it was)
         self.score_causes: dict[str, dict] = {}
         #: the representative's service (p2p.service) and the profile folder its door is
@@ -519,14 +527,33 @@ class Node:
             await self._reset(stream)
 
     async def _serve_sync(self, stream) -> None:
-        phase = "reading the request"
         try:
             peer = str(stream.muxed_conn.peer_id)
         except Exception:
             peer = ""
+        if self._serving.get(peer, 0) >= SYNC_SERVING_PER_PEER:
+            # a second request while its first is served: no honest peer does that
+            self._refuse("sync", "sync_busy", f"more than {SYNC_SERVING_PER_PEER} sync request(s) at once from one peer",
+                         None, peer)
+            await self._reset(stream)
+            return
+        self._serving[peer] = self._serving.get(peer, 0) + 1
+        try:
+            async with self._sync_slots:
+                await self._serve_sync_request(stream, peer)
+        finally:
+            self._serving[peer] -= 1
+            if not self._serving[peer]:
+                del self._serving[peer]
+
+    async def _serve_sync_request(self, stream, peer: str) -> None:
+        phase = "reading the request"
         try:
             with trio.fail_after(SYNC_TIMEOUT):
-                request = sync.decode_request(await sync.read_frame(stream, sync.MAX_REQUEST))
+                raw = await sync.read_frame(stream, sync.MAX_REQUEST)
+                # a request of up to 4 MiB is decoded off the event loop, which keeps gossip,
+                # duties and other peers' syncs moving while it is checked
+                request = await trio.to_thread.run_sync(sync.decode_request, raw)
                 if peer and self.reach_keys:
                     self.peer_have[peer] = {k: request.have.get(k, 0) for k in self.reach_keys}
                 for n, frame in enumerate(sync.frames(sync.missing(self.store, request))):
@@ -845,11 +872,17 @@ class Node:
             return {}
         topics_ = [self.events_topic, self.rounds_topic]
         scores = {str(p): round(self.router.scorer.score(p, topics_), 2) for p in self.host.get_connected_peers()}
-        self.penalised.update(p for p, v in scores.items() if v < 0)
         for p in self.host.get_connected_peers():
             if scores.get(str(p), 0) < 0:
                 stats = self.router.scorer.get_score_stats(p, self.events_topic)
+                # the most recently seen last: the oldest are forgotten beyond PENALISED_KEPT
+                self.penalised.pop(str(p), None)
+                self.penalised[str(p)] = None
+                self.score_causes.pop(str(p), None)
                 self.score_causes[str(p)] = {k: round(v, 1) for k, v in stats.items() if isinstance(v, float) and v}
+        for kept in (self.penalised, self.score_causes):
+            while len(kept) > PENALISED_KEPT:
+                kept.pop(next(iter(kept)))
         return scores
 
     def _duties(self) -> dict:

@@ -1,0 +1,85 @@
+"""Issue 17: a node no peer or relay can crash, freeze or fill.  Each test plays the hostile
+party for real (a libp2p peer over TCP on 127.0.0.1, or an HTTP relay) and checks that the node
+keeps serving honest peers, loses nothing, and says what happened in its status."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+pytestmark = pytest.mark.slow
+
+
+def _two_nodes_and_a_hostile_peer(tmp_path, small_log, play):
+    """A serving node with ``small_log``, an honest node holding only its charter, and a hostile
+    libp2p peer; ``play(server, hostile, honest)`` runs inside trio with all three up."""
+    from p2p.node import Node
+    from p2p.store import ReplicaStore
+
+    stores = [ReplicaStore.create(tmp_path / "server.sqlite", small_log[0], durable=False)]
+    for item in small_log[1:]:
+        stores[0].add_item(item)
+    stores[0].flush()
+    stores += [ReplicaStore.create(tmp_path / f"{name}.sqlite", small_log[0], durable=False) for name in ("hostile", "honest")]
+    server, hostile, honest = (Node(s, bytes([k + 1]) * 32, say=lambda line: None) for k, s in enumerate(stores))
+
+    async def main():
+        with trio.fail_after(120):
+            stop = trio.Event()
+            async with trio.open_nursery() as nursery:
+                for node in (server, hostile, honest):
+                    nursery.start_soon(lambda n=node: n.run(stop=stop))
+                while not all(n.address for n in (server, hostile, honest)):
+                    await trio.sleep(0.05)
+                await play(server, hostile, honest)
+                stop.set()
+
+    try:
+        trio.run(main)
+    finally:
+        for s in stores:
+            s.close()
+    return server, stores
+
+
+def test_a_peer_flooding_sync_requests_is_reset_and_an_honest_peer_still_syncs(tmp_path, small_log):
+    """The hostile peer holds one sync request open (a 4 MiB frame announced, 10 bytes sent) and
+    opens more at once: each further one is reset unread and counted as ``sync_busy``; a 4 MiB
+    request of junk is decoded off the event loop and refused; the honest peer syncs everything."""
+    from libp2p.utils import encode_uvarint
+
+    from p2p import sync
+
+    async def play(server, hostile, honest):
+        peer = server.host.get_id()
+        assert await hostile.connect(f"{server.address}/p2p/{peer}")
+        held = await hostile.host.new_stream(peer, [sync.PROTOCOL])
+        await held.write(encode_uvarint(4 << 20) + b"\x00" * 10)  # announced, never finished
+        await trio.sleep(0.3)
+        for _ in range(5):
+            try:  # the server may reset it before the protocol negotiation is even answered
+                extra = await hostile.host.new_stream(peer, [sync.PROTOCOL])
+                await sync.write_frame(extra, b"\x00" * 64)
+            except Exception:
+                pass
+        while server.stats.refusals.get("sync_busy", 0) < 5:
+            await trio.sleep(0.05)
+        await held.reset()
+        junk = await hostile.host.new_stream(peer, [sync.PROTOCOL])
+        count = (4 << 20) - 5
+        await sync.write_frame(junk, b"\x9a" + count.to_bytes(4, "big") + b"\x00" * count)  # 4M zeros: a decode bomb
+        assert await honest.connect(f"{server.address}/p2p/{peer}")
+        for _ in range(50):
+            if honest.store.state_hash() == server.store.state_hash():
+                break
+            await honest.sync_with(peer)
+            await trio.sleep(0.1)
+        while sum(server.stats.refusals.values()) < 6:  # the junk request too
+            await trio.sleep(0.05)
+
+    server, stores = _two_nodes_and_a_hostile_peer(tmp_path, small_log, play)
+    refusals = server.stats.refusals
+    # (the hostile node's own periodic sync also meets its held request: one more "busy")
+    assert refusals.get("sync_busy", 0) >= 5 and refusals.get("sync_bad_request") == 1 and len(refusals) == 2, refusals
+    assert stores[2].state_hash() == stores[0].state_hash(), "the honest peer has everything"
+    assert "more than 1 sync request" in server.stats.refusal_examples["sync_busy"][0]["reason"]
