@@ -158,8 +158,23 @@ class ReplicaStore:
 
     @classmethod
     def create(cls, path: str | os.PathLike, charter_wire: bytes, *, durable: bool = True) -> "ReplicaStore":
-        """Open the replica at ``path`` for the assembly founded by ``charter_wire`` (creating it)."""
-        return cls(path, durable=durable, _charter_wire=charter_wire)
+        """Open the replica at ``path`` for the assembly founded by ``charter_wire`` (creating it).
+
+        A replica this call creates and cannot finish (a full disk, a bad charter) is removed
+        again, with its WAL: a half-made file would leave the profile unusable ("not a usable
+        replica") where the person can simply try again."""
+        path = Path(path)
+        fresh = not path.exists()
+        try:
+            return cls(path, durable=durable, _charter_wire=charter_wire)
+        except BaseException:
+            if fresh:
+                for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+                    try:
+                        leftover.unlink()
+                    except OSError:
+                        pass
+            raise
 
     # ------------------------------------------------------------------ the Ledger protocol
 

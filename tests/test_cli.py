@@ -296,3 +296,47 @@ def test_a_passphrase_file_others_can_read_is_used_with_a_warning_and_no_core_du
     os.chmod(pw, 0o600)
     profile.read_passphrase(str(pw))
     assert "chmod" not in capsys.readouterr().err
+
+
+def test_importing_another_assemblys_log_is_refused_with_a_sentence(klero_home, log, tmp_path, capsys):
+    """Issue 17: it exited 0 with "135 rejected" and no reason."""
+    from p2p.tools.simulate import Simulation
+
+    assert main(["init", "--profile", "alice", "--kdf", "interactive"]) == 0
+    assert main(["import", "--profile", "alice", str(log)]) == 0
+    other = tmp_path / "other.log"
+    write_log(other, list(Simulation(seed=999, reps=4).log(30)))
+    capsys.readouterr()
+    assert main(["import", "--profile", "alice", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "another assembly" in err and "nothing was imported" in err and "klero init --profile" in err, err
+    # a log with bad items among good ones: the rejections are counted by reason, with an example
+    mixed = tmp_path / "mixed.log"
+    wires = items(log)
+    write_log(mixed, [wires[0], *(w[:-1] + bytes([w[-1] ^ 1]) for w in wires[1:6])])
+    assert main(["import", "--profile", "alice", str(mixed)]) == 0
+    out = capsys.readouterr().out
+    assert "Rejected, by reason: " in out and "(e.g. " in out, out
+
+
+def test_disk_full_is_a_sentence_and_leaves_the_profile_usable(tmp_path, log):
+    """A real full disk: a 600 KiB tmpfs (needs root to mount; skipped elsewhere)."""
+    import subprocess as sp
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if sp.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        env = {**os.environ, "KLERO_HOME": str(mnt / "home"), "KLERO_PASSPHRASE": "a long test passphrase"}
+        assert klero("init", "--profile", "p", "--kdf", "interactive", env=env).returncode == 0
+        big = tmp_path / "big.log"
+        from p2p.tools.simulate import Simulation
+
+        write_log(big, list(Simulation(seed=5, reps=6).log(3000)))
+        done = klero("import", "--profile", "p", big, env=env)
+        assert done.returncode == 2 and "The disk is full" in done.stderr and "internal error" not in done.stderr, done.stderr
+        status = klero("status", "--profile", "p", env=env)
+        assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr
+    finally:
+        sp.run(["umount", str(mnt)], capture_output=True)

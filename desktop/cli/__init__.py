@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DISK_FULL = ("The disk is full. Nothing committed was lost: the replica keeps every item it had stored. Free some "
+             "space (or move KLERO_HOME to a larger disk) and run the command again.")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -56,11 +60,29 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if os.environ.get("KLERO_DEBUG"):
             raise
-        print(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        import errno
+
+        if exc.errno == errno.ENOSPC:
+            print(DISK_FULL, file=sys.stderr)
+        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            print(f"{exc.strerror}: {exc.filename or ''}. klero needs to write there: check the folder's permissions "
+                  "(or that its disk is not read-only), or point KLERO_HOME at a folder you own.".replace(": .", "."),
+                  file=sys.stderr)
+        else:
+            print(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
     except Exception as exc:  # a bug: say so in a sentence, keep the traceback for developers
         if os.environ.get("KLERO_DEBUG"):
             raise
+        import sqlite3
+
+        if isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc):
+            print(DISK_FULL, file=sys.stderr)
+            return 2
+        if isinstance(exc, sqlite3.OperationalError) and ("readonly" in str(exc) or "unable to open" in str(exc)):
+            print(f"The replica cannot be written or opened ({exc}): check that you own the profile's folder and that its "
+                  "disk is not read-only.", file=sys.stderr)
+            return 2
         print(
             f"klero stopped because of an internal error ({type(exc).__name__}: {exc}). "
             "Please report it; run again with KLERO_DEBUG=1 to see the details.",

@@ -44,6 +44,15 @@ def cmd_import(args) -> int:
         raise LogError(f"There is no log file at {path}.")
     if p.replica_path.exists():
         store = ReplicaStore(p.replica_path)
+        from consensus.events import event_id
+
+        charters = find_charters(path)
+        if charters and all(event_id(c) != store.assembly for c in charters):
+            name = store.replica.charter.name
+            store.close()
+            raise LogError(f"{path} is the log of another assembly than the one profile {p.name!r} holds ({name!r}, "
+                           f"{store.assembly.hex()[:16]}…): nothing was imported. A profile holds one assembly: import it "
+                           "into another profile (klero init --profile NEW).")
     else:
         charters = find_charters(path)
         if len(charters) != 1:
@@ -64,13 +73,19 @@ def cmd_import(args) -> int:
     with store:
         from p2p.pipeline import default_workers
 
+        reasons: dict[str, tuple[int, str]] = {}  # rejection code -> (how many, the first reason)
         for n, outcome in enumerate(store.add_many(wires(), workers=default_workers()), 1):
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
+            if outcome.status == "rejected" and outcome.rejection is not None:
+                seen, why = reasons.get(outcome.rejection.code, (0, outcome.rejection.reason[:160]))
+                reasons[outcome.rejection.code] = (seen + 1, why)
             if show and n % 5000 == 0:
                 show(n)
         end_progress()
         summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing"
         print(f"Imported {path} into profile {p.name!r}: {summary}.")
+        if reasons:
+            print("Rejected, by reason: " + "; ".join(f"{n} {code} (e.g. {why})" for code, (n, why) in sorted(reasons.items())) + ".")
         print(f"State hash: {store.state_hash().hex()}")
     if damage:
         print(f"Stopped early: {damage.reason}", file=sys.stderr)
