@@ -630,9 +630,12 @@ class Node:
                                         new += 1
                                 self.store.flush()
                                 await trio.sleep(0)
-                            if not items:
+                            if not items or refused >= SYNC_REFUSALS:  # judged frame by frame, not after 30 s of garbage
                                 break
-                    await stream.close()
+                    if refused >= SYNC_REFUSALS:
+                        await stream.reset()
+                    else:
+                        await stream.close()
                 except BaseException:
                     with trio.CancelScope(shield=True):
                         try:

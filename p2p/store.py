@@ -142,6 +142,7 @@ class ReplicaStore:
         self._forks: list[tuple[bytes, int, bytes, bytes]] = []
         self._versions: list[tuple[bytes, bytes, int, bytes]] = []
         self._rounds: list[tuple[bytes, int, bytes, bytes | None]] = []
+        self._spans: list[list[int]] | None = None  # round_spans(), built on first use
         stored = self._meta("charter")
         if stored is None:
             if _charter_wire is None:
@@ -213,6 +214,7 @@ class ReplicaStore:
 
                 rnd = decode_round(self.replica.charter.beacon, item, verify=False)  # verified by add_item
                 self._rounds.append((self.replica.charter.beacon.hash, rnd.round, rnd.signature, rnd.previous_signature))
+                self._note_round(rnd.round)
             return outcome
         return self.replica.add(item, signature_checked=signature_checked)
 
@@ -360,6 +362,7 @@ class ReplicaStore:
         if chain.hash == self.replica.charter.beacon.hash:
             if self.replica.add_round(rnd).status == "rejected":
                 return False
+            self._note_round(rnd.round)
         else:
             try:
                 chain.verify(rnd)
@@ -371,6 +374,41 @@ class ReplicaStore:
                 [chain.hash, rnd.round, rnd.signature, rnd.previous_signature],
             )
         return True
+
+    def round_spans(self) -> list[tuple[int, int]]:
+        """The assembly's beacon rounds held, as sorted disjoint [first, last] spans (what a sync
+        request names).  Built once from the replica, then kept as rounds arrive: preparing a
+        request no longer reads every round number each time."""
+        if self._spans is None:
+            spans: list[list[int]] = []
+            for n in sorted(self.replica.beacon):
+                if spans and n == spans[-1][1] + 1:
+                    spans[-1][1] = n
+                else:
+                    spans.append([n, n])
+            self._spans = spans
+        return [(a, b) for a, b in self._spans]
+
+    def _note_round(self, n: int) -> None:
+        import bisect
+
+        spans = self._spans
+        if spans is None:
+            return
+        i = bisect.bisect_right(spans, [n, float("inf")])  # spans[i-1] starts at or before n
+        if i and spans[i - 1][0] <= n <= spans[i - 1][1]:
+            return
+        joins_left = i and spans[i - 1][1] == n - 1
+        joins_right = i < len(spans) and spans[i][0] == n + 1
+        if joins_left and joins_right:
+            spans[i - 1][1] = spans[i][1]
+            del spans[i]
+        elif joins_left:
+            spans[i - 1][1] = n
+        elif joins_right:
+            spans[i][0] = n
+        else:
+            spans.insert(i, [n, n])
 
     def beacon_round(self, chain, number: int):
         from consensus.beacon import BeaconRound

@@ -35,6 +35,7 @@ MAX_REQUEST = 4 << 20  # a frontier of ~100,000 authors
 MAX_FRAME = 1 << 20
 MAX_ITEMS = 20_000  # per response; the requester asks again for more
 MAX_INTERVALS = 4096
+PAGE = 64  # rows read from the store at a time while serving (64 events of at most 64 KiB)
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,10 @@ def request_for(store, most: int = MAX_ITEMS) -> Request:
              AND EXISTS (SELECT 1 FROM events f WHERE f.author = e.author AND f.seq = 1)
            GROUP BY author""")}
     forks = frozenset(a for (a,) in db.execute("SELECT DISTINCT author FROM forks"))
-    chain = store.replica.charter.beacon.hash
-    numbers = [n for (n,) in db.execute("SELECT round FROM beacon_rounds WHERE chain = ? ORDER BY round", [chain])]
-    return Request(store.assembly, have, forks, intervals(numbers), most)
+    spans = store.round_spans()
+    if len(spans) > MAX_INTERVALS:  # the rest is sent again, which costs bandwidth, never correctness
+        spans = spans[:MAX_INTERVALS]
+    return Request(store.assembly, have, forks, tuple(spans), most)
 
 
 def missing(store, request: Request) -> Iterator[bytes]:
@@ -134,24 +136,41 @@ def missing(store, request: Request) -> Iterator[bytes]:
     chain = store.replica.charter.beacon.hash
     from consensus.beacon import BeaconRound, encode_round
 
-    for number, sig, prev in db.execute(
-        "SELECT round, signature, previous_signature FROM beacon_rounds WHERE chain = ? ORDER BY round", [chain]
-    ):
+    # only the gaps between the rounds the peer holds are read (by the primary key), so a request
+    # claiming every round costs a few index probes, not a scan of a million rows; rows are read
+    # a page at a time and each page whole (``fetchall``), so no cursor stays open while a slow
+    # reader takes its frames (an open read cursor blocks the WAL checkpoints) and a page of
+    # large events stays a few MiB
+    low = 1
+    for first, last in [*request.rounds, (None, None)]:
+        high = first - 1 if first is not None else None
+        while budget > 0 and (high is None or low <= high):
+            rows = db.execute(
+                "SELECT round, signature, previous_signature FROM beacon_rounds WHERE chain = ? AND round >= ?"
+                + (" AND round <= ?" if high is not None else "") + " ORDER BY round LIMIT ?",
+                [chain, low, *([high] if high is not None else []), min(budget, PAGE)]).fetchall()
+            for number, sig, prev in rows:
+                budget -= 1
+                yield encode_round(BeaconRound(number, sig, prev))
+            if len(rows) < PAGE:
+                break
+            low = rows[-1][0] + 1
         if budget <= 0:
             return
-        if not _covered(number, request.rounds):
-            budget -= 1
-            yield encode_round(BeaconRound(number, sig, prev))
+        if last is not None:
+            low = max(low, last + 1)
     charter = store.assembly
     for author, top in db.execute("SELECT author, max(seq) FROM events GROUP BY author ORDER BY author").fetchall():
-        theirs = request.have.get(author, 0)
-        if top <= theirs:
-            continue
-        for (wire,) in db.execute(
-            "SELECT wire FROM events WHERE author = ? AND seq > ? AND id != ? ORDER BY seq LIMIT ?", [author, theirs, charter, budget]
-        ):
-            budget -= 1
-            yield wire
+        after = request.have.get(author, 0)
+        while budget > 0 and top > after:
+            rows = db.execute("SELECT seq, wire FROM events WHERE author = ? AND seq > ? AND id != ? ORDER BY seq LIMIT ?",
+                              [author, after, charter, min(budget, PAGE)]).fetchall()
+            for seq, wire in rows:
+                budget -= 1
+                yield wire
+            if len(rows) < PAGE:
+                break
+            after = rows[-1][0]
         if budget <= 0:
             return
     # every version of every fork, even to a peer that holds a fork proof of that author: it may

@@ -83,3 +83,47 @@ def test_a_peer_flooding_sync_requests_is_reset_and_an_honest_peer_still_syncs(t
     assert refusals.get("sync_busy", 0) >= 5 and refusals.get("sync_bad_request") == 1 and len(refusals) == 2, refusals
     assert stores[2].state_hash() == stores[0].state_hash(), "the honest peer has everything"
     assert "more than 1 sync request" in server.stats.refusal_examples["sync_busy"][0]["reason"]
+
+
+def test_a_peer_serving_garbage_is_dropped_after_a_hundred_refusals_not_after_the_whole_exchange(tmp_path, small_log):
+    """The hostile peer answers sync requests with 40 frames of 50 items (1 KB each, 2 MB in all:
+    more than a yamux window, so it cannot write them all unread) that our replica refuses.
+    The honest node stops reading and disconnects once 100 are refused (frame by frame), where it
+    used to read the whole exchange (up to 30 s of garbage) first."""
+    import cbor2
+
+    from p2p import node as node_module
+    from p2p import sync
+
+    sent = []
+
+    async def garbage(stream):
+        try:
+            await sync.read_frame(stream, sync.MAX_REQUEST)
+            for n in range(40):
+                await sync.write_frame(stream, cbor2.dumps([b"\x82\x01" + bytes([n, k]) + b"\x00" * 1000 for k in range(50)]))
+                sent.append(n)
+            await sync.write_frame(stream, cbor2.dumps([]))
+            await stream.close()
+        except Exception:
+            pass
+
+    said = []
+
+    async def play(server, hostile, honest):
+        hostile.host.set_stream_handler(sync.PROTOCOL, garbage)
+        honest.say = said.append
+        peer = hostile.host.get_id()
+        assert await honest.connect(f"{hostile.address}/p2p/{peer}")
+        await honest.sync_with(peer)
+        for _ in range(100):
+            if peer not in honest.host.get_connected_peers():
+                break
+            await trio.sleep(0.05)
+        assert peer not in honest.host.get_connected_peers()
+        play.refused = sum(honest.stats.refusals.values())
+
+    _two_nodes_and_a_hostile_peer(tmp_path, small_log, play)
+    assert node_module.SYNC_REFUSALS <= play.refused < node_module.SYNC_REFUSALS + 50, play.refused
+    assert any("Disconnecting" in line for line in said), said
+    assert len(sent) < 40, f"the hostile peer wrote all {len(sent)} frames: the exchange was read to its end"

@@ -150,3 +150,48 @@ def test_a_node_refuses_what_it_cannot_judge_without_stopping(tmp_path, small_lo
     assert node._accept(small_log[30], "gossip") is None
     assert node.stats.refusals["internal_error"] == 1 and node.stats.refusals["too_large"] == 1
     assert node.stats.gossip_refused == 2 and node.stats.sync_refused == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 60), max_size=80))
+def test_round_spans_kept_as_rounds_arrive_equal_spans_made_from_scratch(numbers):
+    """Issue 17: a request's round spans were rebuilt from every stored round at each sync; they
+    are now kept incrementally, which must give exactly the spans made from the whole set."""
+    from p2p.store import ReplicaStore
+
+    class Fake:
+        _spans = None
+        replica = type("R", (), {"beacon": {}})()
+        round_spans = ReplicaStore.round_spans
+        _note_round = ReplicaStore._note_round
+
+    kept = Fake()
+    kept.round_spans()  # built (empty) first, then kept
+    for n in numbers:
+        kept.replica.beacon[n] = b""
+        kept._note_round(n)
+    fresh = Fake()
+    fresh.replica = type("R", (), {"beacon": dict.fromkeys(numbers, b"")})()
+    assert kept.round_spans() == fresh.round_spans() == list(sync.intervals(sorted(set(numbers)), limit=10 ** 6))
+
+
+def test_a_request_claiming_every_round_reads_only_the_gaps(tmp_path):
+    """An 81-byte request naming [1, 10^9] made the server scan every stored round; the gaps
+    between the spans it names are read by the primary key instead, and what the peer lacks is
+    still sent, in order."""
+    demo = [item[2] for item in read_items(VECTORS / "demo-run.log")]
+    source = store_with(tmp_path / "a.sqlite", demo[1:], demo[0])
+    rounds = sorted(source.replica.beacon)
+    assert len(rounds) > 10
+    request = sync.Request(source.assembly, {}, frozenset(), ((1, 10 ** 9),), 10)
+    statements = []
+    source.db.conn.set_trace_callback(statements.append)
+    items = list(sync.missing(source, request))
+    source.db.conn.set_trace_callback(None)
+    assert not any(i[:1] == b"\x83" for i in items), "no round is sent to a peer that holds them all"
+    assert sum("beacon_rounds" in s for s in statements) == 1, statements
+    middle = rounds[len(rounds) // 2]
+    request = sync.Request(source.assembly, {}, frozenset(), ((1, middle - 1), (middle + 1, 10 ** 9)), 10)
+    sent = [i for i in sync.missing(source, request) if i[:1] == b"\x83"]
+    assert len(sent) == 1 and sync.decode_frame(sync.frames(iter(sent)).__next__(), 1 << 16)
+    source.close()
