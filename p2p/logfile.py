@@ -97,6 +97,11 @@ def read_items(path: str | os.PathLike) -> Iterator[tuple[int, int, bytes] | Log
 def write_log(path: str | os.PathLike, wires: Iterable[bytes]) -> int:
     """Write events to ``path`` atomically (a temporary file renamed into place); returns the count."""
     path = Path(path)
+    if path.is_dir():
+        import errno
+
+        raise IsADirectoryError(errno.EISDIR, f"{path} is a folder; give the name of a file to write, such as "
+                                              f"{path / 'assembly.log'}")
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent or ".")
     count = 0
     try:

@@ -237,7 +237,8 @@ def unlock(p: Profile, passphrase: str) -> SigningKey:
         sealed = bytes.fromhex(record["sealed_secret_key"])
     except (KeyError, ValueError, TypeError):
         raise ProfileError(f"The identity file of profile {p.name!r} is damaged.") from None
-    if not (0 < opslimit <= MAX_OPSLIMIT and 0 < memlimit <= MAX_MEMLIMIT and len(salt) == nacl.pwhash.argon2id.SALTBYTES):
+    if not (nacl.pwhash.argon2id.OPSLIMIT_MIN <= opslimit <= MAX_OPSLIMIT
+            and nacl.pwhash.argon2id.MEMLIMIT_MIN <= memlimit <= MAX_MEMLIMIT and len(salt) == nacl.pwhash.argon2id.SALTBYTES):
         raise ProfileError(f"The identity file of profile {p.name!r} has impossible key derivation settings.")
     box = SecretBox(nacl.pwhash.argon2id.kdf(SecretBox.KEY_SIZE, passphrase.encode(), salt, opslimit=opslimit, memlimit=memlimit))
     try:

@@ -340,3 +340,27 @@ def test_disk_full_is_a_sentence_and_leaves_the_profile_usable(tmp_path, log):
         assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr
     finally:
         sp.run(["umount", str(mnt)], capture_output=True)
+
+
+@pytest.mark.parametrize("field, value", [("memlimit", 1), ("opslimit", 0), ("memlimit", 1 << 62), ("opslimit", "x")])
+def test_an_identity_file_with_nonsense_key_derivation_is_refused_with_a_sentence(klero_home, capsys, field, value):
+    """Issue 17: a memlimit below libsodium's minimum raised from inside nacl (an internal error)."""
+    assert main(["init", "--profile", "alice", "--kdf", "interactive"]) == 0
+    from p2p import profile
+
+    path = profile.existing("alice").identity_path
+    record = json.loads(path.read_text())
+    record[field] = value
+    path.write_text(json.dumps(record))
+    with pytest.raises(profile.ProfileError) as refused:
+        profile.unlock(profile.existing("alice"), "a long test passphrase")
+    assert "identity file of profile 'alice'" in refused.value.message
+
+
+def test_exporting_to_a_folder_says_to_name_a_file(klero_home, log, tmp_path, capsys):
+    assert main(["init", "--profile", "alice", "--kdf", "interactive"]) == 0
+    assert main(["import", "--profile", "alice", str(log)]) == 0
+    capsys.readouterr()
+    assert main(["export", "--profile", "alice", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder; give the name of a file" in err and ".part" not in err, err
