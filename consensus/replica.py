@@ -308,7 +308,7 @@ class Replica:
             event = self._decode(wire, check_signature=not signature_checked)
         except InvalidInput as exc:
             if exc.rejection.code == "duplicate":
-                return Outcome(DUPLICATE, self.assembly)
+                return Outcome(DUPLICATE, event_id(wire))
             return Outcome(REJECTED, None, exc.rejection)
         return self._admit(event)
 
@@ -386,6 +386,15 @@ class Replica:
             raise reject("wrong_assembly", "The event belongs to another assembly.")
         if kind == "charter":
             raise reject("charter_inside_assembly", "A charter founds an assembly; it cannot be an event inside one.")
+        if check_signature:
+            # the same bytes again (gossip and sync deliver most events more than once): found by
+            # one ledger lookup before the signature is checked, the one real cost of an event
+            seq = fields["seq"]
+            stored = self.ledger.get(author, seq)
+            if stored is not None:
+                eid = event_id(wire)
+                if stored.id == eid or self.seconds.get((author, seq)) == eid or eid in self.versions.get((author, seq), ()):
+                    raise reject("duplicate", "This event is already held.", fatal=False)
         if author == self.charter_event.author and fields["seq"] == 1:
             raise reject("charter_position", "The convenor's first event is the charter itself; nothing else can take its place.")
         roles = self.roles.get(author)

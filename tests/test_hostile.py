@@ -920,6 +920,28 @@ def test_replayed_events_are_duplicates():
     assert snapshot(r) == before
 
 
+def test_a_duplicate_is_found_before_its_signature_is_checked():
+    """Issue 17: every gossiped copy of an event paid a signature check before the replica saw
+    it already held the same bytes.  A held event is now found by one ledger lookup; a different
+    event under the same (author, seq) still has its signature checked."""
+    import consensus.replica as replica_module
+
+    w = world()
+    r = fresh()
+    calls = []
+    real = replica_module.verify_signature
+    with mock.patch.object(replica_module, "verify_signature", side_effect=lambda *a: calls.append(a) or real(*a)):
+        for wire in w.base[1:6]:
+            assert r.add(wire).status == "duplicate"
+        assert r.add(w.pending).status == "duplicate"
+        assert calls == [], "no signature was checked for bytes already held"
+        head = r.heads[bytes(rep(2).verify_key)]
+        other = signed(rep(2), next_fields(r, rep(2), "proposal.submit", {"title": "Another", "summary": "Same seq."},
+                                           seq=head.seq))
+        assert r.add(other).status != "duplicate"
+    assert calls, "a new version of a held seq is checked like any event"
+
+
 def test_gap_is_pending_until_filled():
     """An event beyond the author's next seq waits as 'pending' (kept, not applied, state hash
     unchanged) and is applied when its predecessor arrives."""
