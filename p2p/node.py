@@ -64,6 +64,8 @@ PENALISED_KEPT = 256
 class NodeStats:
     gossip_accepted: int = 0
     gossip_refused: int = 0
+    #: gossiped copies of what we hold, or refused without fault: neither forwarded nor penalised
+    gossip_not_forwarded: int = 0
     synced_items: int = 0
     sync_refused: int = 0
     published: int = 0
@@ -232,6 +234,7 @@ class Node:
         self.beacon_problem = ""
         self._syncing: set = set()
         self._serving: dict[str, int] = {}  # sync requests being served, by peer
+        self._benign: bytes | None = None  # the message id the validator just refused without fault
         self._sync_slots = trio.CapacityLimiter(SYNC_SERVING)
         self._pool = None
         self._no_pool = False
@@ -289,6 +292,16 @@ class Node:
             spam_protection_enabled=False,  # STACK.md: it silently drops our own publishes
             score_params=score,
         )
+        # a benign refusal (``_validator``) is no invalid message: the forwarder keeps its score
+        original = router.scorer.on_invalid_message
+
+        def on_invalid_message(peer, topic) -> None:
+            if self._benign is not None:
+                self.pubsub.validation_cache._remove(self._benign)
+                return
+            original(peer, topic)
+
+        router.scorer.on_invalid_message = on_invalid_message
         limit = self.store.replica.limits.max_event_bytes + 4096
         pubsub = Pubsub(host, router, strict_signing=True, msg_id_constructor=get_content_addressed_msg_id,
                         max_inbound_rpc_size=max(limit, 1 << 20))
@@ -353,6 +366,16 @@ class Node:
                          + (f" [{example['item']}]" if item is not None else ""))
 
     def _validator(self, forwarder, msg) -> bool:
+        """Gossip's gate: True forwards the message to our mesh.  Only what is new to us and
+        accepted is forwarded.  A copy of what we hold, and an item refused without fault (too far
+        ahead of its author's chain, an uncertified key while many wait), are not forwarded
+        either: replayed history would otherwise echo through every node.  py-libp2p has no
+        "ignore" verdict, so such a message is marked seen (later copies are dropped before
+        validation) and its one failed validation costs the forwarder nothing (``_benign``,
+        checked by the scorer wrapper in ``_make_pubsub``)."""
+        self._benign = None
+        if forwarder == self.host.get_id():
+            return True  # what we publish ourselves was stored (and judged) before it left
         # group commit: gossiped items are flushed by _flusher within FLUSH_EVERY (one fsync per
         # message per node made 20 nodes on one disk queue for seconds); what we publish
         # ourselves is flushed before it leaves, and sync flushes every frame
@@ -360,7 +383,12 @@ class Node:
         if status is not None and status != "duplicate":
             self._dirty = True
             self.stats.gossip_accepted += 1
-        return status is not None
+            return True
+        if status == "duplicate":
+            self.stats.gossip_not_forwarded += 1
+            self.pubsub._mark_msg_seen(msg)
+            self._benign = self.pubsub._msg_id_constructor(msg)
+        return False
 
     # ------------------------------------------------------------------ publishing
 
@@ -849,6 +877,7 @@ class Node:
             "uptime_s": round(time.monotonic() - self.started, 1),
             "gossip_accepted": self.stats.gossip_accepted,
             "gossip_refused": self.stats.gossip_refused,
+            "gossip_not_forwarded": self.stats.gossip_not_forwarded,
             "synced_items": self.stats.synced_items,
             "sync_refused": self.stats.sync_refused,
             "published": self.stats.published,

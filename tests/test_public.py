@@ -39,6 +39,7 @@ def _two_nodes_and_a_hostile_peer(tmp_path, small_log, play):
     finally:
         for s in stores:
             s.close()
+    play.nodes = (server, hostile, honest)
     return server, stores
 
 
@@ -127,3 +128,33 @@ def test_a_peer_serving_garbage_is_dropped_after_a_hundred_refusals_not_after_th
     assert node_module.SYNC_REFUSALS <= play.refused < node_module.SYNC_REFUSALS + 50, play.refused
     assert any("Disconnecting" in line for line in said), said
     assert len(sent) < 40, f"the hostile peer wrote all {len(sent)} frames: the exchange was read to its end"
+
+
+def test_replayed_history_is_neither_forwarded_nor_held_against_an_honest_forwarder(tmp_path, small_log):
+    """The hostile peer re-publishes 200 events the server already holds.  They used to pass the
+    gossip gate as "duplicate" and echo to every peer; now the server forwards none (the honest
+    node, connected to the server alone, receives none by gossip), keeps the replayer's score
+    unharmed (a copy of what we hold is no offence: honest peers forward those too), and counts
+    them in its status."""
+    async def play(server, hostile, honest):
+        peer = server.host.get_id()
+        assert await honest.connect(f"{server.address}/p2p/{peer}")
+        assert await hostile.connect(f"{server.address}/p2p/{peer}")
+        for _ in range(100):  # the meshes form at the first heartbeats
+            if len(server.router.mesh.get(server.events_topic, ())) >= 2:
+                break
+            await trio.sleep(0.1)
+        for item in small_log[1:201]:
+            await hostile.pubsub.publish(hostile.events_topic, item)
+        for _ in range(200):
+            if server.stats.gossip_not_forwarded >= 200:
+                break
+            await trio.sleep(0.05)
+        await trio.sleep(1.0)  # anything forwarded would have reached the honest node by now
+        play.score = server._scores().get(str(hostile.host.get_id()))
+
+    server, stores = _two_nodes_and_a_hostile_peer(tmp_path, small_log, play)
+    honest = play.nodes[2]
+    assert server.stats.gossip_not_forwarded >= 200, server.stats
+    assert server.stats.gossip_refused == 0 and play.score is not None and play.score >= 0, (server.stats, play.score)
+    assert honest.stats.gossip_accepted == 0 and honest.stats.gossip_not_forwarded == 0, honest.stats
