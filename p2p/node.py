@@ -561,9 +561,9 @@ class Node:
             peer = ""
         if self._serving.get(peer, 0) >= SYNC_SERVING_PER_PEER:
             # a second request while its first is served: no honest peer does that
-            self._refuse("sync", "sync_busy", f"more than {SYNC_SERVING_PER_PEER} sync request(s) at once from one peer",
-                         None, peer)
-            await self._reset(stream)
+            why = f"more than {SYNC_SERVING_PER_PEER} sync request(s) at once from one peer"
+            self._refuse("sync", "sync_busy", why, None, peer)
+            await self._refuse_stream(stream, "sync_busy", why + "; ask again once the first is answered")
             return
         self._serving[peer] = self._serving.get(peer, 0) + 1
         try:
@@ -592,7 +592,7 @@ class Node:
         except InvalidInput as exc:  # the peer sent a malformed request: a real refusal
             log.info("sync request refused: %s", exc)
             self._refuse("sync", exc.rejection.code, f"serving a sync request, {phase}: {exc.rejection.reason}", None, peer)
-            await self._reset(stream)
+            await self._refuse_stream(stream, exc.rejection.code, exc.rejection.reason)
         except Exception as exc:  # a peer's fault, or ours, must never stop the node
             if _is_transport_failure(exc):
                 # The requester went away, or the stream or connection broke, or it took longer
@@ -606,6 +606,20 @@ class Node:
                 log.exception("serving a sync request failed")
                 self._refuse("sync", "internal_error", f"serving a sync request, {phase}: {_explain(exc)}", None, peer)
             await self._reset(stream)
+
+    async def _refuse_stream(self, stream, code: str, reason: str) -> None:
+        """Tell the requester why (one refusal frame, docs/sync.md), close our side, give it up to
+        2 s to read that and close its own, then reset the stream.  (A reset at once can overtake
+        the frame: py-libp2p's yamux drops what a stream buffered when its reset arrives.)"""
+        with trio.move_on_after(2):
+            try:
+                await sync.write_frame(stream, sync.refusal(code, reason))
+                await stream.close()
+                while await stream.read(1 << 16):  # whatever else it sends is dropped unread
+                    pass
+            except Exception:
+                pass
+        await self._reset(stream)
 
     @staticmethod
     async def _reset(stream) -> None:

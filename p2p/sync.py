@@ -1,7 +1,7 @@
 """The sync protocol: what a peer lacks, computed from its frontier, sent in chain order.
 
 This is the path a third-party observer would implement first (STACK.md: gossip is best effort),
-so it stays small and documented (docs/sync.md):
+so it stays small and is specified in docs/sync.md (with test vectors, tests/test_docs.py):
 
 * **Request** (canonical CBOR map, at most ``MAX_REQUEST`` bytes)::
 
@@ -17,6 +17,8 @@ so it stays small and documented (docs/sync.md):
   further version of every fork: evidence a certificate may have decided, docs/finality.md); an
   empty array ends the response.  Items are exactly what a log holds,
   so the requester feeds them to ``ReplicaStore.add_item`` like a log import.
+* **Refusal**: a request the server refuses gets one frame ``{"refused": code, "reason": text}``
+  (:func:`refusal`); the server closes its side, then resets the stream.
 
 Everything that arrives is validated by the replica as if it came from a file: the protocol
 trusts nothing but framing sizes, and those are checked before decoding.
@@ -208,6 +210,10 @@ def decode_frame(data: bytes, max_item: int) -> list[bytes]:
     if type(data) is not bytes or len(data) > MAX_FRAME:
         raise reject("sync_bad_frame", f"A sync frame must be at most {MAX_FRAME} bytes.")
     value = cbor.decode(data, what="sync frame")
+    if type(value) is dict and set(value) == {"refused", "reason"}:
+        code, why = value["refused"], value["reason"]
+        if type(code) is str and type(why) is str:
+            raise reject("sync_refused_by_peer", f"The peer refused the request ({code[:40]}): {why[:300]}", fatal=False)
     if type(value) is not list or any(type(i) is not bytes or not 0 < len(i) <= max_item for i in value):
         raise reject("sync_bad_frame", "A sync frame is a list of items (byte strings within the event size limit).")
     return value
@@ -228,6 +234,12 @@ async def read_frame(stream, limit: int) -> bytes:
         return await read_varint_prefixed_bytes_limited(stream, limit)
     except (ParseError, MessageTooLarge, IncompleteReadError) as exc:
         raise reject("sync_bad_frame", f"The peer sent a malformed, oversized or cut frame ({exc}).") from None
+
+
+def refusal(code: str, reason: str) -> bytes:
+    """The frame a server sends before it resets a stream whose request it refuses: a canonical
+    CBOR map ``{"reason": text, "refused": code}`` (docs/sync.md), so the requester learns why."""
+    return cbor.encode({"refused": code[:40], "reason": reason[:300]})
 
 
 async def write_frame(stream, data: bytes) -> None:

@@ -158,3 +158,22 @@ def test_replayed_history_is_neither_forwarded_nor_held_against_an_honest_forwar
     assert server.stats.gossip_not_forwarded >= 200, server.stats
     assert server.stats.gossip_refused == 0 and play.score is not None and play.score >= 0, (server.stats, play.score)
     assert honest.stats.gossip_accepted == 0 and honest.stats.gossip_not_forwarded == 0, honest.stats
+
+
+def test_a_refused_request_is_answered_with_a_reason_before_the_reset(tmp_path, small_log):
+    """docs/sync.md: a refused request gets one frame {"refused": code, "reason": text}, then the
+    stream is reset (it used to be a bare reset, and a client in another language could not tell
+    why).  The requester side reads it as a refusal, not as bad items."""
+    from p2p import sync
+
+    async def play(server, hostile, honest):
+        peer = server.host.get_id()
+        assert await hostile.connect(f"{server.address}/p2p/{peer}")
+        stream = await hostile.host.new_stream(peer, [sync.PROTOCOL])
+        request = sync.Request(server.store.assembly, {}, frozenset(), (), 1).encode()
+        await sync.write_frame(stream, request.replace(b"\x63max\x01", b"\x63max\x00"))
+        play.answer = await sync.read_frame(stream, sync.MAX_FRAME)
+        await stream.close()
+
+    _two_nodes_and_a_hostile_peer(tmp_path, small_log, play)
+    assert play.answer == sync.refusal("sync_bad_request", "A sync request asks for 1 to 20000 items."), play.answer
