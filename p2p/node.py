@@ -198,14 +198,18 @@ class Node:
     def __init__(self, store: ReplicaStore, seed: bytes, *, port: int = 0, bootstrap: tuple[str, ...] = (),
                  observer: bool = False, sync_interval: float = 5.0, status_path: Path | None = None,
                  say: Callable[[str], None] = print, trace: Path | None = None, beacon_relays: tuple[str, ...] = (),
-                 mdns: bool = False, reactor=None, host: str = "127.0.0.1"):
+                 mdns: bool = False, reactor=None, host: str = "127.0.0.1", act_alone: bool = False):
         self.store = store
         #: the IPv4 address the node listens on: loopback by default (tests, the demo); a
         #: testnet's network namespaces give each node its own
         self.listen_host = host
         #: the hosted representatives' own work (``p2p.reactor.Reactor``): panel duties, bots
         self.reactor = reactor
-        self.caught_up = False  # acts only once a first sync (or a lone start) says we are current
+        self.caught_up = False  # acts only once a whole sync with a peer (or --act-alone) says we are current
+        #: the first node of a new network may act with no peer to sync with (never by default)
+        self.act_alone = act_alone
+        self._said_alone = False
+        self._complete: set = set()  # peers an exchange with ran to its end (they had nothing more for us)
         self.duty_ms: list[float] = []
         self.loop_lag_ms: list[float] = []  # recent wake-up delays of the event loop (``_watch_loop``)
         self.loop_lag_max_ms = 0.0
@@ -691,6 +695,7 @@ class Node:
                     await self.host.disconnect(peer_id)
                     break
                 if new == 0:  # duplicates teach nothing: the peer has nothing more for us
+                    self._complete.add(peer_id)
                     break
         except (InvalidInput, trio.TooSlowError, Exception) as exc:
             self._sync_failed("requesting", str(peer_id), "", exc)
@@ -859,9 +864,19 @@ class Node:
                 peers = set(self.host.get_connected_peers())
             for peer in sorted(peers - synced, key=str):  # newly connected
                 await self.sync_with(peer)
-                self.caught_up = True
-            if not peers and now - self.started >= ALONE_AFTER:
-                self.caught_up = True  # the first node of a network: nobody to catch up from
+                if peer in self._complete:
+                    self.caught_up = True  # a whole exchange: our own chain is as its peer knows it
+            if not peers and now - self.started >= ALONE_AFTER and not self.caught_up:
+                # with nobody to catch up from, acting could sign from a stale head (a replica
+                # restored from an old backup) and fork our own chain: only when told to
+                if self.act_alone:
+                    self.caught_up = True
+                    self.say("Acting alone (--act-alone): no peer has confirmed our chain; this must be the first node of "
+                             "a new network.")
+                elif not self._said_alone:
+                    self._said_alone = True
+                    self.say("No peer yet: this node acts (signs, takes panel duties) only after a whole sync with one, so "
+                             "it cannot sign from a stale head. The first node of a new network starts with --act-alone.")
             synced = peers
             if peers and now - last_round >= self.sync_interval:
                 last_round = now

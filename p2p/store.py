@@ -449,10 +449,13 @@ class ReplicaStore:
             count += 1
             if progress and count % 10000 == 0:
                 progress(count)
-        # beacon rounds are a cache of verified public data, not derived from events: carry them over
+        # the assembly's own rounds went through add_many above and were verified again there (a
+        # round forged into the file is dropped); rounds of other chains (``klero beacon fetch
+        # --profile``) are a cache the assembly never reads: carried over as they are
         fresh.db.conn.executemany(
             "INSERT OR IGNORE INTO beacon_rounds VALUES (?, ?, ?, ?)",
-            self.db.execute("SELECT chain, round, signature, previous_signature FROM beacon_rounds"),
+            self.db.execute("SELECT chain, round, signature, previous_signature FROM beacon_rounds WHERE chain != ?",
+                            [self.replica.charter.beacon.hash]),
         )
         fresh.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         fresh.db.conn.close()

@@ -153,3 +153,30 @@ def test_a_dev_beacon_secret_is_owner_only_even_over_an_existing_file(tmp_path):
     os.chmod(tmp_path / "b.json.secret", 0o644)
     path = write_dev_chain(tmp_path / "b.json", chain, secret)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_beacon_round_forged_into_the_file_does_not_survive_rebuild(tmp_path):
+    """Issue 17: the store trusted its own file, and rebuild copied every cached round back
+    unverified.  Rebuild now verifies the assembly's rounds again: a forged one is dropped, and
+    the state is what the genuine rounds and events give."""
+    from pathlib import Path
+
+    from p2p.logfile import read_items
+
+    demo = [item[2] for item in read_items(Path(__file__).parent / "vectors" / "demo-run.log")]
+    path = tmp_path / "r.sqlite"
+    with ReplicaStore.create(path, demo[0]) as store:
+        for item in demo[1:]:
+            store.add_item(item)
+        store.flush()
+        genuine = store.state_hash()
+        chain = store.replica.charter.beacon.hash
+        top = max(store.replica.beacon)
+        # someone with write access adds a round from the future with a made-up signature
+        store.db.execute("INSERT INTO beacon_rounds VALUES (?, ?, ?, NULL)", [chain, top + 5, b"\x01" * 48])
+    with ReplicaStore(path) as store:
+        assert top + 5 in store.replica.beacon, "loaded as the file says (the file is trusted until rebuilt)"
+        store.rebuild()
+        assert top + 5 not in store.replica.beacon
+        assert store.state_hash() == genuine
+        assert store.db.execute("SELECT count(*) FROM beacon_rounds WHERE round = ?", [top + 5]).fetchone()[0] == 0

@@ -104,7 +104,8 @@ def cmd_node(args) -> int:
                     sync_interval=args.sync_interval, status_path=p.path / "node-status.json", say=say,
                     trace=Path(args.trace) if args.trace else None,
                     beacon_relays=relays,
-                    mdns=args.mdns or settings.get("mdns", False), reactor=reactor, host=args.listen)
+                    mdns=args.mdns or settings.get("mdns", False), reactor=reactor, host=args.listen,
+                    act_alone=args.act_alone or settings.get("act_alone", False))
         from p2p.service import Service
 
         # the person's CLI and app act through this node while it runs (p2p.control)
@@ -159,6 +160,9 @@ def register(sub, profile_arg) -> None:
                    "--start-at schedule, for as long as the node runs (testnets; the file holds the dev secret)")
     p.add_argument("--beacon-until", metavar="FILE", help="with --dev-beacon: stop after the round this file names, "
                    "once it exists (how a testnet ends its run)")
+    p.add_argument("--act-alone", action="store_true", help="act (sign, take panel duties) even with no peer to sync "
+                   "with: only for the first node of a new network (by default a node acts after a whole sync with a peer, so "
+                   "a replica restored from an old backup cannot fork its own chain)")
     p.add_argument("--link-faults", metavar="FILE", help="emulate delay and loss on links to the peers this JSON file "
                    "names, re-read as it changes (testnets: `klero testnet delay|loss`)")
     p.add_argument("--sync-interval", type=float, default=5.0, help="seconds between syncs with every peer (default 5)")

@@ -208,8 +208,8 @@ class Testnet:
                 extra += ["--join", str(self.dir / "plan.log"), "--publish", str(self.dir / f"node-{k}.plan")]
             else:
                 extra += ["--join", str(self.dir / "charter.log"), "--bots", str(self.dir / f"bots-{k}.json")]
-                if k == 0:
-                    extra += ["--dev-beacon", str(self.dir / "beacon.json.secret"), "--beacon-until", str(self.dir / "beacon.last"),
+                if k == 0:  # the seed of a fresh network: it acts before any peer has connected
+                    extra += ["--act-alone", "--dev-beacon", str(self.dir / "beacon.json.secret"), "--beacon-until", str(self.dir / "beacon.last"),
                               "--port", str(seed_port)]
             node = self._start(k, extra, start_at, step, round_zero, board=board)
             node["extra"] = extra
