@@ -58,6 +58,8 @@ SYNC_SERVING = 4
 SYNC_SERVING_PER_PEER = 1
 #: peers remembered with a negative score (``penalised``, ``score_causes``): the status stays bounded
 PENALISED_KEPT = 256
+#: seconds a peer we dropped (too many refused items in a sync) is disconnected again if it returns
+BAN_S = 600.0
 
 
 @dataclass
@@ -210,6 +212,7 @@ class Node:
         self.act_alone = act_alone
         self._said_alone = False
         self._complete: set = set()  # peers an exchange with ran to its end (they had nothing more for us)
+        self.banned: dict[str, float] = {}  # peer id -> monotonic time until which it is dropped on sight
         self.duty_ms: list[float] = []
         self.loop_lag_ms: list[float] = []  # recent wake-up delays of the event loop (``_watch_loop``)
         self.loop_lag_max_ms = 0.0
@@ -691,7 +694,9 @@ class Node:
                     raise
                 learned += new
                 if refused >= SYNC_REFUSALS:  # an honest peer sends only what its replica accepted
-                    self.say(f"Disconnecting {str(peer_id)[-8:]}: it sent {refused} items our replica refuses.")
+                    self.say(f"Disconnecting {str(peer_id)[-8:]} for {BAN_S / 60:.0f} min: it sent {refused} items our "
+                             "replica refuses.")
+                    self.banned[str(peer_id)] = time.monotonic() + BAN_S
                     await self.host.disconnect(peer_id)
                     break
                 if new == 0:  # duplicates teach nothing: the peer has nothing more for us
@@ -803,6 +808,8 @@ class Node:
             return False
         if info.peer_id == self.host.get_id() or info.peer_id in self.host.get_connected_peers():
             return False
+        if self.banned.get(str(info.peer_id), 0) > time.monotonic():
+            return False  # we dropped it a moment ago (docs/network.md)
         network = self.host.get_network()
         network.unblock_peer(info.peer_id)  # else a peer that was down stays refused for 60 s
         try:
@@ -853,6 +860,13 @@ class Node:
         while True:
             now = time.monotonic()
             peers = set(self.host.get_connected_peers())
+            # a peer we dropped stays dropped for a while: reconnecting wipes gossipsub's memory
+            # of its score, not ours
+            for peer in [p for p in peers if self.banned.get(str(p), 0) > now]:
+                await self.host.disconnect(peer)
+                peers.discard(peer)
+            for key in [k for k, until in self.banned.items() if until <= now]:
+                del self.banned[key]
             if len(peers) < 3 and now - last_dial >= 5:
                 last_dial = now
                 # the command line and settings first, then the charter's seed peers, then peers seen before
@@ -918,6 +932,7 @@ class Node:
                             "max_recent": max(self.loop_lag_ms, default=None), "max": self.loop_lag_max_ms},
             "scores": self._scores(),
             "penalised": sorted(self.penalised),
+            "banned": sorted(self.banned),
             "score_causes": self.score_causes,
             **self._duties(),
             **self._legislature,

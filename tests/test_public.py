@@ -123,6 +123,15 @@ def test_a_peer_serving_garbage_is_dropped_after_a_hundred_refusals_not_after_th
             await trio.sleep(0.05)
         assert peer not in honest.host.get_connected_peers()
         play.refused = sum(honest.stats.refusals.values())
+        # it comes back at once (a new connection: gossipsub forgets its score): dropped again
+        assert not await honest.connect(f"{hostile.address}/p2p/{peer}"), "we do not dial a peer we dropped"
+        assert await hostile.connect(f"{honest.address}/p2p/{honest.host.get_id()}"), "the hostile peer came back"
+        for _ in range(100):
+            if peer not in honest.host.get_connected_peers():
+                break
+            await trio.sleep(0.05)
+        assert peer not in honest.host.get_connected_peers()
+        assert str(peer) in honest.status()["banned"]
 
     _two_nodes_and_a_hostile_peer(tmp_path, small_log, play)
     assert node_module.SYNC_REFUSALS <= play.refused < node_module.SYNC_REFUSALS + 50, play.refused
