@@ -60,6 +60,8 @@ SYNC_SERVING_PER_PEER = 1
 PENALISED_KEPT = 256
 #: seconds a peer we dropped (too many refused items in a sync) is disconnected again if it returns
 BAN_S = 600.0
+#: seconds between checks of whether other nodes can connect to this one (``p2p.reach``)
+REACH_EVERY = 600.0
 
 
 @dataclass
@@ -899,6 +901,24 @@ class Node:
                 turn += 1
             await trio.sleep(0.5)
 
+    async def _check_reach(self) -> None:
+        """Whether other nodes can connect to this one (``p2p.reach``): asked of the peers once
+        there are some, again every 10 minutes; the owner is told when the answer changes."""
+        from .reach import sentence
+
+        said = None
+        last = -1e9
+        while True:
+            peers = sorted(self.host.get_connected_peers(), key=str)
+            due = REACH_EVERY if self.reachability.verdict["state"] not in ("unknown",) else 5.0
+            if (peers or self.listen_host.startswith("127.")) and time.monotonic() - last >= due:
+                last = time.monotonic()
+                verdict = await self.reachability.check(peers)
+                if verdict["state"] != said and verdict["state"] != "unknown":
+                    said = verdict["state"]
+                    self.say(sentence(verdict))
+            await trio.sleep(1.0)
+
     # ------------------------------------------------------------------ status
 
     def status(self) -> dict:
@@ -933,12 +953,20 @@ class Node:
             "scores": self._scores(),
             "penalised": sorted(self.penalised),
             "banned": sorted(self.banned),
+            "reachable": self._reach_status(),
             "score_causes": self.score_causes,
             **self._duties(),
             **self._legislature,
             "pid": os.getpid(),
             "rss_mib": _rss_mib(),
         }
+
+    def _reach_status(self) -> dict:
+        from .reach import sentence
+
+        verdict = dict(getattr(self, "reachability", None).verdict if getattr(self, "reachability", None) else {"state": "unknown"})
+        verdict["sentence"] = sentence(verdict)
+        return verdict
 
     def _scores(self) -> dict[str, float]:
         """Each connected peer's gossipsub score (negative: it sent what we refused); peers seen
@@ -1043,6 +1071,10 @@ class Node:
         self.router = router
         self.host.set_stream_handler(sync.PROTOCOL, self._serve_sync)
         self.host.set_stream_handler(CHARTER_PROTOCOL, self._serve_charter)
+        from .reach import PROTOCOL as REACH_PROTOCOL, Reach
+
+        self.reachability = Reach(self)
+        self.host.set_stream_handler(REACH_PROTOCOL, self.reachability.serve)
         async with self.host.run(self._listen):
             try:
                 async with background_trio_service(self.pubsub), background_trio_service(router):
@@ -1055,6 +1087,7 @@ class Node:
                         for sub in subs:
                             nursery.start_soon(self._read_topic, sub)
                         nursery.start_soon(self._keep_connected)
+                        nursery.start_soon(self._check_reach)
                         nursery.start_soon(self._flusher)
                         if self.beacon_relays:
                             nursery.start_soon(self._follow_beacon)

@@ -362,3 +362,53 @@ def test_down_never_signals_a_process_that_is_not_the_node_it_started(tmp_path):
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_a_node_says_whether_others_can_connect_to_it(tmp_path):
+    """Issue 17: two nodes in network namespaces, listening on their own addresses, learn from
+    each other that they are reachable; a third listens on an address its peers cannot dial (as
+    behind a home router: the address it names is not the one its connections come from) and is
+    told it is not, with what to do.  (py-libp2p's AutoNAT answers "reachable" to any connected
+    peer, so the check dials back over plain TCP: p2p/reach.py.)"""
+    import time
+
+    _netns_or_skip()
+    from p2p.tools.testnet import Testnet
+
+    net = Testnet(tmp_path / "net")
+    net.up(nodes=3, reps=6, cycles=1, round_seconds=0.5, netns=True, say=lambda line: None)
+    try:
+        info = net.info()
+        net.kill(2)
+        board = net._board(info)
+        subprocess.run([*board.prefix(2), "ip", "addr", "add", "192.168.77.1/32", "dev", "lo"], check=True)
+        node = info["nodes"][2]
+        extra = [a for a in node["extra"]]
+        proc = subprocess.Popen([*board.prefix(2), sys.executable, "-m", "desktop.cli", "node", "--profile", "node-2",
+                                 "--listen", "192.168.77.1", "--port", "4999", "--round-seconds", str(info["round_seconds"]),
+                                 "--start-at", str(info["start_at"]), "--round-zero", str(info["round_zero"]), *extra],
+                                env=net.env, stdout=open(tmp_path / "node-2-private.out", "wb"), stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            def states():
+                out = {}
+                for k in range(3):
+                    try:
+                        s = json.loads((net.home / "profiles" / f"node-{k}" / "node-status.json").read_text())
+                    except (OSError, ValueError):
+                        continue
+                    out[k] = (s.get("reachable") or {}).get("state")
+                return out
+
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and states() != {0: "reachable", 1: "reachable", 2: "unreachable"}:
+                time.sleep(0.5)
+            assert states() == {0: "reachable", 1: "reachable", 2: "unreachable"}, (
+                states(), (tmp_path / "node-2-private.out").read_text()[-2000:])
+            said = json.loads((net.home / "profiles" / "node-2" / "node-status.json").read_text())["reachable"]["sentence"]
+            assert "cannot connect to this node" in said and "forward TCP port 4999" in said, said
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    finally:
+        net.down(say=lambda line: None)

@@ -886,7 +886,8 @@ class NetworkScreen(QWidget):
             rows += [("Peers", status.get("peers")), ("Events", status.get("events")),
                      ("Pending", status.get("pending")), ("Beacon", beacon.get("sentence", "")),
                      ("Refused (gossip/sync)", f"{status.get('gossip_refused', 0)}/{status.get('sync_refused', 0)}"),
-                     ("State hash", status.get("state_hash", "")), ("Address", status.get("address", ""))]
+                     ("State hash", status.get("state_hash", "")), ("Address", status.get("address", "")),
+                     ("Reachable", (status.get("reachable") or {}).get("sentence", ""))]
         else:
             rows.append(("Node", "no status yet"))
         try:

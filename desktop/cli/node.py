@@ -77,6 +77,13 @@ def cmd_node(args) -> int:
             except BeaconError as exc:
                 print(f"{args.dev_beacon}: {exc.message} Use the secret written with this assembly's charter.", file=sys.stderr)
                 return 2
+        # where to listen: the command line, else the profile's settings ("listen"), else loopback
+        try:
+            listen = args.listen or _ipv4(str(settings.get("listen", "127.0.0.1")))
+        except Exception:
+            print(f"The profile's settings name {settings.get('listen')!r} as the address to listen on; it must be an IPv4 "
+                  "address such as 0.0.0.0 (every interface) or 192.168.1.20.", file=sys.stderr)
+            return 2
         relays = tuple(args.beacon_relay or settings.get("beacon_relays", ()))
         if relays:
             from p2p.beacon import BeaconError, HttpRelay
@@ -104,7 +111,7 @@ def cmd_node(args) -> int:
                     sync_interval=args.sync_interval, status_path=p.path / "node-status.json", say=say,
                     trace=Path(args.trace) if args.trace else None,
                     beacon_relays=relays,
-                    mdns=args.mdns or settings.get("mdns", False), reactor=reactor, host=args.listen,
+                    mdns=args.mdns or settings.get("mdns", False), reactor=reactor, host=listen,
                     act_alone=args.act_alone or settings.get("act_alone", False))
         from p2p.service import Service
 
@@ -144,9 +151,11 @@ def register(sub, profile_arg) -> None:
     p = sub.add_parser("node", help="run a headless peer-to-peer node for a profile's assembly")
     profile_arg(p)
     p.add_argument("--passphrase-file", help="read the passphrase from this file (else $KLERO_PASSPHRASE, else ask)")
-    p.add_argument("--listen", default="127.0.0.1", metavar="IPV4", type=_ipv4,
-                   help="the IPv4 address to listen on (default 127.0.0.1; a testnet's network namespaces give each node one)")
-    p.add_argument("--port", type=int, help="TCP port on 127.0.0.1 (default: the profile's settings.json, else any free port)")
+    p.add_argument("--listen", metavar="IPV4", type=_ipv4,
+                   help="the IPv4 address to listen on: 0.0.0.0 for every interface (default: the profile's settings' "
+                        "\"listen\", else 127.0.0.1, which other machines cannot reach)")
+    p.add_argument("--port", type=int, help="TCP port to listen on (default: the profile's settings.json, else any free port; a fixed one is "
+                   "what a router forwards)")
     p.add_argument("--bootstrap", action="append", metavar="ADDR", help="a peer's /ip4/.../tcp/.../p2p/... address (repeatable)")
     p.add_argument("--observer", action="store_true", help="validate, store and relay, never publish legislative events")
     p.add_argument("--join", metavar="LOG", help="start the replica from this log's charter if the profile has none")
