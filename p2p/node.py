@@ -62,6 +62,10 @@ PENALISED_KEPT = 256
 BAN_S = 600.0
 #: seconds between checks of whether other nodes can connect to this one (``p2p.reach``)
 REACH_EVERY = 600.0
+#: connections kept to peers we chose ourselves, however many others dial in (eclipse), and the
+#: most connections kept at all (strangers beyond it are dropped first)
+OUTBOUND_MIN = 3
+MAX_PEERS = 96  # above the 64 nodes a testnet may have, so its seed never drops one
 
 
 @dataclass
@@ -215,6 +219,8 @@ class Node:
         self._said_alone = False
         self._complete: set = set()  # peers an exchange with ran to its end (they had nothing more for us)
         self.banned: dict[str, float] = {}  # peer id -> monotonic time until which it is dropped on sight
+        self._outbound: set = set()  # peers we dialled ourselves
+        self._roster_ids: set[str] | None = None
         self.duty_ms: list[float] = []
         self.loop_lag_ms: list[float] = []  # recent wake-up delays of the event loop (``_watch_loop``)
         self.loop_lag_max_ms = 0.0
@@ -799,6 +805,36 @@ class Node:
             [address, time.time()],
         )
 
+    def _seeds(self) -> list[str]:
+        """Addresses to dial, best first: the command line and settings, the charter's seed
+        peers, then peers seen before, representatives' nodes ahead of the rest."""
+        roster = self._roster_peers()
+        known = sorted(self.known_addresses(), key=lambda a: a.rsplit("/p2p/", 1)[-1] not in roster)
+        return list(dict.fromkeys(self.bootstrap + self.store.replica.charter.bootstrap + tuple(known)))
+
+    def _roster_peers(self) -> set[str]:
+        """Peer ids of the founding roster's and the registrars' nodes (a node's peer id is its
+        owner's key), computed once."""
+        if self._roster_ids is None:
+            from libp2p.crypto.ed25519 import Ed25519PublicKey
+            from libp2p.peer.id import ID
+
+            charter = self.store.replica.charter
+            ids = set()
+            for key in set(charter.roster) | set(charter.registrars):
+                try:
+                    ids.add(str(ID.from_pubkey(Ed25519PublicKey.from_bytes(key))))
+                except Exception:
+                    continue
+            self._roster_ids = ids
+        return self._roster_ids
+
+    def _is_chosen(self, peer) -> bool:
+        """A peer we would have picked ourselves: one we dialled, a seed, or a representative."""
+        text = str(peer)
+        return (peer in self._outbound or text in self._roster_peers()
+                or any(a.endswith("/p2p/" + text) for a in self.bootstrap + self.store.replica.charter.bootstrap))
+
     async def connect(self, address: str) -> bool:
         import multiaddr
         from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -821,6 +857,9 @@ class Node:
             log.info("could not reach %s: %s", address, exc)
             return False
         self._remember(address)
+        self._outbound.add(info.peer_id)
+        if len(self._outbound) > 4 * MAX_PEERS:
+            self._outbound &= set(self.host.get_connected_peers())
         return True
 
     def _gossip_view(self) -> dict:
@@ -852,7 +891,8 @@ class Node:
                 self.say(f"Found a peer on the local network: {address}")
 
     async def _keep_connected(self) -> None:
-        """Dial the bootstrap and remembered peers while we have fewer than 3 (every 5 s), sync
+        """Dial seeds, representatives' nodes and remembered peers while fewer than OUTBOUND_MIN
+        peers we chose are connected (every 5 s), drop strangers beyond MAX_PEERS, sync
         with each peer when it connects, and every ``sync_interval`` seconds with one peer in
         turn: gossip carries the traffic, sync only repairs gaps, and syncing with every peer
         each interval cost 20 nodes on 2 cores seconds of latency (bench/network.py)."""
@@ -869,15 +909,26 @@ class Node:
                 peers.discard(peer)
             for key in [k for k, until in self.banned.items() if until <= now]:
                 del self.banned[key]
-            if len(peers) < 3 and now - last_dial >= 5:
+            # eclipse: strangers who dial in must not fill every slot.  We keep OUTBOUND_MIN
+            # connections to peers we chose (seeds, representatives, those we dialled), dialling
+            # more whenever we have fewer, however many others dialled us; past MAX_PEERS the
+            # strangers go first
+            chosen = {p for p in peers if self._is_chosen(p)}
+            if len(chosen) < OUTBOUND_MIN and now - last_dial >= 5:
                 last_dial = now
-                # the command line and settings first, then the charter's seed peers, then peers seen before
-                seeds = self.bootstrap + self.store.replica.charter.bootstrap + tuple(self.known_addresses())
-                for address in dict.fromkeys(seeds):
-                    await self.connect(address)
+                for address in self._seeds():
+                    if len(chosen) >= OUTBOUND_MIN:
+                        break
+                    if await self.connect(address):
+                        chosen = {p for p in self.host.get_connected_peers() if self._is_chosen(p)}
                 if self.mdns:
                     await self._dial_discovered()
                 peers = set(self.host.get_connected_peers())
+            if len(peers) > MAX_PEERS:
+                strangers = sorted((p for p in peers if not self._is_chosen(p)), key=str)
+                for peer in strangers[:len(peers) - MAX_PEERS]:
+                    await self.host.disconnect(peer)
+                    peers.discard(peer)
             for peer in sorted(peers - synced, key=str):  # newly connected
                 await self.sync_with(peer)
                 if peer in self._complete:

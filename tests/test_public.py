@@ -186,3 +186,65 @@ def test_a_refused_request_is_answered_with_a_reason_before_the_reset(tmp_path, 
 
     _two_nodes_and_a_hostile_peer(tmp_path, small_log, play)
     assert play.answer == sync.refusal("sync_bad_request", "A sync request asks for 1 to 20000 items."), play.answer
+
+
+def test_strangers_dialling_in_cannot_take_the_place_of_the_peers_a_node_chose(tmp_path, small_log, monkeypatch):
+    """Eclipse: the node used to dial out only while it had fewer than 3 peers, so three strangers
+    connecting first kept it from ever reaching its seed.  Now it keeps connections to peers it
+    chose (its seed here) however many others dial in, and drops strangers beyond MAX_PEERS."""
+    import socket
+
+    from p2p import node as node_module
+    from p2p.node import Node
+    from p2p.store import ReplicaStore
+
+    monkeypatch.setattr(node_module, "MAX_PEERS", 3)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        seed_port = s.getsockname()[1]
+    stores = [ReplicaStore.create(tmp_path / f"{k}.sqlite", small_log[0], durable=False) for k in range(6)]
+    seed = Node(stores[0], SEED_KEY, port=seed_port, say=lambda line: None)
+
+    async def main():
+        with trio.fail_after(120):
+            stop = trio.Event()
+            async with trio.open_nursery() as nursery:
+                strangers = [Node(stores[k], bytes([k + 0x20]) * 32, say=lambda line: None) for k in range(1, 5)]
+                for n in strangers:
+                    nursery.start_soon(lambda n=n: n.run(stop=stop))
+                while not all(n.address for n in strangers):
+                    await trio.sleep(0.05)
+                # the node's seed is not up yet: its first dials fail; meanwhile four strangers dial in
+                seed_address = f"/ip4/127.0.0.1/tcp/{seed_port}/p2p/{_peer_id(SEED_KEY)}"
+                target = Node(stores[5], b"\x30" * 32, bootstrap=(seed_address,), say=lambda line: None)
+                nursery.start_soon(lambda: target.run(stop=stop))
+                while not target.address:
+                    await trio.sleep(0.05)
+                for n in strangers:
+                    assert await n.connect(f"{target.address}/p2p/{target.host.get_id()}")
+                nursery.start_soon(lambda: seed.run(stop=stop))
+                for _ in range(400):
+                    peers = set(target.host.get_connected_peers())
+                    if seed.host is not None and seed.host.get_id() in peers and len(peers) <= 3:
+                        break
+                    await trio.sleep(0.05)
+                main.peers = peers
+                main.seed_id = seed.host.get_id()
+                stop.set()
+
+    try:
+        trio.run(main)
+    finally:
+        for s in stores:
+            s.close()
+    assert main.seed_id in main.peers and len(main.peers) <= 3, main.peers
+
+
+SEED_KEY = b"\x10" * 32
+
+
+def _peer_id(seed: bytes) -> str:
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.peer.id import ID
+
+    return str(ID.from_pubkey(create_new_key_pair(seed).public_key))
