@@ -105,8 +105,9 @@ def test_an_organiser_convenes_and_members_join_by_file_and_by_a_node(tmp_path):
     assert wrong.returncode == 2 and "do not join it" in wrong.stderr
     joined = klero(home, "join", "--profile", "alice", charter, "--assembly", assembly[:12])
     assert joined.returncode == 0 and "holds a seat" in joined.stdout, joined.stderr
-    # bob fetches the charter from alice's running node
-    node = subprocess.Popen([sys.executable, "-m", "desktop.cli", "node", "--profile", "alice", "--port", "0"], cwd=ROOT,
+    # bob fetches the charter from alice's running node, the assembly's first: it acts with no
+    # peer to sync with only because it is told to (docs/organising.md)
+    node = subprocess.Popen([sys.executable, "-m", "desktop.cli", "node", "--profile", "alice", "--port", "0", "--act-alone"], cwd=ROOT,
                             env={**os.environ, "KLERO_HOME": str(home), "KLERO_PASSPHRASE": PASSPHRASE},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
