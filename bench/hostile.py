@@ -94,6 +94,7 @@ def attack(target: str, store_path: str) -> None:
     items = [i[2] for i in read_items(LOG)]
     store = ReplicaStore.create(store_path, items[0], durable=False)
     node = Node(store, b"\x66" * 32, say=lambda line: None)
+    sent = {"bombs": 0, "busy": 0, "errors": 0}
     count = (4 << 20) - 5
     bomb = b"\x9a" + count.to_bytes(4, "big") + b"\x00" * count
 
@@ -117,18 +118,33 @@ def attack(target: str, store_path: str) -> None:
                             pass
                     await trio.sleep(0)
 
+            async def bomb():
+                stream = await node.host.new_stream(peer, [sync.PROTOCOL])
+                await stream.write(encode_uvarint(len(bomb)) + bomb)
+                await sync.read_frame(stream, 1 << 20)  # the refusal
+                await stream.close()
+                sent["bombs"] += 1
+
+            async def busy():
+                extra = await node.host.new_stream(peer, [sync.PROTOCOL])
+                await sync.write_frame(extra, b"\x00")
+                sent["busy"] += 1
+
             async def bombs():
                 while True:
                     try:
-                        stream = await node.host.new_stream(peer, [sync.PROTOCOL])
-                        await stream.write(encode_uvarint(len(bomb)) + bomb)
-                        for _ in range(3):  # more at once: refused as busy
-                            extra = await node.host.new_stream(peer, [sync.PROTOCOL])
-                            await sync.write_frame(extra, b"\x00")
-                    except Exception:
-                        await trio.sleep(0.5)
+                        async with trio.open_nursery() as inner:
+                            inner.start_soon(bomb)
+                            for _ in range(3):  # more at once: refused as busy
+                                inner.start_soon(busy)
+                    except BaseException as exc:  # noqa: BLE001 (a hostile peer shrugs everything off)
+                        if isinstance(exc, trio.Cancelled):
+                            raise
+                        sent["errors"] += 1
+                        await trio.sleep(0.2)
                         if peer not in node.host.get_connected_peers():
                             await node.connect(target)
+                    print(json.dumps(sent), flush=True)
 
             nursery.start_soon(gossip)
             nursery.start_soon(bombs)
