@@ -112,22 +112,35 @@ class ReplicaStore:
     ``ReplicaStore(path)`` reopens one (restoring the derived state without replaying).
     """
 
-    def __init__(self, path: str | os.PathLike, *, durable: bool = True, _charter_wire: bytes | None = None):
+    def __init__(self, path: str | os.PathLike, *, durable: bool = True, _charter_wire: bytes | None = None,
+                 read_only: bool = False):
         """``durable=False`` (synchronous=OFF) is for throwaway files only, such as the replay
-        ledger of ``klero verify``: an OS crash may corrupt such a file, not just lose commits."""
+        ledger of ``klero verify``: an OS crash may corrupt such a file, not just lose commits.
+
+        ``read_only``: a snapshot for reading only, on a folder this process may not write
+        (a read-only disk, another user's profile): no lock, no migration, and SQLite told the
+        file will not change (``immutable``).  Nothing may be added or flushed."""
         self.path = Path(path)
         if _charter_wire is None and not self.path.exists():
             raise StoreError(f"There is no replica at {self.path}; import a log or join an assembly first.")
         self.durable = durable
-        self._lock = _lock_file(Path(str(self.path) + ".lock"))
+        self.read_only = read_only
+        self._lock = None if read_only else _lock_file(Path(str(self.path) + ".lock"))
         conn = None
         try:
-            _owner_only(self.path)
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
-            self.db = sqlite_utils.Database(conn)
-            migrations.apply(self.db)
+            if read_only:
+                from urllib.parse import quote
+
+                conn = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro&immutable=1", uri=True,
+                                       isolation_level=None, check_same_thread=False)
+                self.db = sqlite_utils.Database(conn)
+            else:
+                _owner_only(self.path)
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
+                self.db = sqlite_utils.Database(conn)
+                migrations.apply(self.db)
             self._open(_charter_wire)
         except BaseException as exc:
             if conn is not None:
@@ -295,7 +308,8 @@ class ReplicaStore:
         self._rounds.clear()
 
     def close(self) -> None:
-        self.flush()
+        if not self.read_only:
+            self.flush()
         self.db.conn.close()
         self._unlock()
 

@@ -364,3 +364,25 @@ def test_exporting_to_a_folder_says_to_name_a_file(klero_home, log, tmp_path, ca
     assert main(["export", "--profile", "alice", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "is a folder; give the name of a file" in err and ".part" not in err, err
+
+
+def test_status_reads_a_profile_on_a_read_only_disk(tmp_path, log):
+    """Issue 17: a read-only profile folder broke even `klero status` (its lock file cannot be
+    made); it now shows the replica as it is on disk.  A read-only bind mount (needs root)."""
+    import subprocess as sp
+
+    env = {**os.environ, "KLERO_HOME": str(tmp_path / "home"), "KLERO_PASSPHRASE": "a long test passphrase"}
+    assert klero("init", "--profile", "p", "--kdf", "interactive", env=env).returncode == 0
+    assert klero("import", "--profile", "p", log, env=env).returncode == 0
+    before = klero("status", "--profile", "p", env=env).stdout
+    folder = tmp_path / "home" / "profiles" / "p"
+    if sp.run(["mount", "--bind", str(folder), str(folder)], capture_output=True).returncode:
+        pytest.skip("a read-only bind mount needs root")
+    try:
+        assert sp.run(["mount", "-o", "remount,ro,bind", str(folder)], capture_output=True).returncode == 0
+        done = klero("status", "--profile", "p", env=env)
+        assert done.returncode == 0 and "cannot be written" in done.stdout, done.stdout + done.stderr
+        state = [line for line in before.splitlines() if line.startswith("State hash")]
+        assert state and state[0] in done.stdout
+    finally:
+        sp.run(["umount", str(folder)], capture_output=True)

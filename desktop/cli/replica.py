@@ -319,7 +319,16 @@ def cmd_status(args) -> int:
     if not p.replica_path.exists():
         print("Replica: none yet (import a log to start one)")
         return 0
-    with ReplicaStore(p.replica_path) as store:
+    try:
+        store = ReplicaStore(p.replica_path)
+    except OSError as exc:  # a folder this process cannot write: read a snapshot instead
+        import errno
+
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        print(f"(The profile's folder cannot be written ({exc.strerror}): showing the replica as it is on disk.)")
+        store = ReplicaStore(p.replica_path, read_only=True)
+    with store:
         r = store.replica
         print(f"Assembly: {r.charter.name} ({r.assembly.hex()})")
         counts = store.counts()
