@@ -220,6 +220,9 @@ class Node:
         self._complete: set = set()  # peers an exchange with ran to its end (they had nothing more for us)
         self.banned: dict[str, float] = {}  # peer id -> monotonic time until which it is dropped on sight
         self._outbound: set = set()  # peers we dialled ourselves
+        self._dialling = False
+        self._dial_failed: dict[str, float] = {}  # address -> when a dial to it last failed
+        self._nursery = None
         self._roster_ids: set[str] | None = None
         self.duty_ms: list[float] = []
         self.loop_lag_ms: list[float] = []  # recent wake-up delays of the event loop (``_watch_loop``)
@@ -805,6 +808,27 @@ class Node:
             [address, time.time()],
         )
 
+    async def _dial_more(self) -> None:
+        """One pass over the seeds until OUTBOUND_MIN peers we chose are connected; an address
+        that failed is tried again only after 30 s."""
+        try:
+            chosen = {p for p in self.host.get_connected_peers() if self._is_chosen(p)}
+            for address in self._seeds():
+                if len(chosen) >= OUTBOUND_MIN:
+                    break
+                if time.monotonic() - self._dial_failed.get(address, -1e9) < 30:
+                    continue
+                if await self.connect(address):
+                    chosen = {p for p in self.host.get_connected_peers() if self._is_chosen(p)}
+                elif not any(address.endswith("/p2p/" + str(p)) for p in self.host.get_connected_peers()):
+                    self._dial_failed[address] = time.monotonic()
+                    if len(self._dial_failed) > 1024:
+                        self._dial_failed.pop(next(iter(self._dial_failed)))
+            if self.mdns:
+                await self._dial_discovered()
+        finally:
+            self._dialling = False
+
     def _seeds(self) -> list[str]:
         """Addresses to dial, best first: the command line and settings, the charter's seed
         peers, then peers seen before, representatives' nodes ahead of the rest."""
@@ -914,16 +938,12 @@ class Node:
             # more whenever we have fewer, however many others dialled us; past MAX_PEERS the
             # strangers go first
             chosen = {p for p in peers if self._is_chosen(p)}
-            if len(chosen) < OUTBOUND_MIN and now - last_dial >= 5:
+            if len(chosen) < OUTBOUND_MIN and now - last_dial >= 5 and not self._dialling:
                 last_dial = now
-                for address in self._seeds():
-                    if len(chosen) >= OUTBOUND_MIN:
-                        break
-                    if await self.connect(address):
-                        chosen = {p for p in self.host.get_connected_peers() if self._is_chosen(p)}
-                if self.mdns:
-                    await self._dial_discovered()
-                peers = set(self.host.get_connected_peers())
+                # in the background: a dial to a peer that is down (or across a partition) may
+                # take its 10 s, which must not hold up syncing with the peers we have
+                self._dialling = True
+                self._nursery.start_soon(self._dial_more)
             if len(peers) > MAX_PEERS:
                 strangers = sorted((p for p in peers if not self._is_chosen(p)), key=str)
                 for peer in strangers[:len(peers) - MAX_PEERS]:
@@ -1135,6 +1155,7 @@ class Node:
                     subs = [await self.pubsub.subscribe(t) for t in (self.events_topic, self.rounds_topic)]
                     self.address = str(self.host.get_addrs()[0])
                     async with trio.open_nursery() as nursery:
+                        self._nursery = nursery
                         for sub in subs:
                             nursery.start_soon(self._read_topic, sub)
                         nursery.start_soon(self._keep_connected)
