@@ -31,6 +31,7 @@ from typing import Callable
 import trio
 
 from consensus.errors import InvalidInput, KleroError
+from consensus.events import split_wire
 
 from . import sync
 from .store import ReplicaStore
@@ -52,6 +53,8 @@ EVALUATE_EVERY = 1.0
 ALONE_AFTER = 10.0
 #: refusals of one code kept as examples (with the item and the reason) for the status file
 REFUSAL_EXAMPLES = 5
+#: bytes of one author's events a node holds while they wait for a gap in that author's chain
+PENDING_BYTES_PER_AUTHOR = 8 << 20
 #: sync requests served at once: by the whole node, and from any one peer (an honest peer asks
 #: one at a time; more are reset unread, before their up to 4 MiB are decoded)
 SYNC_SERVING = 4
@@ -74,6 +77,8 @@ class NodeStats:
     gossip_refused: int = 0
     #: gossiped copies of what we hold, or refused without fault: neither forwarded nor penalised
     gossip_not_forwarded: int = 0
+    #: events held back because their author already had too much waiting for a gap
+    held_back: int = 0
     synced_items: int = 0
     sync_refused: int = 0
     published: int = 0
@@ -340,6 +345,13 @@ class Node:
         if len(data) > limit:
             self._refuse(source, "too_large", f"{len(data)} bytes, more than {limit}", data, peer)
             return None
+        if self._pending_full(data, limit):
+            # held back, not refused: sync brings it again once the author's gap is filled
+            self.stats.held_back += 1
+            if self.stats.held_back == 1:
+                self.say(f"Holding back events far ahead of their author's chain: more than {PENDING_BYTES_PER_AUTHOR >> 20} "
+                         "MiB of one author's events already wait for a gap (they come again once it is filled).")
+            return "duplicate"
         try:
             outcome = self.store.add_item(data, signature_checked=signature_checked)
         except InvalidInput as exc:
@@ -360,6 +372,26 @@ class Node:
         if self._trace is not None and outcome.status != "duplicate":
             self._trace_item(data)
         return outcome.status
+
+    def _pending_full(self, data: bytes, limit: int) -> bool:
+        """Would this event wait for a gap in its author's chain, with that author's waiting
+        events already past ``PENDING_BYTES_PER_AUTHOR``?  The replica holds up to 4,096 events
+        of one author ahead of a gap (64 KiB each: one key could fill 256 MiB); the node holds
+        back more than a few MiB of them.  Which waiting events a node holds is no part of its
+        state, so this changes no state hash."""
+        if data[:1] != b"\x82" or not self.store.replica.pending:
+            return False  # (the usual case costs no decoding: nobody's events wait)
+        try:
+            _, _, fields = split_wire(data, limit)
+            author, seq = fields["author"], fields["seq"]
+        except Exception:
+            return False  # the replica judges it, with its reason
+        if type(author) is not bytes or type(seq) is not int:
+            return False
+        head = self.store.replica.heads.get(author)
+        if seq <= (head.seq if head else 0) + 1 or author not in self.store.replica.pending:
+            return False
+        return self.store.pending_bytes(author) + len(data) > PENDING_BYTES_PER_AUTHOR
 
     def _trace_item(self, data: bytes) -> None:
         import hashlib
@@ -1012,6 +1044,7 @@ class Node:
             "gossip_accepted": self.stats.gossip_accepted,
             "gossip_refused": self.stats.gossip_refused,
             "gossip_not_forwarded": self.stats.gossip_not_forwarded,
+            "held_back": self.stats.held_back,
             "synced_items": self.stats.synced_items,
             "sync_refused": self.stats.sync_refused,
             "published": self.stats.published,

@@ -389,6 +389,13 @@ class ReplicaStore:
             )
         return True
 
+    def pending_bytes(self, author: bytes) -> int:
+        """Bytes of ``author``'s events waiting for a gap in its chain (stored and buffered)."""
+        stored = self.db.execute("SELECT coalesce(sum(length(wire)), 0) FROM events WHERE author = ? AND status = ?",
+                                 [author, PENDING]).fetchone()[0]
+        buffered = sum(len(st.wire) for (a, _), st in self._overlay.items() if a == author and st.status == PENDING)
+        return stored + buffered
+
     def round_spans(self) -> list[tuple[int, int]]:
         """The assembly's beacon rounds held, as sorted disjoint [first, last] spans (what a sync
         request names).  Built once from the replica, then kept as rounds arrive: preparing a

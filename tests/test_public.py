@@ -248,3 +248,51 @@ def _peer_id(seed: bytes) -> str:
     from libp2p.peer.id import ID
 
     return str(ID.from_pubkey(create_new_key_pair(seed).public_key))
+
+
+def test_one_authors_events_far_ahead_of_a_gap_are_held_back_past_a_budget(tmp_path, small_log, monkeypatch):
+    """Fill: the replica holds up to 4,096 events of one author ahead of a gap (64 KiB each).
+    A peer gossips one author's later events while withholding the start of the chain: the
+    node holds a few (here 3 KB) and holds back the rest, without refusing or forwarding
+    them; once the gap is filled, sync brings everything and the state is whole."""
+    from consensus.events import split_wire
+
+    from p2p import node as node_module
+
+    monkeypatch.setattr(node_module, "PENDING_BYTES_PER_AUTHOR", 3000)
+    author_of = lambda w: split_wire(w, 1 << 16)[2]["author"]
+    seq_of = lambda w: split_wire(w, 1 << 16)[2]["seq"]
+    events = small_log[1:]
+    busiest = max({author_of(w) for w in events}, key=lambda a: sum(author_of(w) == a for w in events))
+    ahead = [w for w in events if author_of(w) == busiest and seq_of(w) >= 3][:30]
+    assert len(ahead) >= 20 and sum(map(len, ahead)) > 3 * 3000
+
+    async def play(server, hostile, honest):
+        # the "server" here is the receiving node: give it a fresh replica's view by using honest
+        peer = honest.host.get_id()
+        assert await hostile.connect(f"{honest.address}/p2p/{peer}")
+        for _ in range(100):
+            if len(honest.router.mesh.get(honest.events_topic, ())) >= 1:
+                break
+            await trio.sleep(0.1)
+        for item in ahead:
+            await hostile.pubsub.publish(hostile.events_topic, item)
+        for _ in range(200):
+            if honest.stats.held_back + len(honest.store.replica.pending.get(busiest, ())) >= len(ahead):
+                break
+            await trio.sleep(0.05)
+        play.held = honest.store.pending_bytes(busiest)
+        play.stats = honest.stats
+        # the gap is filled from a peer that has the whole log: everything arrives
+        assert await honest.connect(f"{server.address}/p2p/{server.host.get_id()}")
+        for _ in range(50):
+            if honest.store.state_hash() == server.store.state_hash():
+                break
+            await honest.sync_with(server.host.get_id())
+            await trio.sleep(0.1)
+        play.same = honest.store.state_hash() == server.store.state_hash()
+
+    _two_nodes_and_a_hostile_peer(tmp_path, small_log, play)
+    assert play.stats.held_back >= 10 and play.held <= 3000 + 1024, (play.stats, play.held)
+    assert play.stats.gossip_refused == 0, play.stats.refusals
+    assert play.same, "filling the gap brought everything"
