@@ -31,21 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 LOG = ROOT / "tests" / "vectors" / "demo-run.log"
 
-
-def q(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(p * len(xs)))]
-
-
-def read_trace(path: Path) -> dict[str, float]:
-    out = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            h, t = line.split()
-            out.setdefault(h, float(t))
-    return out
+from network import q, read_trace  # noqa: E402  (bench/network.py: quantiles, arrival traces)
 
 
 def run(home: Path, pace: float, hostile: bool) -> dict:
@@ -86,14 +75,14 @@ def attack(target: str, store_path: str) -> None:
 
     from libp2p.utils import encode_uvarint
 
+    from helpers.hostile_peer import Hostile  # the network tests' hostile peer: it relays anything
     from p2p import sync
     from p2p.logfile import read_items
-    from p2p.node import Node
     from p2p.store import ReplicaStore
 
     items = [i[2] for i in read_items(LOG)]
     store = ReplicaStore.create(store_path, items[0], durable=False)
-    node = Node(store, b"\x66" * 32, say=lambda line: None)
+    node = Hostile(store, b"\x66" * 32, say=lambda line: None)
     sent = {"bombs": 0, "busy": 0, "errors": 0}
     count = (4 << 20) - 5
     bomb = b"\x9a" + count.to_bytes(4, "big") + b"\x00" * count
@@ -149,8 +138,6 @@ def attack(target: str, store_path: str) -> None:
             nursery.start_soon(gossip)
             nursery.start_soon(bombs)
 
-    # the hostile node's own gate would refuse its garbage before it leaves: let everything out
-    Node._validator = lambda self, forwarder, msg: True
     trio.run(main)
 
 

@@ -841,14 +841,16 @@ class Node:
         )
 
     async def _dial_more(self) -> None:
-        """One pass over the seeds until OUTBOUND_MIN peers we chose are connected; an address
-        that failed is tried again only after 30 s."""
+        """One pass over the seeds until OUTBOUND_MIN peers we chose are connected.  The command
+        line's, the settings' and the charter's seeds are tried at every pass (every 5 s); a
+        remembered address that failed is tried again only after 30 s."""
         try:
             chosen = {p for p in self.host.get_connected_peers() if self._is_chosen(p)}
+            named = set(self.bootstrap + self.store.replica.charter.bootstrap)
             for address in self._seeds():
                 if len(chosen) >= OUTBOUND_MIN:
                     break
-                if time.monotonic() - self._dial_failed.get(address, -1e9) < 30:
+                if address not in named and time.monotonic() - self._dial_failed.get(address, -1e9) < 30:
                     continue
                 if await self.connect(address):
                     chosen = {p for p in self.host.get_connected_peers() if self._is_chosen(p)}

@@ -27,10 +27,7 @@ def _two_nodes_and_a_hostile_peer(tmp_path, small_log, play):
         with trio.fail_after(120):
             stop = trio.Event()
             async with trio.open_nursery() as nursery:
-                for node in (server, hostile, honest):
-                    nursery.start_soon(lambda n=node: n.run(stop=stop))
-                while not all(n.address for n in (server, hostile, honest)):
-                    await trio.sleep(0.05)
+                await _up(nursery, stop, server, hostile, honest)
                 await play(server, hostile, honest)
                 stop.set()
 
@@ -41,6 +38,14 @@ def _two_nodes_and_a_hostile_peer(tmp_path, small_log, play):
             s.close()
     play.nodes = (server, hostile, honest)
     return server, stores
+
+
+async def _up(nursery, stop, *nodes) -> None:
+    """Run ``nodes`` in ``nursery`` until ``stop`` is set; returns once each listens."""
+    for node in nodes:
+        nursery.start_soon(lambda n=node: n.run(stop=stop))
+    while not all(n.address for n in nodes):
+        await trio.sleep(0.05)
 
 
 def test_a_peer_flooding_sync_requests_is_reset_and_an_honest_peer_still_syncs(tmp_path, small_log):
@@ -210,20 +215,15 @@ def test_strangers_dialling_in_cannot_take_the_place_of_the_peers_a_node_chose(t
             stop = trio.Event()
             async with trio.open_nursery() as nursery:
                 strangers = [Node(stores[k], bytes([k + 0x20]) * 32, say=lambda line: None) for k in range(1, 5)]
-                for n in strangers:
-                    nursery.start_soon(lambda n=n: n.run(stop=stop))
-                while not all(n.address for n in strangers):
-                    await trio.sleep(0.05)
+                await _up(nursery, stop, *strangers)
                 # the node's seed is not up yet: its first dials fail; meanwhile four strangers dial in
                 seed_address = f"/ip4/127.0.0.1/tcp/{seed_port}/p2p/{_peer_id(SEED_KEY)}"
                 target = Node(stores[5], b"\x30" * 32, bootstrap=(seed_address,), say=lambda line: None)
-                nursery.start_soon(lambda: target.run(stop=stop))
-                while not target.address:
-                    await trio.sleep(0.05)
+                await _up(nursery, stop, target)
                 for n in strangers:
                     assert await n.connect(f"{target.address}/p2p/{target.host.get_id()}")
                 nursery.start_soon(lambda: seed.run(stop=stop))
-                for _ in range(400):
+                for _ in range(1200):  # the seed is dialled again every 5 s: at most 60 s
                     peers = set(target.host.get_connected_peers())
                     if seed.host is not None and seed.host.get_id() in peers and len(peers) <= 3:
                         break

@@ -883,11 +883,11 @@ class NetworkScreen(QWidget):
         rows.insert(0, ("Sync", sync_state(status)))
         if status:
             beacon = status.get("beacon") or {}
-            rows += [("Peers", status.get("peers")), ("Events", status.get("events")),
+            rows += [("Peers", status.get("peers")), ("Reachable", (status.get("reachable") or {}).get("sentence", "")),
+                     ("Events", status.get("events")),
                      ("Pending", status.get("pending")), ("Beacon", beacon.get("sentence", "")),
                      ("Refused (gossip/sync)", f"{status.get('gossip_refused', 0)}/{status.get('sync_refused', 0)}"),
-                     ("State hash", status.get("state_hash", "")), ("Address", status.get("address", "")),
-                     ("Reachable", (status.get("reachable") or {}).get("sentence", ""))]
+                     ("State hash", status.get("state_hash", "")), ("Address", status.get("address", ""))]
         else:
             rows.append(("Node", "no status yet"))
         try:
