@@ -221,8 +221,10 @@ class Testnet:
             node.update(extra=extra, person=True, public_key=key.hex())
             info["nodes"].append(node)
             self._save(info)
-        say(f"Testnet of {nodes} nodes up in {self.dir}; {last_round - round_zero + 1} beacon rounds "
-            f"at {step} s each (about {(last_round - round_zero + 1) * step / 60:.1f} min).")
+        rounds = last_round - round_zero + 1
+        say(f"Testnet of {nodes} node{'s' if nodes != 1 else ''} up in {self.dir}; {cycles} cycle{'s' if cycles != 1 else ''} "
+            f"planned over {rounds} beacon rounds at {step} s each (about {rounds * step / 60:.1f} min)"
+            + ("." if planned else "; the beacon goes on until the run ends."))
         return info
 
     def _reactive(self, charter: str, reps: int, nodes: int, cycles: int, seed: int, behaviour,
