@@ -95,6 +95,10 @@ def parse_round_json(chain: Chain, data: bytes, expected_round: int | None = Non
     return rnd
 
 
+#: relays asked at once (a thread each) when a node names several
+MAX_RELAYS_AT_ONCE = 8
+
+
 class HttpRelay:
     """Fetch verified rounds from one or more drand HTTP relays.
 
@@ -120,29 +124,52 @@ class HttpRelay:
         self.clock = clock
 
     def fetch(self, round_number: int | None = None) -> BeaconRound:
-        """Round ``round_number`` (or the latest), verified.  Tries every relay, each with retries."""
+        """Round ``round_number`` (or the latest), verified.  Every relay is asked at once (each
+        with its retries, each bounded in time) and the first valid answer wins: a slow or
+        hostile relay delays nothing while another one answers."""
         path = f"/{self.chain.hash.hex()}/public/{'latest' if round_number is None else round_number}"
+        if len(self.urls) == 1:
+            rnd, problems = self._fetch_from(self.urls[0], path, round_number)
+        else:
+            from concurrent.futures import ThreadPoolExecutor, as_completed
+
+            problems = []
+            pool = ThreadPoolExecutor(max_workers=min(len(self.urls), MAX_RELAYS_AT_ONCE), thread_name_prefix="relay")
+            try:
+                rnd = None
+                for future in as_completed([pool.submit(self._fetch_from, url, path, round_number) for url in self.urls]):
+                    rnd, said = future.result()
+                    problems += said
+                    if rnd is not None:
+                        break
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)  # the others end by their own deadlines
+        if rnd is None:
+            raise BeaconError("No relay gave a valid round. " + "; ".join(problems[-4:]))
+        return rnd
+
+    def _fetch_from(self, url: str, path: str, round_number: int | None) -> tuple[BeaconRound | None, list[str]]:
+        """One relay, with retries: (the round or None, what went wrong)."""
         problems = []
-        for url in self.urls:
-            for attempt in range(self.retries + 1):
-                try:
-                    data = self._get(url + path)
-                    rnd = parse_round_json(self.chain, data, round_number)
-                    if round_number is None and not self.chain.dev:
-                        due = self.chain.round_at(self.clock())
-                        if rnd.round < due - 2:
-                            raise BeaconError(f"The relay's latest round is {rnd.round}, but round {due} is due: it is stale.")
-                    return rnd
-                except BeaconError as exc:
-                    problems.append(f"{url}: {exc.message}")
-                    if "invalid" in exc.message or "claims" in exc.message or "stale" in exc.message:
-                        break  # a relay that serves forged or stale rounds is not retried
-                except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
-                    reason = getattr(exc, "reason", exc)
-                    problems.append(f"{url}: {reason or type(exc).__name__}")
-                if attempt < self.retries:
-                    time.sleep(self.backoff * (2**attempt))
-        raise BeaconError("No relay gave a valid round. " + "; ".join(problems[-4:]))
+        for attempt in range(self.retries + 1):
+            try:
+                data = self._get(url + path)
+                rnd = parse_round_json(self.chain, data, round_number)
+                if round_number is None and not self.chain.dev:
+                    due = self.chain.round_at(self.clock())
+                    if rnd.round < due - 2:
+                        raise BeaconError(f"The relay's latest round is {rnd.round}, but round {due} is due: it is stale.")
+                return rnd, problems
+            except BeaconError as exc:
+                problems.append(f"{url}: {exc.message}")
+                if "invalid" in exc.message or "claims" in exc.message or "stale" in exc.message:
+                    break  # a relay that serves forged or stale rounds is not retried
+            except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
+                reason = getattr(exc, "reason", exc)
+                problems.append(f"{url}: {reason or type(exc).__name__}")
+            if attempt < self.retries:
+                time.sleep(self.backoff * (2**attempt))
+        return None, problems
 
     def _get(self, url: str) -> bytes:
         """One GET, bounded in time as a whole: a timer closes the socket at the deadline."""

@@ -30,6 +30,7 @@ from typing import Callable
 
 import trio
 
+from consensus import cbor
 from consensus.errors import InvalidInput, KleroError
 from consensus.events import split_wire
 
@@ -51,6 +52,10 @@ ACT_EVERY = 0.2
 EVALUATE_EVERY = 1.0
 #: seconds a node without any peer waits before acting alone on its replica
 ALONE_AFTER = 10.0
+#: a peer proves it is current by sending a beacon round at most this many seconds (and at
+#: least 3 rounds) older than the round due now; a replica restored from a backup is hours or
+#: days behind, and a live peer on a loaded machine a few rounds
+CURRENT_WITHIN_S = 60.0
 #: refusals of one code kept as examples (with the item and the reason) for the status file
 REFUSAL_EXAMPLES = 5
 #: bytes of one author's events a node holds while they wait for a gap in that author's chain
@@ -60,6 +65,12 @@ PENDING_BYTES_PER_AUTHOR = 8 << 20
 SYNC_SERVING = 4
 SYNC_SERVING_PER_PEER = 1
 #: peers remembered with a negative score (``penalised``, ``score_causes``): the status stays bounded
+#: gossip one peer may forward to us, sustained and in a burst, in items and bytes.  Far above
+#: what an honest peer relays for a city (800 representatives); past it the peer's messages are
+#: ignored for a moment (neither judged nor forwarded, no penalty: sync repairs any gap), so
+#: one peer cannot take the whole event loop with items that are cheap to send
+GOSSIP_ITEMS_PER_S, GOSSIP_ITEMS_BURST = 1_000.0, 5_000.0
+GOSSIP_BYTES_PER_S, GOSSIP_BYTES_BURST = float(8 << 20), float(32 << 20)
 PENALISED_KEPT = 256
 #: seconds a peer we dropped (too many refused items in a sync) is disconnected again if it returns
 BAN_S = 600.0
@@ -77,6 +88,7 @@ class NodeStats:
     gossip_refused: int = 0
     #: gossiped copies of what we hold, or refused without fault: neither forwarded nor penalised
     gossip_not_forwarded: int = 0
+    gossip_rate_limited: int = 0
     #: events held back because their author already had too much waiting for a gap
     held_back: int = 0
     synced_items: int = 0
@@ -223,6 +235,9 @@ class Node:
         self.act_alone = act_alone
         self._said_alone = False
         self._complete: set = set()  # peers an exchange with ran to its end (they had nothing more for us)
+        #: how this node came to act: the peer that proved it current and the round it sent, or
+        #: why the last whole sync did not count
+        self.currency = ""
         self.banned: dict[str, float] = {}  # peer id -> monotonic time until which it is dropped on sight
         self._outbound: set = set()  # peers we dialled ourselves
         self._dialling = False
@@ -264,6 +279,7 @@ class Node:
         self._dirty = False
         self._legislature: dict = {}
         self.penalised: dict[str, None] = {}  # an ordered set: the oldest are forgotten first
+        self._rates: dict[str, tuple[float, float, float]] = {}  # peer -> (items, bytes, when): gossip buckets
         #: what made a peer's gossip score negative, per component (the last time it was)
         self.score_causes: dict[str, dict] = {}
         #: the representative's service (p2p.service) and the profile folder its door is
@@ -426,6 +442,11 @@ class Node:
         self._benign = None
         if forwarder == self.host.get_id():
             return True  # what we publish ourselves was stored (and judged) before it left
+        if not self._within_rate(str(forwarder), len(msg.data)):
+            # not marked seen: the same message from another peer is still judged
+            self.stats.gossip_rate_limited += 1
+            self._benign = self.pubsub._msg_id_constructor(msg)
+            return False
         # group commit: gossiped items are flushed by _flusher within FLUSH_EVERY (one fsync per
         # message per node made 20 nodes on one disk queue for seconds); what we publish
         # ourselves is flushed before it leaves, and sync flushes every frame
@@ -439,6 +460,21 @@ class Node:
             self.pubsub._mark_msg_seen(msg)
             self._benign = self.pubsub._msg_id_constructor(msg)
         return False
+
+    def _within_rate(self, peer: str, size: int) -> bool:
+        """Take one item of ``size`` bytes from ``peer``'s token buckets; False when either is empty."""
+        now = time.monotonic()
+        items, data, then = self._rates.get(peer, (GOSSIP_ITEMS_BURST, GOSSIP_BYTES_BURST, now))
+        items = min(GOSSIP_ITEMS_BURST, items + (now - then) * GOSSIP_ITEMS_PER_S)
+        data = min(GOSSIP_BYTES_BURST, data + (now - then) * GOSSIP_BYTES_PER_S)
+        ok = items >= 1 and data >= size
+        if ok:
+            items, data = items - 1, data - size
+        self._rates.pop(peer, None)  # most recently heard last: the oldest are forgotten first
+        self._rates[peer] = (items, data, now)
+        while len(self._rates) > PENALISED_KEPT:
+            del self._rates[next(iter(self._rates))]
+        return ok
 
     # ------------------------------------------------------------------ publishing
 
@@ -696,6 +732,8 @@ class Node:
             return 0
         self._syncing.add(peer_id)
         learned = refused = 0
+        newest = 0  # the newest beacon round the peer sent (it proves the peer is current)
+        due = None if self.caught_up else self._current_round()
         max_item = self.store.replica.limits.max_event_bytes
         try:
             for _ in range(1000):  # 1000 x 20,000 items: far beyond any assembly here
@@ -703,7 +741,9 @@ class Node:
                 stream = await self.host.new_stream(peer_id, [sync.PROTOCOL])
                 try:
                     with trio.fail_after(SYNC_TIMEOUT):
-                        await sync.write_frame(stream, sync.request_for(self.store).encode())
+                        # until a peer proves it is current, we do not name our newest rounds: a
+                        # current peer then sends them, a stale one cannot
+                        await sync.write_frame(stream, sync.request_for(self.store, rounds_below=due).encode())
                         # large frames have their signatures checked by worker processes while
                         # the replica applies the frame before (the one real cost, STACK.md)
                         queue: list = []
@@ -718,8 +758,11 @@ class Node:
                                     status = self._accept(item, "sync", flush=False, signature_checked=ok, peer=str(peer_id))
                                     if status is None:
                                         refused += 1
-                                    elif status != "duplicate":
+                                        continue
+                                    if status != "duplicate":
                                         new += 1
+                                    if due is not None and item[:1] == b"\x83":  # a beacon round (accepted: well formed)
+                                        newest = max(newest, cbor.decode_fast(item)[0])
                                 self.store.flush()
                                 await trio.sleep(0)
                             if not items or refused >= SYNC_REFUSALS:  # judged frame by frame, not after 30 s of garbage
@@ -744,6 +787,8 @@ class Node:
                     break
                 if new == 0:  # duplicates teach nothing: the peer has nothing more for us
                     self._complete.add(peer_id)
+                    if not self.caught_up:
+                        self._judge_currency(peer_id, due, newest)
                     break
         except (InvalidInput, trio.TooSlowError, Exception) as exc:
             self._sync_failed("requesting", str(peer_id), "", exc)
@@ -803,6 +848,37 @@ class Node:
         if self.beacon_problem:
             out["relay_problem"] = self.beacon_problem
         return out
+
+    def _current_round(self) -> int | None:
+        """The oldest beacon round a peer must send to prove it is current, or None when nothing
+        says which round is due (a dev chain on no known schedule, or before its first round)."""
+        info = self.beacon()
+        if info.get("expected") is None:
+            return None
+        period = self.beacon_schedule[2] if self.beacon_schedule else self.store.replica.charter.beacon.period_ms / 1000
+        period = max(period, 0.001)
+        slack = max(3, int(CURRENT_WITHIN_S / period))
+        return max(1, info["expected"] - slack)
+
+    def _judge_currency(self, peer_id, due: int | None, newest: int) -> None:
+        """After a whole exchange with ``peer_id``: act if it proved it is current.  A replica
+        restored from an old backup would otherwise sign from a stale head and fork its own
+        chain, and a peer as stale as it (offline as long) proves nothing about that chain."""
+        who = str(peer_id)[-8:]
+        if due is None:
+            self.caught_up = True
+            self.currency = f"a whole sync with {who} (the beacon's schedule is unknown here, so any peer counts)"
+        elif newest >= due:
+            self.caught_up = True
+            self.currency = f"a whole sync with {who}, which sent beacon round {newest:,} (round {due:,} or later was needed)"
+        else:
+            sentence = (f"Not acting yet: peer {who} holds no recent beacon round (round {due:,} or later), so it may "
+                        "be as stale as this replica. Waiting for a current peer; --act-alone overrides.")
+            if sentence != self.currency:
+                self.say(sentence)
+            self.currency = sentence
+            return
+        self.say(f"Acting: caught up by {self.currency}.")
 
     def _check_ahead(self, items: list[bytes]):
         """A future of the items' signature checks in the worker pool, or None for small frames
@@ -984,16 +1060,15 @@ class Node:
                     await self.host.disconnect(peer)
                     peers.discard(peer)
             for peer in sorted(peers - synced, key=str):  # newly connected
-                await self.sync_with(peer)
-                if peer in self._complete:
-                    self.caught_up = True  # a whole exchange: our own chain is as its peer knows it
-            if not peers and now - self.started >= ALONE_AFTER and not self.caught_up:
-                # with nobody to catch up from, acting could sign from a stale head (a replica
-                # restored from an old backup) and fork our own chain: only when told to
+                await self.sync_with(peer)  # a whole exchange with a current peer: we may act
+            if (not peers or self.act_alone) and now - self.started >= ALONE_AFTER and not self.caught_up:
+                # with nobody current to catch up from, acting could sign from a stale head (a
+                # replica restored from an old backup) and fork our own chain: only when told to
                 if self.act_alone:
                     self.caught_up = True
-                    self.say("Acting alone (--act-alone): no peer has confirmed our chain; this must be the first node of "
-                             "a new network.")
+                    self.currency = "--act-alone (no current peer confirmed our chain)"
+                    self.say("Acting alone (--act-alone): no current peer has confirmed our chain within "
+                             f"{ALONE_AFTER:.0f} s; this must be the first node of a new network.")
                 elif not self._said_alone:
                     self._said_alone = True
                     self.say("No peer yet: this node acts (signs, takes panel duties) only after a whole sync with one, so "
@@ -1035,6 +1110,7 @@ class Node:
             "address": self.address,
             "observer": self.observer,
             "caught_up": self.caught_up,
+            "currency": self.currency,
             "state_hash": self.store.state_hash().hex(),
             "events": sum(v for k, v in counts.items() if k != "forks"),
             "applied": counts.get("applied", 0),
@@ -1046,6 +1122,7 @@ class Node:
             "gossip_accepted": self.stats.gossip_accepted,
             "gossip_refused": self.stats.gossip_refused,
             "gossip_not_forwarded": self.stats.gossip_not_forwarded,
+            "gossip_rate_limited": self.stats.gossip_rate_limited,
             "held_back": self.stats.held_back,
             "synced_items": self.stats.synced_items,
             "sync_refused": self.stats.sync_refused,

@@ -112,8 +112,9 @@ def _covered(n: int, spans: tuple[tuple[int, int], ...]) -> bool:
     return i >= 0 and spans[i][0] <= n <= spans[i][1]
 
 
-def request_for(store, most: int = MAX_ITEMS) -> Request:
-    """This replica's frontier, as a request to a peer."""
+def request_for(store, most: int = MAX_ITEMS, rounds_below: int | None = None) -> Request:
+    """This replica's frontier, as a request to a peer.  With ``rounds_below``, rounds from that
+    one on are not named, so the peer sends those it holds: how a peer proves it is current."""
     db = store.db
     # the frontier is the top of each author's gap-free run from seq 1 (applied, invalid, excluded
     # or pending alike): what lies beyond a gap is sent again, which costs bytes, never correctness
@@ -124,6 +125,8 @@ def request_for(store, most: int = MAX_ITEMS) -> Request:
            GROUP BY author""")}
     forks = frozenset(a for (a,) in db.execute("SELECT DISTINCT author FROM forks"))
     spans = store.round_spans()
+    if rounds_below is not None:
+        spans = [(a, min(b, rounds_below - 1)) for a, b in spans if a < rounds_below]
     if len(spans) > MAX_INTERVALS:  # the rest is sent again, which costs bandwidth, never correctness
         spans = spans[:MAX_INTERVALS]
     return Request(store.assembly, have, forks, tuple(spans), most)

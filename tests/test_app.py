@@ -129,6 +129,8 @@ def test_the_sync_state_is_never_current_unless_it_is():
     assert sync_state({"peers": 0, "caught_up": False}).startswith("offline")
     assert sync_state({"peers": 0, "caught_up": True}).startswith("alone")
     assert sync_state({"peers": 2, "caught_up": False}) == "catching up from 2 peer(s)"
+    assert sync_state({"peers": 1, "caught_up": False, "currency": "Not acting yet: peer x sent no beacon round since 90."}) \
+        == "catching up from 1 peer(s). Not acting yet: peer x sent no beacon round since 90."
     assert sync_state({"peers": 2, "caught_up": True}) == "current with 2 peer(s)"
     stalled = sync_state({"peers": 2, "caught_up": True, "beacon": {"sentence": "Beacon round 37 (STALLED, 9 behind)."}})
     assert stalled.startswith("current") and "STALLED" in stalled

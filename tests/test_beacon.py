@@ -375,6 +375,29 @@ def test_dead_relay_falls_back_to_the_next():
         server.server_close()
 
 
+def test_relays_are_asked_at_once_so_a_slow_one_delays_nothing():
+    """A relay dripping its answer (cut only at its 6 s deadline) is named first; the honest
+    relay named second answers while the first still drips.  The DevBeacon's chain is DEV_CHAIN's
+    twin here: both relays serve one chain."""
+    handler = type("H", (_Hostile,), {"mode": "drip"})
+    dripping = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    dripping.daemon_threads = True
+    threading.Thread(target=dripping.serve_forever, daemon=True).start()
+    chain, secret = DevBeacon.create(1000, int(time.time()) - 5)
+    honest = serve(DevBeacon(chain, secret))
+    try:
+        relay = HttpRelay(chain, [f"http://127.0.0.1:{dripping.server_address[1]}",
+                                  f"http://127.0.0.1:{honest.server_address[1]}"], timeout=3, retries=0)
+        started = time.monotonic()
+        assert relay.fetch(2).round == 2
+        took = time.monotonic() - started
+        assert took < relay.deadline, f"the honest relay's answer waited {took:.1f} s for the dripping one"
+    finally:
+        for server in (dripping, honest):
+            server.shutdown()
+            server.server_close()
+
+
 def test_store_caches_only_verified_rounds(tmp_path):
     from p2p.tools.simulate import Simulation
     from p2p.store import ReplicaStore

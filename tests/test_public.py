@@ -174,6 +174,46 @@ def test_replayed_history_is_neither_forwarded_nor_held_against_an_honest_forwar
     assert honest.stats.gossip_accepted == 0 and honest.stats.gossip_not_forwarded == 0, honest.stats
 
 
+def test_a_peer_gossiping_faster_than_its_rate_is_ignored_past_it_without_penalty(tmp_path, small_log, monkeypatch):
+    """Per-peer rate: past its bucket (here 10 items a second, 50 at once) a peer's gossip is
+    ignored (neither judged nor forwarded, no score lost: sync repairs any gap), counted in
+    the status, and the node goes on serving: the honest peer syncs the whole log."""
+    from p2p import node as node_module
+
+    monkeypatch.setattr(node_module, "GOSSIP_ITEMS_PER_S", 10.0)
+    monkeypatch.setattr(node_module, "GOSSIP_ITEMS_BURST", 50.0)
+
+    async def play(server, hostile, honest):
+        peer = server.host.get_id()
+        assert await hostile.connect(f"{server.address}/p2p/{peer}")
+        for _ in range(100):
+            if server.router.mesh.get(server.events_topic):
+                break
+            await trio.sleep(0.1)
+        for item in small_log[1:301]:
+            await hostile.pubsub.publish(hostile.events_topic, item)
+        for _ in range(200):
+            if server.stats.gossip_rate_limited + server.stats.gossip_not_forwarded >= 300:
+                break
+            await trio.sleep(0.05)
+        play.score = server._scores().get(str(hostile.host.get_id()))
+        play.reported = (server.status()["gossip_rate_limited"], server.stats.gossip_rate_limited)
+        assert await honest.connect(f"{server.address}/p2p/{peer}")
+        for _ in range(400):
+            if honest.store.state_hash() == server.store.state_hash():
+                break
+            await trio.sleep(0.05)
+        play.honest_same = honest.store.state_hash() == server.store.state_hash()
+
+    server, stores = _two_nodes_and_a_hostile_peer(tmp_path, small_log, play)
+    stats = server.stats
+    assert 150 <= stats.gossip_rate_limited <= 300 - 50, stats
+    assert stats.gossip_rate_limited + stats.gossip_not_forwarded == 300 and stats.gossip_refused == 0, stats
+    assert play.score is not None and play.score >= 0, play.score
+    assert play.reported[0] == play.reported[1], play.reported
+    assert play.honest_same, "the honest peer did not sync the whole log"
+
+
 def test_a_refused_request_is_answered_with_a_reason_before_the_reset(tmp_path, small_log):
     """docs/sync.md: a refused request gets one frame {"refused": code, "reason": text}, then the
     stream is reset (it used to be a bare reset, and a client in another language could not tell
@@ -296,3 +336,65 @@ def test_one_authors_events_far_ahead_of_a_gap_are_held_back_past_a_budget(tmp_p
     assert play.stats.held_back >= 10 and play.held <= 3000 + 1024, (play.stats, play.held)
     assert play.stats.gossip_refused == 0, play.stats.refusals
     assert play.same, "filling the gap brought everything"
+
+
+def test_a_node_acts_only_after_a_peer_proves_it_is_current(tmp_path, small_log, monkeypatch):
+    """Stale backups: a node restored from an old backup (its newest round is 100 of the 200
+    now due) must not sign from its stale head, and a whole sync with a peer as stale as it
+    proves nothing.  A peer proves it is current by sending a round of the last minute (here 10
+    minutes: a loaded machine must not make the test late); the node asks without naming its
+    newest rounds, so a node that holds them sends them.  It acts only after the current peer's
+    exchange, and says why it waited."""
+    import time
+
+    from p2p import node as node_module
+
+    from consensus.beacon import encode_round
+    from p2p.node import Node
+    from p2p.store import ReplicaStore
+    from p2p.tools.simulate import Simulation
+
+    dev = Simulation(seed=7, reps=6).dev
+    rounds = [encode_round(dev.sign(n)) for n in range(1, 201)]
+    stores = {name: ReplicaStore.create(tmp_path / f"{name}.sqlite", small_log[0], durable=False)
+              for name in ("stale", "current", "target")}
+    monkeypatch.setattr(node_module, "CURRENT_WITHIN_S", 600.0)
+    for name, held in (("stale", rounds[:100]), ("current", rounds), ("target", rounds[:100])):
+        for item in held + small_log[1:]:
+            stores[name].add_item(item)
+        stores[name].flush()
+    stale, current = (Node(stores[n], bytes([k + 0x40]) * 32, say=lambda line: None) for k, n in enumerate(("stale", "current")))
+    said: list[str] = []
+    target = Node(stores["target"], b"\x50" * 32, say=said.append)
+    # round 200 is due now, one every 10 s: a peer must send round 140 or later
+    target.beacon_schedule = (time.time() - 1990, 1, 10.0)
+
+    async def main():
+        with trio.fail_after(120):
+            stop = trio.Event()
+            async with trio.open_nursery() as nursery:
+                await _up(nursery, stop, stale, current, target)
+                assert await target.connect(f"{stale.address}/p2p/{stale.host.get_id()}")
+                for _ in range(600):
+                    if target.currency.startswith("Not acting"):
+                        break
+                    await trio.sleep(0.05)
+                main.after_stale = (target.caught_up, target.currency)
+                assert await target.connect(f"{current.address}/p2p/{current.host.get_id()}")
+                for _ in range(600):
+                    if target.caught_up:
+                        break
+                    await trio.sleep(0.05)
+                main.after_current = (target.caught_up, target.currency)
+                stop.set()
+
+    try:
+        trio.run(main)
+    finally:
+        for s in stores.values():
+            s.close()
+    caught_up, why = main.after_stale
+    assert not caught_up and "no recent beacon round (round 140 or later)" in why, (why, said)
+    caught_up, why = main.after_current
+    assert caught_up and "which sent beacon round 200" in why, (why, said)
+    assert any(line.startswith("Acting: caught up by a whole sync with") for line in said), said

@@ -829,6 +829,8 @@ def sync_state(status: dict | None) -> str:
         state = "offline: no peer connected" if not caught_up else "alone: no peer connected (the first node of a network)"
     elif caught_up is False:
         state = f"catching up from {status['peers']} peer(s)"
+        if status.get("currency"):  # e.g. why a whole sync did not count: the peer was stale too
+            state += f". {status['currency']}"
     else:
         state = f"current with {status['peers']} peer(s)"
     if "STALLED" in beacon.upper() or "stalled" in beacon:
