@@ -6,12 +6,14 @@ so it stays small and is specified in docs/sync.md (with test vectors, tests/tes
 * **Request** (canonical CBOR map, at most ``MAX_REQUEST`` bytes)::
 
       {"assembly": 32 bytes, "have": [[author, seq], ...], "forks": [author, ...],
-       "rounds": [[first, last], ...], "max": n}
+       "rounds": [[first, last], ...], "max": n, ?"beyond": [[author, [[first, last], ...]], ...]}
 
   ``have`` is the requester's frontier: for each author, the highest seq up to which it stores
   every event (sorted by author, distinct); ``forks`` the authors whose fork proof it holds
   (informative: every version of every fork is sent anyway); ``rounds`` the intervals of
-  beacon rounds it holds (sorted, disjoint); ``max`` how many items it wants at most.
+  beacon rounds it holds (sorted, disjoint); ``max`` how many items it wants at most;
+  ``beyond`` (optional, left out when empty) the intervals of seqs it already holds past a
+  gap in an author's chain, so they are not sent again at every exchange.
 * **Response**: frames of at most ``MAX_FRAME`` bytes, each a CBOR array of items (beacon rounds
   ``[round, signature, previous]`` first, then signed events by author and seq, then every
   further version of every fork: evidence a certificate may have decided, docs/finality.md); an
@@ -26,7 +28,7 @@ trusts nothing but framing sizes, and those are checked before decoding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 from consensus import cbor
@@ -47,15 +49,20 @@ class Request:
     forks: frozenset[bytes]
     rounds: tuple[tuple[int, int], ...]
     max: int = MAX_ITEMS
+    #: author -> intervals of seqs held past a gap in its chain (not to be sent again)
+    beyond: dict = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        return cbor.encode({
+        body = {
             "assembly": self.assembly,
             "have": [[a, s] for a, s in sorted(self.have.items())],
             "forks": sorted(self.forks),
             "rounds": [list(r) for r in self.rounds],
             "max": self.max,
-        })
+        }
+        if self.beyond:  # optional: a request without it is byte for byte what it always was
+            body["beyond"] = [[a, [list(r) for r in spans]] for a, spans in sorted(self.beyond.items())]
+        return cbor.encode(body)
 
 
 def decode_request(data: bytes) -> Request:
@@ -63,8 +70,9 @@ def decode_request(data: bytes) -> Request:
     if type(data) is not bytes or len(data) > MAX_REQUEST:
         raise reject("sync_bad_request", f"A sync request must be at most {MAX_REQUEST} bytes.")
     value = cbor.decode(data, what="sync request")
-    if type(value) is not dict or set(value) != {"assembly", "have", "forks", "rounds", "max"}:
-        raise reject("sync_bad_request", "A sync request is a map of assembly, have, forks, rounds and max.")
+    if type(value) is not dict or set(value) - {"beyond"} != {"assembly", "have", "forks", "rounds", "max"}:
+        raise reject("sync_bad_request", "A sync request is a map of assembly, have, forks, rounds and max (and "
+                                         "optionally beyond).")
     assembly, have, forks, rounds, most = (value[k] for k in ("assembly", "have", "forks", "rounds", "max"))
     if type(assembly) is not bytes or len(assembly) != 32:
         raise reject("sync_bad_request", "A sync request names its assembly by a 32-byte id.")
@@ -86,7 +94,30 @@ def decode_request(data: bytes) -> Request:
         raise reject("sync_bad_request", "A sync request's round intervals must be sorted and disjoint.")
     if type(most) is not int or not 1 <= most <= MAX_ITEMS:
         raise reject("sync_bad_request", f"A sync request asks for 1 to {MAX_ITEMS} items.")
-    return Request(assembly, {a: s for a, s in have}, frozenset(forks), tuple((r[0], r[1]) for r in rounds), most)
+    frontier = {a: s for a, s in have}
+    return Request(assembly, frontier, frozenset(forks), tuple((r[0], r[1]) for r in rounds), most,
+                   _decode_beyond(value.get("beyond", []), frontier))
+
+
+def _decode_beyond(beyond, frontier: dict[bytes, int]) -> dict[bytes, tuple[tuple[int, int], ...]]:
+    """The optional ``beyond``: per author (sorted, each once) sorted disjoint seq intervals past
+    that author's frontier, at most ``MAX_INTERVALS`` in all."""
+    problem = ("A sync request's beyond lists [author, [[first, last], ...]] with sorted, disjoint intervals past the "
+               f"author's frontier, at most {MAX_INTERVALS} in all.")
+    if type(beyond) is not list or any(type(p) is not list or len(p) != 2 or type(p[0]) is not bytes or len(p[0]) != 32
+                                       or type(p[1]) is not list or not p[1] for p in beyond):
+        raise reject("sync_bad_request", problem)
+    authors = [p[0] for p in beyond]
+    if authors != sorted(set(authors)) or sum(len(p[1]) for p in beyond) > MAX_INTERVALS:
+        raise reject("sync_bad_request", problem)
+    out = {}
+    for author, spans in beyond:
+        if any(type(r) is not list or len(r) != 2 or any(type(x) is not int for x in r) or not r[0] <= r[1] for r in spans):
+            raise reject("sync_bad_request", problem)
+        if spans[0][0] <= frontier.get(author, 0) + 1 or any(a[1] + 1 >= b[0] for a, b in zip(spans, spans[1:])):
+            raise reject("sync_bad_request", problem)  # past the gap (so the gap is asked for), disjoint, not adjacent
+        out[author] = tuple((r[0], r[1]) for r in spans)
+    return out
 
 
 def intervals(numbers: list[int], limit: int = MAX_INTERVALS) -> tuple[tuple[int, int], ...]:
@@ -129,7 +160,19 @@ def request_for(store, most: int = MAX_ITEMS, rounds_below: int | None = None) -
         spans = [(a, min(b, rounds_below - 1)) for a, b in spans if a < rounds_below]
     if len(spans) > MAX_INTERVALS:  # the rest is sent again, which costs bandwidth, never correctness
         spans = spans[:MAX_INTERVALS]
-    return Request(store.assembly, have, forks, tuple(spans), most)
+    # what we hold past a gap waits there (pending, found by the status index): named so that it
+    # is not sent again at every exchange.  Past MAX_INTERVALS intervals the rest is sent again.
+    held: dict[bytes, list[int]] = {}
+    for author, seq in db.execute("SELECT author, seq FROM events WHERE status = 'pending' ORDER BY author, seq"):
+        if seq > have.get(author, 0) + 1:
+            held.setdefault(author, []).append(seq)
+    beyond, room = {}, MAX_INTERVALS
+    for author in sorted(held):
+        if room <= 0:
+            break
+        beyond[author] = intervals(held[author], room)
+        room -= len(beyond[author])
+    return Request(store.assembly, have, forks, tuple(spans), most, beyond)
 
 
 def missing(store, request: Request) -> Iterator[bytes]:
@@ -167,17 +210,23 @@ def missing(store, request: Request) -> Iterator[bytes]:
     charter = store.assembly
     for author, top in db.execute("SELECT author, max(seq) FROM events GROUP BY author ORDER BY author").fetchall():
         after = request.have.get(author, 0)
-        while budget > 0 and top > after:
-            rows = db.execute("SELECT seq, wire FROM events WHERE author = ? AND seq > ? AND id != ? ORDER BY seq LIMIT ?",
-                              [author, after, charter, min(budget, PAGE)]).fetchall()
-            for seq, wire in rows:
-                budget -= 1
-                yield wire
-            if len(rows) < PAGE:
+        # the seqs past the peer's frontier but for those it holds past a gap: [after+1, first-1], …
+        for first, last in [*request.beyond.get(author, ()), (None, None)]:
+            high = first - 1 if first is not None else top
+            while budget > 0 and after < high:
+                rows = db.execute("SELECT seq, wire FROM events WHERE author = ? AND seq > ? AND seq <= ? AND id != ? "
+                                  "ORDER BY seq LIMIT ?", [author, after, high, charter, min(budget, PAGE)]).fetchall()
+                for seq, wire in rows:
+                    budget -= 1
+                    yield wire
+                if len(rows) < PAGE:
+                    break
+                after = rows[-1][0]
+            if budget <= 0:
+                return
+            if last is None or last >= top:
                 break
-            after = rows[-1][0]
-        if budget <= 0:
-            return
+            after = max(after, last)
     # every version of every fork, even to a peer that holds a fork proof of that author: it may
     # lack another version, and an equivocator's versions are evidence a certificate may have
     # decided (docs/finality.md); they are few and bounded, so resending them costs little

@@ -48,11 +48,16 @@ def test_the_sync_specs_vectors_are_what_the_node_reads_and_writes():
     from p2p.documents import replay_log
 
     v = _vectors("sync.md")
-    assert set(v) == {"request", "frame", "end", "refusal"}, v.keys()
+    assert set(v) == {"request", "request_beyond", "frame", "end", "refusal"}, v.keys()
     request = sync.decode_request(v["request"])
     assert request == sync.Request(bytes(range(32)), {b"\xaa" * 32: 3}, frozenset(), ((1, 10), (12, 12)), 100)
     assert request.encode() == v["request"] and len(v["request"]) == 113
     assert encode_varint_prefixed(v["request"])[:1] == b"\x71"
+    beyond = sync.decode_request(v["request_beyond"])
+    assert beyond == sync.Request(bytes(range(32)), {b"\xaa" * 32: 3}, frozenset(), ((1, 10), (12, 12)), 100,
+                                  {b"\xaa" * 32: ((6, 9),), b"\xbb" * 32: ((2, 2),)})
+    assert beyond.encode() == v["request_beyond"] and len(v["request_beyond"]) == 199
+    assert encode_varint_prefixed(v["request_beyond"])[:2] == b"\xc7\x01"
     (item,) = sync.decode_frame(v["frame"], 1 << 16)
     assert next(sync.frames(iter([item]))) == v["frame"] and item[:1] == b"\x83"
     chain = replay_log(ROOT / "tests" / "vectors" / "demo-run.log").charter.beacon

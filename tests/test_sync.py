@@ -27,7 +27,7 @@ def store_with(path, items, charter):
 
 def exchange(source, target, most=sync.MAX_ITEMS, limit=100):
     """Sync ``target`` from ``source`` until it learns nothing new; returns the items it stored.
-    (Events beyond a gap that neither side can fill are sent again each time: bytes, not state.)"""
+    (Events the target holds beyond a gap are named in its request, so they are not sent again.)"""
     sent = 0
     for _ in range(limit):
         request = sync.decode_request(sync.request_for(target, most).encode())
@@ -100,6 +100,13 @@ A32 = b"a" * 32
     ({"assembly": A32, "have": [], "forks": [], "rounds": [[5, 9], [9, 12]], "max": 5}, "disjoint"),
     ({"assembly": A32, "have": [], "forks": [], "rounds": [[0, 3]], "max": 5}, "intervals"),
     ({"assembly": A32, "have": [], "forks": [], "rounds": [], "max": 0}, "items"),
+    ({"assembly": A32, "have": [], "forks": [], "rounds": [], "max": 5, "more": 1}, "map of"),
+    ({"assembly": A32, "have": [], "forks": [], "rounds": [], "max": 5, "beyond": [[A32, []]]}, "beyond"),
+    ({"assembly": A32, "have": [[A32, 4]], "forks": [], "rounds": [], "max": 5, "beyond": [[A32, [[5, 9]]]]}, "past"),
+    ({"assembly": A32, "have": [], "forks": [], "rounds": [], "max": 5, "beyond": [[A32, [[3, 4], [5, 9]]]]}, "disjoint"),
+    ({"assembly": A32, "have": [], "forks": [], "rounds": [], "max": 5, "beyond": [[A32, [[3, 2]]]]}, "intervals"),
+    ({"assembly": A32, "have": [], "forks": [], "rounds": [], "max": 5,
+      "beyond": [[A32, [[2 * k + 3, 2 * k + 3] for k in range(sync.MAX_INTERVALS + 1)]]]}, "at most"),
 ])
 def test_malformed_requests_are_refused_with_reasons(value, fragment):
     from consensus import cbor
@@ -116,6 +123,62 @@ def test_arbitrary_bytes_are_refused_not_crashed_on(data):
             decode(data)
         except InvalidInput:
             pass
+
+
+def _head(wire: bytes) -> tuple[bytes, int]:
+    from consensus.events import split_wire
+
+    fields = split_wire(wire, 1 << 16)[2]
+    return bytes(fields["author"]), fields["seq"]
+
+
+def test_events_held_past_a_gap_are_named_and_not_sent_again(tmp_path, small_log):
+    """A replica holding one author's later events but not the start of its chain used to get
+    them all again at every exchange (only the gap-free run was named).  Now the request names
+    them (``beyond``) and the server sends only the gap; once it is filled, nothing more."""
+    charter, events = small_log[0], small_log[1:]
+    author = _head(events[0])[0]
+    chain = [e for e in events if _head(e)[0] == author]
+    source = store_with(tmp_path / "source.sqlite", events, charter)
+    target = store_with(tmp_path / "target.sqlite", chain[5:40], charter)  # seqs 6..40 of this author wait
+    request = sync.decode_request(sync.request_for(target).encode())
+    assert request.beyond == {author: ((6, 40),)}, request.beyond
+    sent = [_head(w) for w in sync.missing(source, request) if w[:1] != b"\x83"]
+    resent = [seq for a, seq in sent if a == author and 6 <= seq <= 40]
+    assert not resent, f"events the requester holds past its gap were sent again: {resent}"
+    assert sorted(seq for a, seq in sent if a == author) == [1, 2, 3, 4, 5] + list(range(41, len(chain) + 1))
+    exchange(source, target)
+    assert target.state_hash() == source.state_hash()
+    assert sync.request_for(target).beyond == {}
+
+
+@pytest.fixture(scope="module")
+def one_chain(small_log, tmp_path_factory):
+    """A store with the whole small log, and one author's first 30 events."""
+    author = _head(small_log[1])[0]
+    chain = [e for e in small_log[1:] if _head(e)[0] == author][:30]
+    source = store_with(tmp_path_factory.mktemp("source") / "s.sqlite", small_log[1:], small_log[0])
+    return source, chain, tmp_path_factory.mktemp("held"), small_log[0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(held=st.sets(st.integers(min_value=1, max_value=30), max_size=30))
+def test_what_is_sent_of_a_chain_is_exactly_what_the_requester_lacks(one_chain, held):
+    """For any set of one author's events held (so any gaps), a real replica's request and a real
+    server send exactly the events of that chain the requester lacks: ``have`` and ``beyond``
+    together name what it holds."""
+    import uuid
+
+    source, chain, folder, charter = one_chain
+    target = store_with(folder / f"{uuid.uuid4().hex}.sqlite", [chain[n - 1] for n in sorted(held)], charter)
+    try:
+        request = sync.decode_request(sync.request_for(target).encode())
+        author = _head(chain[0])[0]
+        sent = sorted(seq for a, seq in (_head(w) for w in sync.missing(source, request) if w[:1] != b"\x83")
+                      if a == author and seq <= 30)
+        assert sent == [n for n in range(1, 31) if n not in held], (sorted(held), request.have.get(author), request.beyond)
+    finally:
+        target.close()
 
 
 def test_oversized_requests_and_frames_are_refused_before_decoding():
