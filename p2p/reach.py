@@ -10,10 +10,13 @@ connection, which proves what matters: the port accepts connections from another
 
 * The **requester** sends one frame: the canonical CBOR array of the ``/ip4/…/tcp/…`` addresses
   it listens on (at most 8).
-* The **server** dials only addresses whose IP is the one it sees the request come from (it
-  cannot be made to scan someone else; ``0.0.0.0`` stands for that IP), each with a 5 s
-  timeout, and answers one frame:
-  ``{"reached": address or null, "why": text}``.  It answers each peer at most once a minute.
+* The **server** dials the named ports only at the IP it sees the request come from (it cannot
+  be made to scan someone else), each with a 5 s timeout, and answers one frame:
+  ``{"reached": address or null, "why": text, "observed": that IP}``.  It answers each peer at
+  most once a minute.  Behind a home router the requester names its private address, but the
+  request comes from the router's public one: dialling that IP at the named port is what tells
+  whether the router forwards the port (measured between namespaces with a real NAT:
+  docs/network.md).
 * The requester asks up to three peers and keeps a verdict: reachable as soon as one reached it,
   unreachable when every one that answered could not.
 """
@@ -55,8 +58,11 @@ def sentence(verdict: dict) -> str:
         return f"Other nodes can connect to this node (at {verdict['address']}, checked by {verdict['checked_by']} peer(s))."
     if state == "unreachable":
         port = verdict.get("port")
+        seen = verdict.get("seen_as")
         return ("Other nodes cannot connect to this node: it makes outgoing connections only. That is enough to take part, "
-                "but it serves no one. To serve others, forward TCP port "
+                "but it serves no one. "
+                + (f"Its peers see it at {seen}, which is not its own address: it is behind a router (NAT). " if seen else "")
+                + "To serve others, forward TCP port "
                 + (f"{port} " if port else "")
                 + "on your router to this computer (and allow it in the firewall), or run the node where it has a public "
                 "address; set \"listen\" in the profile's settings to the address to listen on.")
@@ -73,6 +79,7 @@ class Reach:
         self.verdict: dict = {"state": "unknown"}
         self._answered: dict[str, float] = {}  # peer -> when we last dialled it back
         self._asked: dict[str, bool] = {}  # peer -> whether it reached us
+        self._observed: str | None = None  # the IP our peers see our connections come from
 
     # ---------------------------------------------------------------- server
 
@@ -100,19 +107,20 @@ class Reach:
             await self.node._reset(stream)
 
     async def _dial_back(self, addresses: list[tuple[str, int]], observed: str | None) -> dict:
-        # only the IP the request came from is dialled ("0.0.0.0": every interface, so that one)
-        mine = [(observed, port) for ip, port in addresses if observed and ip in (observed, "0.0.0.0")]
-        if not mine:
-            return {"reached": None, "why": "no address you named is the one your request came from"}
-        for ip, port in mine:
+        # only the IP the request came from is dialled, at the ports named: behind a router the
+        # named IP is a private one, and the router may forward the port from its public IP
+        ports = list(dict.fromkeys(port for _, port in addresses))
+        if not observed or not ports:
+            return {"reached": None, "why": "no TCP address was named", "observed": observed}
+        for port in ports:
             with trio.move_on_after(DIAL_TIMEOUT):
                 try:
-                    conn = await trio.open_tcp_stream(ip, port)
+                    conn = await trio.open_tcp_stream(observed, port)
                     await conn.aclose()
-                    return {"reached": f"/ip4/{ip}/tcp/{port}", "why": "connected"}
+                    return {"reached": f"/ip4/{observed}/tcp/{port}", "why": "connected", "observed": observed}
                 except OSError:
                     pass
-        return {"reached": None, "why": "no connection could be made"}
+        return {"reached": None, "why": "no connection could be made", "observed": observed}
 
     # ---------------------------------------------------------------- client
 
@@ -136,6 +144,9 @@ class Reach:
             except Exception:
                 continue  # no answer is no verdict
             if type(answer) is dict and "reached" in answer:
+                seen = answer.get("observed")
+                if type(seen) is str and len(seen) <= 64:
+                    self._observed = seen
                 if type(answer["reached"]) is str:
                     self._asked[str(peer)] = True
                     self.verdict = {"state": "reachable", "address": answer["reached"],
@@ -146,4 +157,6 @@ class Reach:
         if self._asked and not any(self._asked.values()):
             port = next((a.rsplit("/", 1)[1] for a in addresses if "/tcp/" in a), None)
             self.verdict = {"state": "unreachable", "checked_by": len(self._asked), "port": port}
+            if self._observed and not any(f"/ip4/{self._observed}/" in a for a in addresses):
+                self.verdict["seen_as"] = self._observed  # our connections come from a router's address
         return self.verdict

@@ -156,6 +156,17 @@ def warn_about_panels(args, say=print) -> None:
             "present, and may stall.")
 
 
+def _home_routers(args) -> dict[int, bool]:
+    """--behind-nat and --forward-port as ``Testnet.up``'s ``nat``."""
+    from p2p.tools.testnet import TestnetError
+
+    stray = sorted(set(args.forward_port) - set(args.behind_nat))
+    if stray:
+        raise TestnetError(f"--forward-port {stray[0]}: only a node behind a home router (--behind-nat {stray[0]}) has a "
+                           "router to forward its port.")
+    return {k: k in args.forward_port for k in args.behind_nat}
+
+
 def _testnet_behaviour(args):
     from p2p.tools.bots import Behaviour
 
@@ -249,7 +260,7 @@ def cmd_testnet(args) -> int:
     if args.action == "up":
         net.up(nodes=args.nodes, reps=args.reps, charter=args.charter, cycles=args.cycles, seed=args.seed,
                round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args), planned=args.planned,
-               bot_proposals=args.bot_proposals, netns=args.netns)
+               bot_proposals=args.bot_proposals, netns=args.netns, nat=_home_routers(args))
         print(f"Watch it with: klero testnet status --dir {args.dir}")
         return 0
     if args.action == "status":
@@ -284,7 +295,7 @@ def cmd_testnet(args) -> int:
     started = time.time()
     info = net.up(nodes=args.nodes, reps=args.reps, charter=args.charter, cycles=args.cycles, seed=args.seed,
                   round_seconds=args.round_seconds, behaviour=_testnet_behaviour(args), say=say, planned=args.planned,
-                  bot_proposals=args.bot_proposals, netns=args.netns)
+                  bot_proposals=args.bot_proposals, netns=args.netns, nat=_home_routers(args))
     planned_s = (info["last_round"] - info["round_zero"] + 1) * info["round_seconds"]
     # the run's bound: the plan, the extra cycle a reactive run may take before it counts as stalled, and slack
     extra = args.patience if args.patience is not None else net.extra_rounds(info)
@@ -380,6 +391,10 @@ def register(sub, profile_arg) -> None:
         if action in ("up", "run"):
             t.add_argument("--netns", action="store_true",
                            help="each node in a network namespace of its own (needs root): real partitions (docs/testing.md)")
+            t.add_argument("--behind-nat", type=int, action="append", default=[], metavar="K",
+                           help="with --netns: node K sits behind a home router that masquerades (needs nftables); repeatable")
+            t.add_argument("--forward-port", type=int, action="append", default=[], metavar="K",
+                           help="node K's home router forwards its port to it, as its owner would set up; repeatable")
         if action == "run":
             t.add_argument("--scenario", metavar="FILE", help="faults to make as the beacon reaches their rounds (docs/testing.md)")
             t.add_argument("--patience", type=int, metavar="ROUNDS", help="beacon rounds past the plan's last round (or the "

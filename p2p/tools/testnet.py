@@ -123,14 +123,18 @@ class Testnet:
 
     def up(self, *, nodes: int, reps: int, charter: str = "testnet", cycles: int = 4, seed: int = 1,
            round_seconds: float | None = None, behaviour=None, say=print, trace: bool = False, planned: bool = False,
-           people: tuple[str, ...] = (), bot_proposals: int = 4, typing: bool = False, netns: bool = False) -> dict:
+           people: tuple[str, ...] = (), bot_proposals: int = 4, typing: bool = False, netns: bool = False,
+           nat: dict[int, bool] | None = None) -> dict:
         """Start the nodes.  By default the bots are *reactive*: each node hosts some and they act on
         what its replica holds, panels included (``p2p.reactive``); ``planned``: the nodes publish
         a precomputed simulation instead (every node must then reach its known state hash).
 
         ``people``: profile names of persons who join as representatives beside the bots, each
         with a node of their own and no bot acting for them; the first intake then waits 20
-        rounds so they can submit for it.  ``bot_proposals``: proposals the bots submit a cycle."""
+        rounds so they can submit for it.  ``bot_proposals``: proposals the bots submit a cycle.
+
+        ``nat`` (with ``netns``): the nodes that sit behind a home router, each mapped to whether
+        the router forwards its port (``p2p.tools.netns``); node 0, the seed, cannot."""
         if nodes < 1 or reps < 2 or nodes > 64:
             raise TestnetError("A testnet has 1 to 64 nodes and at least 2 representatives.")
         if cycles < 1:
@@ -156,16 +160,21 @@ class Testnet:
         if planned and people:
             raise TestnetError("People join reactive testnets only (a planned one publishes a fixed log).")
         board = None
+        nat = {int(k): bool(v) for k, v in (nat or {}).items()}
+        if nat and not netns:
+            raise TestnetError("Home routers (--behind-nat) need a testnet in network namespaces: add --netns.")
+        if any(not 0 < k < nodes for k in nat):
+            raise TestnetError(f"Only nodes 1 to {nodes - 1} can sit behind a home router: node 0 is the seed everyone dials.")
         if netns:
-            from .netns import Switchboard, usable
+            from .netns import Switchboard, nat_usable, usable
 
-            why = usable()
+            why = usable() or (nat_usable() if nat else "")
             if why:
                 raise TestnetError(f"A testnet with real partitions needs network namespaces, but {why}.")
             if people or planned:
                 raise TestnetError("A testnet in network namespaces runs reactive bots only (a person's app reaches its node "
                                    "over 127.0.0.1, which a namespace hides).")
-            board = Switchboard(self.dir, nodes)
+            board = Switchboard(self.dir, nodes, nat)
             board.setup()
         seed_port = 0
         if planned:
@@ -194,6 +203,7 @@ class Testnet:
         info = {"charter": charter, "mode": "planned" if planned else "reactive", "nodes": [], "reps": reps,
                 "cycles": cycles, "seed": seed, "round_seconds": step, "round_zero": round_zero, "last_round": last_round,
                 "start_at": start_at, "expected_state_hash": expected, "expected": summary, "netns": nodes if board else 0,
+                "nat": {str(k): v for k, v in nat.items()},
                 "planned_items": planned_items, "started": time.time()}
         for k in range(nodes):
             extra = []
@@ -289,14 +299,17 @@ class Testnet:
             return None
         from .netns import Switchboard
 
-        return Switchboard(self.dir, info["netns"])
+        return Switchboard(self.dir, info["netns"], {int(k): v for k, v in info.get("nat", {}).items()})
 
     def _start(self, k: int, extra: list[str], start_at: float, step: float, round_zero: int, name: str = "",
                board=None) -> dict:
         """Start node ``k`` (in its network namespace when ``board`` is given)."""
         name = name or f"node-{k}"
         out = open(self.dir / f"{name}.out", "ab")
-        prefix, listen = (board.prefix(k), ["--listen", board.address(k)]) if board is not None else ([], [])
+        prefix, listen = [], []
+        if board is not None:
+            host, port = board.listen(k)
+            prefix, listen = board.prefix(k), ["--listen", host, *(["--port", str(port)] if port else [])]
         args = [*prefix, sys.executable, "-m", "desktop.cli", "node", "--profile", name, *listen, "--start-at", f"{start_at:.3f}",
                 "--round-seconds", str(step), "--round-zero", str(round_zero), "--sync-interval", "3", *extra]
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
@@ -305,7 +318,10 @@ class Testnet:
         while time.monotonic() < deadline:
             status = _read_json(status_path)
             if status and status.get("pid") == proc.pid and status.get("address"):
-                return {"name": name, "pid": proc.pid, "address": status["address"], "status": str(status_path)}
+                address = status["address"]
+                if board is not None and k in board.nat:  # others dial its router (which may forward the port)
+                    address = address.replace(f"/ip4/{board.listen(k)[0]}/", f"/ip4/{board.address(k)}/")
+                return {"name": name, "pid": proc.pid, "address": address, "status": str(status_path)}
             if proc.poll() is not None:
                 raise TestnetError(f"{name} exited at start; see {self.dir / f'{name}.out'}.")
             time.sleep(0.1)
