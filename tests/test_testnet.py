@@ -322,6 +322,17 @@ def test_a_scenario_naming_a_node_the_testnet_lacks_is_refused_before_it_starts(
     assert not (tmp_path / "net").exists(), "nothing started"
 
 
+@pytest.mark.parametrize("args, words", [
+    (["--forward-port", "2"], "only a node behind a home router (--behind-nat 2)"),
+    (["--behind-nat", "2"], "need a testnet in network namespaces: add --netns"),
+    (["--netns", "--behind-nat", "0"], "node 0 is the seed everyone dials"),
+])
+def test_home_routers_asked_for_wrongly_get_a_sentence_before_anything_starts(tmp_path, args, words):
+    done = klero("testnet", "up", "--dir", tmp_path / "net", "--nodes", 3, *args)
+    assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "net" / "testnet.json").exists(), "nothing started"
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
@@ -405,6 +416,9 @@ def test_nodes_behind_home_routers_take_part_and_are_told_whether_others_can_con
         for words in ("cannot connect to this node", f"see it at {board.address(2)}", "behind a router", f"forward TCP port {NAT_PORT}"):
             assert words in seen[2]["sentence"], seen[2]["sentence"]
         assert seen[3]["address"] == f"/ip4/{board.address(3)}/tcp/{NAT_PORT}", seen[3]
+        rows = {r["name"]: (r["home_router"], r["reach"]) for r in net.status()}
+        assert rows == {"node-0": (None, "reachable"), "node-1": (None, "reachable"), "node-2": ("not forwarded", "unreachable"),
+                        "node-3": ("forwarded", "reachable")}, rows
         outcome = net.wait(timeout=240, say=lambda line: None)
         assert outcome and not outcome.stalled, outcome.why
     finally:

@@ -213,6 +213,10 @@ def _print_testnet(rows, expected: str | None) -> None:
     faults = rows[0].get("faults") if rows else None
     if faults:
         print("Link faults: " + "; ".join(faults) + ".")
+    routed = [r for r in rows if r.get("home_router")]
+    if routed:
+        print("Behind home routers: " + "; ".join(
+            f"{r['name']} (port {r['home_router']}): {r.get('reach') or 'not checked yet'}" for r in routed) + ".")
     waiting = next((r for r in rows if r["running"] and r.get("waiting")), None)
     if waiting:
         silent = waiting.get("waiting_on") or []

@@ -139,6 +139,11 @@ class Testnet:
             raise TestnetError("A testnet has 1 to 64 nodes and at least 2 representatives.")
         if cycles < 1:
             raise TestnetError("A testnet runs at least one cycle.")
+        nat = {int(k): bool(v) for k, v in (nat or {}).items()}
+        if nat and not netns:
+            raise TestnetError("Home routers (--behind-nat) need a testnet in network namespaces: add --netns.")
+        if any(not 0 < k < nodes for k in nat):
+            raise TestnetError(f"Only nodes 1 to {nodes - 1} can sit behind a home router: node 0 is the seed everyone dials.")
         if self.info_path.exists() and any(_ours(n) for n in self.info().get("nodes", [])):
             raise TestnetError(f"A testnet is already running in {self.dir}; stop it with `klero testnet down --dir {self.dir}`.")
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -160,11 +165,6 @@ class Testnet:
         if planned and people:
             raise TestnetError("People join reactive testnets only (a planned one publishes a fixed log).")
         board = None
-        nat = {int(k): bool(v) for k, v in (nat or {}).items()}
-        if nat and not netns:
-            raise TestnetError("Home routers (--behind-nat) need a testnet in network namespaces: add --netns.")
-        if any(not 0 < k < nodes for k in nat):
-            raise TestnetError(f"Only nodes 1 to {nodes - 1} can sit behind a home router: node 0 is the seed everyone dials.")
         if netns:
             from .netns import Switchboard, nat_usable, usable
 
@@ -358,6 +358,8 @@ class Testnet:
                 "waiting": s.get("waiting", ""), "waiting_on": [self._who(key, info) for key in s.get("waiting_on", [])],
                 "round_of": info["last_round"], "round_seconds": info["round_seconds"], "beacon_end": stopped_at, "due_round": due,
                 "cycles_asked": info["cycles"], "faults": faults,
+                "reach": (s.get("reachable") or {}).get("state"),
+                "home_router": {True: "forwarded", False: "not forwarded"}.get(info.get("nat", {}).get(str(k))),
             })
         return rows
 
