@@ -32,7 +32,6 @@ import trio
 
 from consensus import cbor
 from consensus.errors import InvalidInput, KleroError
-from consensus.events import split_wire
 
 from . import sync
 from .store import ReplicaStore
@@ -391,23 +390,8 @@ class Node:
 
     def _pending_full(self, data: bytes, limit: int) -> bool:
         """Would this event wait for a gap in its author's chain, with that author's waiting
-        events already past ``PENDING_BYTES_PER_AUTHOR``?  The replica holds up to 4,096 events
-        of one author ahead of a gap (64 KiB each: one key could fill 256 MiB); the node holds
-        back more than a few MiB of them.  Which waiting events a node holds is no part of its
-        state, so this changes no state hash."""
-        if data[:1] != b"\x82" or not self.store.replica.pending:
-            return False  # (the usual case costs no decoding: nobody's events wait)
-        try:
-            _, _, fields = split_wire(data, limit)
-            author, seq = fields["author"], fields["seq"]
-        except Exception:
-            return False  # the replica judges it, with its reason
-        if type(author) is not bytes or type(seq) is not int:
-            return False
-        head = self.store.replica.heads.get(author)
-        if seq <= (head.seq if head else 0) + 1 or author not in self.store.replica.pending:
-            return False
-        return self.store.pending_bytes(author) + len(data) > PENDING_BYTES_PER_AUTHOR
+        events already past ``PENDING_BYTES_PER_AUTHOR``?  (``ReplicaStore.holds_back``.)"""
+        return self.store.holds_back(data, PENDING_BYTES_PER_AUTHOR)
 
     def _trace_item(self, data: bytes) -> None:
         import hashlib

@@ -389,6 +389,61 @@ class ReplicaStore:
             )
         return True
 
+    def holds_back(self, data: bytes, budget: int) -> bool:
+        """Would this event wait for a gap in its author's chain, with that author's waiting
+        events already past ``budget`` bytes?  The replica holds up to 4,096 events of one author
+        ahead of a gap (64 KiB each: one key could fill 256 MiB); a node holds back more than a
+        few MiB of them.  Which waiting events a replica holds is no part of its state, so this
+        changes no state hash."""
+        if data[:1] != b"\x82" or not self.replica.pending:
+            return False  # (the usual case costs no decoding: nobody's events wait)
+        head = self._author_seq(data)
+        if head is None:
+            return False  # the replica judges it, with its reason
+        author, seq = head
+        known = self.replica.heads.get(author)
+        if seq <= (known.seq if known else 0) + 1 or author not in self.replica.pending:
+            return False
+        return self.pending_bytes(author) + len(data) > budget
+
+    def ahead_guard(self, budget: int) -> Callable[[bytes], bool]:
+        """:meth:`holds_back` for a stream of items read ahead of being applied (an import: the
+        pipeline checks signatures far ahead of the replica, so the replica's pending set lags).
+        It follows each author's chain through the stream itself: an event past the top of its
+        author's chain so far counts against the budget.  A log in chain order (as exported)
+        holds back only what truly waits; one out of order may hold back more, which a second
+        import brings."""
+        tops: dict[bytes, int] = {}
+        ahead: dict[bytes, int] = {}
+
+        def holds(data: bytes) -> bool:
+            head = self._author_seq(data) if data[:1] == b"\x82" else None
+            if head is None:
+                return False
+            author, seq = head
+            known = self.replica.heads.get(author)
+            top = tops.get(author, known.seq if known else 0)
+            if seq <= top + 1:
+                tops[author] = max(top, seq)
+                return False
+            waiting = ahead[author] if author in ahead else self.pending_bytes(author)
+            if waiting + len(data) > budget:
+                return True
+            ahead[author] = waiting + len(data)
+            return False
+
+        return holds
+
+    def _author_seq(self, data: bytes) -> tuple[bytes, int] | None:
+        from consensus.events import split_wire
+
+        try:
+            _, _, fields = split_wire(data, self.replica.limits.max_event_bytes)
+            author, seq = fields["author"], fields["seq"]
+        except Exception:
+            return None
+        return (author, seq) if type(author) is bytes and type(seq) is int else None
+
     def pending_bytes(self, author: bytes) -> int:
         """Bytes of ``author``'s events waiting for a gap in its chain (stored and buffered)."""
         stored = self.db.execute("SELECT coalesce(sum(length(wire)), 0) FROM events WHERE author = ? AND status = ?",

@@ -386,3 +386,35 @@ def test_status_reads_a_profile_on_a_read_only_disk(tmp_path, log):
         assert state and state[0] in done.stdout
     finally:
         sp.run(["umount", str(folder)], capture_output=True)
+
+
+def test_an_import_holds_back_one_authors_events_far_ahead_of_a_gap(klero_home, small_log, tmp_path, capsys, monkeypatch):
+    """Issue 17: the node held back more than 8 MiB of one author's events waiting for a gap,
+    but ``klero import`` did not.  A log holding one author's events without the start of the
+    chain is imported up to the budget (here 3 KB), the rest held back with a sentence; once the
+    gap is filled, importing it again brings the rest, and the state is whole."""
+    from consensus.events import split_wire
+    from p2p import node as node_module
+    from p2p.store import ReplicaStore
+
+    monkeypatch.setattr(node_module, "PENDING_BYTES_PER_AUTHOR", 3000)
+    author_of = lambda w: split_wire(w, 1 << 16)[2]["author"]
+    author = author_of(small_log[1])
+    chain = [w for w in small_log[1:] if author_of(w) == author]
+    ahead, start = tmp_path / "ahead.log", tmp_path / "start.log"
+    write_log(ahead, [small_log[0], *chain[2:]])
+    write_log(start, [small_log[0], *chain[:2]])
+    assert main(["init", "--profile", "alice", "--kdf", "interactive"]) == 0
+    capsys.readouterr()
+    assert main(["import", "--profile", "alice", str(ahead)]) == 0
+    out = capsys.readouterr().out
+    assert "Held back" in out and "Import a log that fills the gap first" in out, out
+    assert main(["import", "--profile", "alice", str(start)]) == 0
+    assert main(["import", "--profile", "alice", str(ahead)]) == 0
+    assert "Held back" not in capsys.readouterr().out
+    from p2p import profile
+
+    with ReplicaStore(profile.existing("alice").replica_path) as store:
+        assert store.counts().get("pending", 0) == 0
+        heads = store.replica.heads
+        assert heads[author].seq == len(chain), (heads[author], len(chain))

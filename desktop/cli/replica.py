@@ -36,6 +36,7 @@ def cmd_import(args) -> int:
     from p2p import profile
     from p2p.audit import LogError, find_charters
     from p2p.logfile import LogDamage, read_items
+    from p2p.node import PENDING_BYTES_PER_AUTHOR
     from p2p.store import ReplicaStore
 
     p = profile.existing(args.profile)
@@ -62,12 +63,18 @@ def cmd_import(args) -> int:
     damage = None
     show = progress("Importing")
 
+    held_back = 0
+    holds = store.ahead_guard(PENDING_BYTES_PER_AUTHOR)  # as a node holds back (p2p/node.py)
+
     def wires():
-        nonlocal damage
+        nonlocal damage, held_back
         for item in read_items(path):
             if isinstance(item, LogDamage):
                 damage = item
                 return
+            if holds(item[2]):
+                held_back += 1
+                continue
             yield item[2]
 
     with store:
@@ -86,6 +93,10 @@ def cmd_import(args) -> int:
         print(f"Imported {path} into profile {p.name!r}: {summary}.")
         if reasons:
             print("Rejected, by reason: " + "; ".join(f"{n} {code} (e.g. {why})" for code, (n, why) in sorted(reasons.items())) + ".")
+        if held_back:
+            print(f"Held back {held_back} event(s) far ahead of their author's chain: more than {PENDING_BYTES_PER_AUTHOR >> 20} "
+                  "MiB of one author's events already wait for a gap. Import a log that fills the gap first (or let the "
+                  "node sync it), then import this one again.")
         print(f"State hash: {store.state_hash().hex()}")
     if damage:
         print(f"Stopped early: {damage.reason}", file=sys.stderr)
