@@ -63,13 +63,14 @@ PENDING_BYTES_PER_AUTHOR = 8 << 20
 #: one at a time; more are reset unread, before their up to 4 MiB are decoded)
 SYNC_SERVING = 4
 SYNC_SERVING_PER_PEER = 1
-#: peers remembered with a negative score (``penalised``, ``score_causes``): the status stays bounded
 #: gossip one peer may forward to us, sustained and in a burst, in items and bytes.  Far above
 #: what an honest peer relays for a city (800 representatives); past it the peer's messages are
 #: ignored for a moment (neither judged nor forwarded, no penalty: sync repairs any gap), so
 #: one peer cannot take the whole event loop with items that are cheap to send
 GOSSIP_ITEMS_PER_S, GOSSIP_ITEMS_BURST = 1_000.0, 5_000.0
 GOSSIP_BYTES_PER_S, GOSSIP_BYTES_BURST = float(8 << 20), float(32 << 20)
+#: peers remembered with a negative score (``penalised``, ``score_causes``) or a gossip rate: the
+#: status and the node's memory stay bounded
 PENALISED_KEPT = 256
 #: seconds a peer we dropped (too many refused items in a sync) is disconnected again if it returns
 BAN_S = 600.0
@@ -360,7 +361,7 @@ class Node:
         if len(data) > limit:
             self._refuse(source, "too_large", f"{len(data)} bytes, more than {limit}", data, peer)
             return None
-        if self._pending_full(data, limit):
+        if self.store.holds_back(data, PENDING_BYTES_PER_AUTHOR):
             # held back, not refused: sync brings it again once the author's gap is filled
             self.stats.held_back += 1
             if self.stats.held_back == 1:
@@ -387,11 +388,6 @@ class Node:
         if self._trace is not None and outcome.status != "duplicate":
             self._trace_item(data)
         return outcome.status
-
-    def _pending_full(self, data: bytes, limit: int) -> bool:
-        """Would this event wait for a gap in its author's chain, with that author's waiting
-        events already past ``PENDING_BYTES_PER_AUTHOR``?  (``ReplicaStore.holds_back``.)"""
-        return self.store.holds_back(data, PENDING_BYTES_PER_AUTHOR)
 
     def _trace_item(self, data: bytes) -> None:
         import hashlib

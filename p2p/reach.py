@@ -109,7 +109,7 @@ class Reach:
     async def _dial_back(self, addresses: list[tuple[str, int]], observed: str | None) -> dict:
         # only the IP the request came from is dialled, at the ports named: behind a router the
         # named IP is a private one, and the router may forward the port from its public IP
-        ports = list(dict.fromkeys(port for _, port in addresses))
+        ports = list(dict.fromkeys(port for _, port in addresses))[:2]  # two dials fit the answer's deadline
         if not observed or not ports:
             return {"reached": None, "why": "no TCP address was named", "observed": observed}
         for port in ports:
