@@ -32,6 +32,7 @@ def rate(fn, items, seconds: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--rounds", type=int, default=5000, help="cached rounds in the replica opened (default 5,000)")
     args = ap.parse_args()
     from nacl.signing import SigningKey
 
@@ -59,7 +60,39 @@ def main() -> None:
     ed = rate(lambda _: vk.verify(msg, sig), [None] * 100, args.seconds)
     result["ed25519_verify_per_s"] = round(ed)
     result["quicknet_round_in_ed25519_verifications"] = round(ed / result["quicknet_verify_per_s"], 1)
+    result.update(opening(dev, args.rounds))
     print("\n".join(f"{k}: {v}" for k, v in result.items()))
+
+
+def opening(dev, count: int) -> dict:
+    """What opening a replica with ``count`` cached rounds costs (issue 17): each round's MAC is
+    checked; without the folder's key (a file from elsewhere) every round is verified again."""
+    import tempfile
+
+    from consensus.beacon import encode_round
+    from p2p.store import ROUND_KEY_FILE, ReplicaStore
+    from p2p.tools.simulate import Simulation
+
+    sim = Simulation(seed=7, reps=6)
+    charter = sim.charter_wire
+    rounds = [encode_round(sim.dev.sign(n)) for n in range(1, count + 1)]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "r.sqlite"
+        with ReplicaStore.create(path, charter, durable=False) as store:
+            for item in rounds:
+                store.add_item(item)
+            store.flush()
+        timed = []
+        for forget_key in (False, False, True):
+            if forget_key:
+                (Path(folder) / ROUND_KEY_FILE).unlink()
+            start = time.perf_counter()
+            ReplicaStore(path, durable=False).close()
+            timed.append(time.perf_counter() - start)
+    with_macs, verifying = min(timed[:2]), timed[2]
+    return {"open_rounds": count, "open_ms_with_macs": round(with_macs * 1000, 1),
+            "open_ms_verifying_every_round": round(verifying * 1000, 1),
+            "open_us_per_round_with_macs": round(with_macs / count * 1e6, 2)}
 
 
 if __name__ == "__main__":

@@ -85,6 +85,40 @@ def m006_versions(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE versions (id BLOB PRIMARY KEY, author BLOB NOT NULL, seq INTEGER NOT NULL, wire BLOB NOT NULL)")
 
 
+@migrations()
+def m007_round_macs(db: sqlite_utils.Database) -> None:
+    # each cached beacon round carries a MAC under the folder's key (ReplicaStore._round_mac):
+    # rows written by something else (a forged row, a file from another machine) are verified
+    # again when the replica is opened
+    db.execute("ALTER TABLE beacon_rounds ADD COLUMN mac BLOB")
+
+
+ROUND_INSERT = ("INSERT OR IGNORE INTO beacon_rounds (chain, round, signature, previous_signature, mac) "
+                "VALUES (?, ?, ?, ?, ?)")
+#: the key that authenticates cached beacon rounds, one per folder of replicas (0600)
+ROUND_KEY_FILE = "replica-rounds.key"
+
+
+def _round_key(folder: Path, create: bool) -> bytes | None:
+    """The folder's round key (made when missing and ``create``), or None when it cannot be had."""
+    path = folder / ROUND_KEY_FILE
+    try:
+        key = path.read_bytes()
+        if len(key) == 32:
+            return key
+    except OSError:
+        pass
+    if not create:
+        return None
+    key = os.urandom(32)
+    tmp = folder / f".{ROUND_KEY_FILE}.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(key)
+    os.replace(tmp, path)  # a key that is not 32 bytes (damaged) is replaced: every round is verified again
+    return key
+
+
 class StoreError(KleroError):
     """The replica file cannot be used as asked."""
 
@@ -141,6 +175,7 @@ class ReplicaStore:
                 conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
                 self.db = sqlite_utils.Database(conn)
                 migrations.apply(self.db)
+            self._key = _round_key(self.path.parent, create=not read_only)
             self._open(_charter_wire)
         except BaseException as exc:
             if conn is not None:
@@ -167,6 +202,9 @@ class ReplicaStore:
         elif _charter_wire is not None and _charter_wire != stored:
             raise StoreError(f"{self.path} already holds another assembly.")
         self.replica = Replica(stored, ledger=self)
+        #: cached rounds of the assembly's chain whose MAC failed and whose BLS signature failed
+        #: too when verified again: dropped at opening (a forged row, a damaged file)
+        self.dropped_rounds = 0
         self._restore()
         self.flush()
 
@@ -226,7 +264,8 @@ class ReplicaStore:
                 from consensus.beacon import decode_round
 
                 rnd = decode_round(self.replica.charter.beacon, item, verify=False)  # verified by add_item
-                self._rounds.append((self.replica.charter.beacon.hash, rnd.round, rnd.signature, rnd.previous_signature))
+                self._rounds.append(self._round_row(self.replica.charter.beacon.hash, rnd.round, rnd.signature,
+                                                    rnd.previous_signature))
                 self._note_round(rnd.round)
             return outcome
         return self.replica.add(item, signature_checked=signature_checked)
@@ -269,7 +308,7 @@ class ReplicaStore:
                 "INSERT OR IGNORE INTO forks (author, seq, first, second) VALUES (?, ?, ?, ?)", self._forks
             )
             self.db.conn.executemany("INSERT OR IGNORE INTO versions VALUES (?, ?, ?, ?)", self._versions)
-            self.db.conn.executemany("INSERT OR IGNORE INTO beacon_rounds VALUES (?, ?, ?, ?)", self._rounds)
+            self.db.conn.executemany(ROUND_INSERT, self._rounds)
             rows = []
             for author in changes.authors:
                 head = r.heads.get(author)
@@ -383,11 +422,17 @@ class ReplicaStore:
             except InvalidInput:
                 return False
         with self._transaction():
-            self.db.execute(
-                "INSERT OR IGNORE INTO beacon_rounds VALUES (?, ?, ?, ?)",
-                [chain.hash, rnd.round, rnd.signature, rnd.previous_signature],
-            )
+            self.db.execute(ROUND_INSERT, self._round_row(chain.hash, rnd.round, rnd.signature, rnd.previous_signature))
         return True
+
+    def _round_mac(self, chain: bytes, number: int, signature: bytes, previous: bytes | None) -> bytes | None:
+        if self._key is None:
+            return None
+        data = chain + number.to_bytes(8, "big") + signature + (previous or b"")
+        return hashlib.blake2b(data, key=self._key, digest_size=16).digest()
+
+    def _round_row(self, chain: bytes, number: int, signature: bytes, previous: bytes | None) -> tuple:
+        return (chain, number, signature, previous, self._round_mac(chain, number, signature, previous))
 
     def holds_back(self, data: bytes, budget: int) -> bool:
         """Would this event wait for a gap in its author's chain, with that author's waiting
@@ -529,9 +574,10 @@ class ReplicaStore:
         # round forged into the file is dropped); rounds of other chains (``klero beacon fetch
         # --profile``) are a cache the assembly never reads: carried over as they are
         fresh.db.conn.executemany(
-            "INSERT OR IGNORE INTO beacon_rounds VALUES (?, ?, ?, ?)",
-            self.db.execute("SELECT chain, round, signature, previous_signature FROM beacon_rounds WHERE chain != ?",
-                            [self.replica.charter.beacon.hash]),
+            ROUND_INSERT,
+            (fresh._round_row(*row) for row in self.db.execute(
+                "SELECT chain, round, signature, previous_signature FROM beacon_rounds WHERE chain != ?",
+                [self.replica.charter.beacon.hash]).fetchall()),
         )
         fresh.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         fresh.db.conn.close()
@@ -562,9 +608,7 @@ class ReplicaStore:
             proposals=db.execute("SELECT id, author, withdrawn FROM proposals").fetchall(),
             certified=db.execute("SELECT registrar, subject FROM certifications").fetchall(),
             records=(w for (w,) in db.execute("SELECT e.wire FROM records r JOIN events e ON e.id = r.id")),
-            rounds=((n, hashlib.sha256(sig).digest()) for n, sig in db.execute(
-                "SELECT round, signature FROM beacon_rounds WHERE chain = ?", [self.replica.charter.beacon.hash]
-            )),
+            rounds=((n, hashlib.sha256(sig).digest()) for n, sig in self._authentic_rounds()),
             seconds=[w for (w,) in db.execute("SELECT second FROM forks")],
             versions=[w for (w,) in db.execute("SELECT wire FROM versions")],
             kept=db.execute(
@@ -572,6 +616,46 @@ class ReplicaStore:
                    UNION ALL SELECT author, count(*) FROM forks GROUP BY author
                    UNION ALL SELECT author, count(*) FROM versions GROUP BY author) GROUP BY author""").fetchall(),
         )
+
+    def _authentic_rounds(self) -> list[tuple[int, bytes]]:
+        """The cached rounds of the assembly's chain, (number, signature), each one this folder's
+        stores wrote (its MAC holds) or verified again now.  Verifying a year of quicknet rounds
+        at every start would take hours (2.1 ms each); checking a MAC costs about a microsecond.
+        A row without a valid MAC (forged into the file, damaged, a file from another machine or
+        from before MACs) has its BLS signature checked: a genuine one gets its MAC, a forged one
+        is dropped (counted in ``dropped_rounds``).  A read-only snapshot (``klero status``) that
+        cannot read the key trusts the file: it only displays."""
+        from consensus.beacon import BeaconRound
+        from consensus.errors import InvalidInput
+
+        chain = self.replica.charter.beacon
+        rows = self.db.execute("SELECT round, signature, previous_signature, mac FROM beacon_rounds WHERE chain = ?",
+                               [chain.hash]).fetchall()
+        if self._key is None:
+            return [(n, sig) for n, sig, _, _ in rows]
+        good, fixed, forged = [], [], []
+        for n, sig, prev, mac in rows:
+            if mac is not None and mac == self._round_mac(chain.hash, n, sig, prev):
+                good.append((n, sig))
+                continue
+            try:
+                chain.verify(BeaconRound(n, sig, prev))
+            except InvalidInput:
+                forged.append(n)
+                continue
+            good.append((n, sig))
+            fixed.append((self._round_mac(chain.hash, n, sig, prev), chain.hash, n))
+        if (fixed or forged) and not self.read_only:
+            with self._transaction():
+                self.db.conn.executemany("UPDATE beacon_rounds SET mac = ? WHERE chain = ? AND round = ?", fixed)
+                self.db.conn.executemany("DELETE FROM beacon_rounds WHERE chain = ? AND round = ?",
+                                         [(chain.hash, n) for n in forged])
+        if forged:
+            import logging
+
+            logging.getLogger(__name__).warning("dropped %d forged beacon round(s) from %s", len(forged), self.path)
+        self.dropped_rounds = len(forged)
+        return good
 
     def _transaction(self):
         return _Transaction(self.db.conn)

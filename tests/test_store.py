@@ -66,7 +66,7 @@ def test_migrations_are_named_and_recorded(tmp_path, small_log):
     path = tmp_path / "r.sqlite"
     with ReplicaStore.create(path, small_log[0]) as store:
         names = [r[0] for r in store.db.execute("SELECT name FROM _sqlite_migrations ORDER BY rowid")]
-        assert names == ["m001_raw_events", "m002_derived_state", "m003_beacon_rounds", "m004_legislative_records", "m005_peers", "m006_versions"]
+        assert names == ["m001_raw_events", "m002_derived_state", "m003_beacon_rounds", "m004_legislative_records", "m005_peers", "m006_versions", "m007_round_macs"]
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -161,6 +161,8 @@ def test_a_beacon_round_forged_into_the_file_does_not_survive_rebuild(tmp_path):
     the state is what the genuine rounds and events give."""
     from pathlib import Path
 
+    from consensus import cbor
+
     from p2p.logfile import read_items
 
     demo = [item[2] for item in read_items(Path(__file__).parent / "vectors" / "demo-run.log")]
@@ -173,10 +175,44 @@ def test_a_beacon_round_forged_into_the_file_does_not_survive_rebuild(tmp_path):
         chain = store.replica.charter.beacon.hash
         top = max(store.replica.beacon)
         # someone with write access adds a round from the future with a made-up signature
-        store.db.execute("INSERT INTO beacon_rounds VALUES (?, ?, ?, NULL)", [chain, top + 5, b"\x01" * 48])
+        store.db.execute("INSERT INTO beacon_rounds (chain, round, signature) VALUES (?, ?, ?)", [chain, top + 5, b"\x01" * 48])
+        # and changes a genuine round's signature (a damaged file looks the same)
+        store.db.execute("UPDATE beacon_rounds SET signature = ? WHERE chain = ? AND round = ?", [b"\x02" * 48, chain, top])
     with ReplicaStore(path) as store:
-        assert top + 5 in store.replica.beacon, "loaded as the file says (the file is trusted until rebuilt)"
+        # its MAC does not hold, nor its BLS signature: dropped when the file is opened
+        assert top + 5 not in store.replica.beacon and top not in store.replica.beacon
+        assert store.dropped_rounds == 2
         store.rebuild()
         assert top + 5 not in store.replica.beacon
-        assert store.state_hash() == genuine
         assert store.db.execute("SELECT count(*) FROM beacon_rounds WHERE round = ?", [top + 5]).fetchone()[0] == 0
+    with ReplicaStore(path) as store:
+        assert store.dropped_rounds == 0
+        store.add_item(next(i for i in demo if i[:1] == b"\x83" and cbor.decode_fast(i)[0] == top))
+        store.flush()
+        assert store.state_hash() == genuine, "the genuine round, synced again, gives back the genuine state"
+
+
+def test_a_replica_file_without_its_folders_key_has_every_round_verified_once(tmp_path):
+    """A replica copied from another machine (or from before rounds carried MACs) comes without
+    this folder's key: every cached round is verified again when it is opened, genuine ones get
+    their MAC, and the next opening checks MACs only."""
+    from pathlib import Path
+
+    from p2p.logfile import read_items
+    import stat
+
+    from p2p.store import ROUND_KEY_FILE
+
+    demo = [item[2] for item in read_items(Path(__file__).parent / "vectors" / "demo-run.log")]
+    path = tmp_path / "r.sqlite"
+    with ReplicaStore.create(path, demo[0]) as store:
+        for item in demo[1:]:
+            store.add_item(item)
+        store.flush()
+        genuine, rounds = store.state_hash(), len(store.replica.beacon)
+    assert stat.S_IMODE((tmp_path / ROUND_KEY_FILE).stat().st_mode) == 0o600
+    (tmp_path / ROUND_KEY_FILE).unlink()
+    with ReplicaStore(path) as store:
+        assert store.dropped_rounds == 0 and len(store.replica.beacon) == rounds and store.state_hash() == genuine
+        macs = store.db.execute("SELECT count(*) FROM beacon_rounds WHERE mac IS NOT NULL").fetchone()[0]
+    assert rounds > 10 and macs == rounds

@@ -69,6 +69,10 @@ def cmd_node(args) -> int:
         print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
 
     with ReplicaStore(p.replica_path) as store:
+        if store.dropped_rounds:
+            say(f"Dropped {store.dropped_rounds} beacon round(s) from the replica file: their signatures are forged or "
+                "damaged (someone or something wrote them into the file). Peers send the genuine ones again; `klero "
+                "rebuild` recomputes everything from the verified events and rounds.")
         if dev_secret is not None:
             from p2p.beacon import BeaconError, DevBeacon
 
