@@ -112,10 +112,13 @@ def _round_key(folder: Path, create: bool) -> bytes | None:
         return None
     key = os.urandom(32)
     tmp = folder / f".{ROUND_KEY_FILE}.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(key)
-    os.replace(tmp, path)  # a key that is not 32 bytes (damaged) is replaced: every round is verified again
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(key)
+        os.replace(tmp, path)  # a key that is not 32 bytes (damaged) is replaced: every round is verified again
+    except OSError:  # a folder we cannot write: SQLite's own files will say so with a sentence
+        return None
     return key
 
 
