@@ -105,6 +105,8 @@ def _round_key(folder: Path, create: bool) -> bytes | None:
     try:
         key = path.read_bytes()
         if len(key) == 32:
+            if create and os.name == "posix" and path.stat().st_mode & 0o077:
+                os.chmod(path, 0o600)  # the owner's only, as the replica is
             return key
     except OSError:
         pass
