@@ -279,9 +279,12 @@ def test_sigkill_loses_no_acknowledged_event(tmp_path):
             if n > len(acked):
                 stats["committed_not_acked"] += 1  # the kill landed between COMMIT and the acks
             committed = n
-            reopened = ReplicaStore(copy)
+            # killed inside create() before its first flush: the file holds no event, and at most
+            # the charter in its meta table (no event was acknowledged); create(), which the next
+            # run calls, completes it to the charter's state
+            reopened = ReplicaStore(copy) if n else ReplicaStore.create(copy, wires[0])
             try:
-                assert reopened.state_hash() == prefix_hash[n], (
+                assert reopened.state_hash() == prefix_hash[max(n, 1)], (
                     f"{rctx}: derived state restored after the kill differs from a replay of the {n} stored events"
                 )
             finally:
