@@ -129,7 +129,8 @@ def cmd_node(args) -> int:
         from p2p.service import CATCHING_UP
 
         node.service.readiness = lambda: "" if node.caught_up else (
-            f"{CATCHING_UP} with the assembly; it acts once it is current, in a few seconds. Try again then.")
+            f"{CATCHING_UP} with the assembly; it acts once it is current"
+            + (f" ({node.currency.rstrip('.')})" if node.currency else ", in a few seconds") + ". Try again then.")
 
         schedule = (args.start_at, args.round_zero, args.round_seconds) if args.start_at is not None else None
         if store.replica.charter.beacon.dev:
