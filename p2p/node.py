@@ -852,13 +852,14 @@ class Node:
             self.caught_up = True
             self.currency = f"a whole sync with {who}, which sent beacon round {newest:,} (round {due:,} or later was needed)"
         else:
-            sentence = (f"Not acting yet: peer {who} holds no recent beacon round (round {due:,} or later), so it may "
-                        "be as stale as this replica. Waiting for a current peer; --act-alone overrides.")
+            sentence = (f"{'Not current yet' if self.observer else 'Not acting yet'}: peer {who} holds no recent beacon "
+                        f"round (round {due:,} or later), so it may be as stale as this replica. Waiting for a current "
+                        "peer" + ("." if self.observer else "; --act-alone overrides."))
             if sentence != self.currency:
                 self.say(sentence)
             self.currency = sentence
             return
-        self.say(f"Acting: caught up by {self.currency}.")
+        self.say(f"{'Current' if self.observer else 'Acting'}: caught up by {self.currency}.")
 
     def _check_ahead(self, items: list[bytes]):
         """A future of the items' signature checks in the worker pool, or None for small frames
