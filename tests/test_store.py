@@ -155,36 +155,37 @@ def test_a_dev_beacon_secret_is_owner_only_even_over_an_existing_file(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_a_beacon_round_forged_into_the_file_does_not_survive_rebuild(tmp_path):
-    """Issue 17: the store trusted its own file, and rebuild copied every cached round back
-    unverified.  Rebuild now verifies the assembly's rounds again: a forged one is dropped, and
-    the state is what the genuine rounds and events give."""
+def _demo_replica(path):
+    """A replica of the demo log at ``path``: (the log's items, its state hash, chain hash, top round)."""
     from pathlib import Path
-
-    from consensus import cbor
 
     from p2p.logfile import read_items
 
     demo = [item[2] for item in read_items(Path(__file__).parent / "vectors" / "demo-run.log")]
-    path = tmp_path / "r.sqlite"
     with ReplicaStore.create(path, demo[0]) as store:
         for item in demo[1:]:
             store.add_item(item)
         store.flush()
-        genuine = store.state_hash()
-        chain = store.replica.charter.beacon.hash
-        top = max(store.replica.beacon)
+        return demo, store.state_hash(), store.replica.charter.beacon.hash, max(store.replica.beacon)
+
+
+def test_a_beacon_round_forged_or_damaged_in_the_file_is_dropped_when_it_is_opened(tmp_path):
+    """Issue 17: the store trusted its own file.  Each cached round now carries a MAC under the
+    folder's key: a row whose MAC fails is verified again when the replica is opened, and a
+    forged one is dropped (and counted); the genuine round, synced again, restores the state."""
+    from consensus import cbor
+
+    path = tmp_path / "r.sqlite"
+    demo, genuine, chain, top = _demo_replica(path)
+    with ReplicaStore(path) as store:
         # someone with write access adds a round from the future with a made-up signature
         store.db.execute("INSERT INTO beacon_rounds (chain, round, signature) VALUES (?, ?, ?)", [chain, top + 5, b"\x01" * 48])
         # and changes a genuine round's signature (a damaged file looks the same)
         store.db.execute("UPDATE beacon_rounds SET signature = ? WHERE chain = ? AND round = ?", [b"\x02" * 48, chain, top])
     with ReplicaStore(path) as store:
-        # its MAC does not hold, nor its BLS signature: dropped when the file is opened
         assert top + 5 not in store.replica.beacon and top not in store.replica.beacon
         assert store.dropped_rounds == 2
-        store.rebuild()
-        assert top + 5 not in store.replica.beacon
-        assert store.db.execute("SELECT count(*) FROM beacon_rounds WHERE round = ?", [top + 5]).fetchone()[0] == 0
+        assert store.db.execute("SELECT count(*) FROM beacon_rounds WHERE round IN (?, ?)", [top, top + 5]).fetchone()[0] == 0
     with ReplicaStore(path) as store:
         assert store.dropped_rounds == 0
         store.add_item(next(i for i in demo if i[:1] == b"\x83" and cbor.decode_fast(i)[0] == top))
@@ -192,24 +193,35 @@ def test_a_beacon_round_forged_into_the_file_does_not_survive_rebuild(tmp_path):
         assert store.state_hash() == genuine, "the genuine round, synced again, gives back the genuine state"
 
 
+def test_a_beacon_round_forged_with_the_folders_key_does_not_survive_rebuild(tmp_path):
+    """Someone who can read the key beside the file can give a forged row a valid MAC: it is
+    loaded.  ``klero rebuild`` verifies every round of the assembly's chain again and drops it."""
+    path = tmp_path / "r.sqlite"
+    demo, genuine, chain, top = _demo_replica(path)
+    with ReplicaStore(path) as store:
+        forged = store._round_row(chain, top + 5, b"\x01" * 48, None)
+        store.db.execute("INSERT INTO beacon_rounds (chain, round, signature, previous_signature, mac) VALUES (?, ?, ?, ?, ?)",
+                         forged)
+    with ReplicaStore(path) as store:
+        assert top + 5 in store.replica.beacon, "its MAC holds: loaded as the file says"
+        store.rebuild()
+        assert top + 5 not in store.replica.beacon
+        assert store.state_hash() == genuine
+        assert store.db.execute("SELECT count(*) FROM beacon_rounds WHERE round = ?", [top + 5]).fetchone()[0] == 0
+
+
 def test_a_replica_file_without_its_folders_key_has_every_round_verified_once(tmp_path):
     """A replica copied from another machine (or from before rounds carried MACs) comes without
     this folder's key: every cached round is verified again when it is opened, genuine ones get
     their MAC, and the next opening checks MACs only."""
-    from pathlib import Path
-
-    from p2p.logfile import read_items
     import stat
 
     from p2p.store import ROUND_KEY_FILE
 
-    demo = [item[2] for item in read_items(Path(__file__).parent / "vectors" / "demo-run.log")]
     path = tmp_path / "r.sqlite"
-    with ReplicaStore.create(path, demo[0]) as store:
-        for item in demo[1:]:
-            store.add_item(item)
-        store.flush()
-        genuine, rounds = store.state_hash(), len(store.replica.beacon)
+    _, genuine, chain, _ = _demo_replica(path)
+    with ReplicaStore(path) as store:
+        rounds = len(store.replica.beacon)
     assert stat.S_IMODE((tmp_path / ROUND_KEY_FILE).stat().st_mode) == 0o600
     (tmp_path / ROUND_KEY_FILE).unlink()
     with ReplicaStore(path) as store:
